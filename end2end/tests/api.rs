@@ -1,0 +1,197 @@
+//! The HTTP surface without VPN hosts: sessions, throttling, validation, and
+//! the `tollgate admin` command.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+#[tokio::test]
+async fn every_route_refuses_requests_without_a_session() {
+    let panel = TestPanel::start().await;
+    let anonymous = panel.client();
+    for (method, path) in [
+        ("GET", "/api/servers"),
+        ("POST", "/api/servers"),
+        ("GET", "/api/servers/1"),
+        ("GET", "/api/servers/1/clients"),
+        ("POST", "/api/servers/1/sync-stats"),
+        ("GET", "/api/dashboard"),
+        ("POST", "/rpc/servers"),
+        ("POST", "/rpc/dashboard"),
+        ("POST", "/rpc/add_server"),
+    ] {
+        let req = match method {
+            "GET" => anonymous.get(panel.url(path)),
+            _ => anonymous.post(panel.url(path)).json(&json!({})),
+        };
+        let res = req.header("cookie", "tollgate_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["success"], false, "{method} {path}");
+    }
+    for page in ["/", "/servers", "/servers/1"] {
+        let res = anonymous.get(panel.url(page)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(res.headers()["location"], "/login");
+    }
+    let login_page = anonymous.get(panel.url("/login")).send().await.unwrap();
+    assert_eq!(login_page.status(), StatusCode::OK);
+    assert_eq!(login_page.headers()["x-frame-options"], "DENY");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_strict_and_ends_at_logout() {
+    let panel = TestPanel::start().await;
+    let http = panel.client();
+    let res = http
+        .post(panel.url("/api/auth/login"))
+        .json(&json!({ "username": ADMIN, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("tollgate_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let token = cookie.split(';').next().unwrap().to_owned();
+
+    let (status, _) = get_json(&http, &panel.url("/api/servers")).await;
+    assert_eq!(status, StatusCode::OK);
+    let res = http.post(panel.url("/api/auth/logout")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The old token is dead on the server, not just forgotten by the client.
+    let replay = panel.client();
+    let res = replay.get(panel.url("/api/servers")).header("cookie", token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+    let panel = TestPanel::start().await;
+    let http = panel.client();
+    let (s1, b1) = post_json(&http, &panel.url("/api/auth/login"), &json!({"username": ADMIN, "password": "wrong password!"})).await;
+    let (s2, b2) = post_json(&http, &panel.url("/api/auth/login"), &json!({"username": "nobody", "password": "wrong password!"})).await;
+    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(b1, b2);
+    assert_eq!(b1["error"], "Invalid username or password.");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn logins_are_throttled_per_username_after_five_failures() {
+    let panel = TestPanel::start().await;
+    let http = panel.client();
+    let login = |password: &'static str| {
+        http.post(panel.url("/api/auth/login")).json(&json!({ "username": ADMIN, "password": password })).send()
+    };
+    for _ in 0..5 {
+        assert_eq!(login("not the password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = login(PASSWORD).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 800 && retry <= 900, "{retry}");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["kind"], "too_many_requests");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn bad_add_server_requests_name_every_problem_and_store_nothing() {
+    let panel = TestPanel::start().await;
+    let http = panel.login().await;
+    let (status, body) = post_json(
+        &http,
+        &panel.url("/api/servers"),
+        &json!({
+            "name": "x", "host": "10.0.0.1; reboot", "user": "root",
+            "private_key_path": "key", "interface": "wg0$(id)", "command_prefix": "docker exec a|b",
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"].as_str().unwrap();
+    for field in ["host:", "interface:", "command_prefix:", "absolute path"] {
+        assert!(message.contains(field), "{field} in {message}");
+    }
+    let (status, body) = post_json(&http, &panel.url("/api/servers"), &json!({"name": "x", "unknown": 1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["success"], false);
+    let res = http
+        .post(panel.url("/api/servers"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    let (_, list) = get_json(&http, &panel.url("/api/servers")).await;
+    assert_eq!(list["servers"], json!([]));
+    let (status, _) = get_json(&http, &panel.url("/api/servers/999/clients")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get_json(&http, &panel.url("/api/servers/abc")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    panel.stop().await;
+}
+
+fn tollgate(args: &[&str], database_url: &str, stdin: &str) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("TOLLGATE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn admin_create_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+
+    let (ok, out) = tollgate(&["admin", "create", "alice"], &url, "short\n");
+    assert!(!ok && out.contains("at least 12"), "{out}");
+    let (ok, out) = tollgate(&["admin", "create", "al ice"], &url, "a long enough password\n");
+    assert!(!ok && out.contains("invalid username"), "{out}");
+    let (ok, out) = tollgate(&["admin", "create", "alice"], &url, "a long enough password\n");
+    assert!(ok, "{out}");
+    let (ok, out) = tollgate(&["admin", "create", "alice"], &url, "another long password\n");
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = tollgate(&["admin", "list"], &url, "");
+    assert!(ok && out.contains("alice"), "{out}");
+
+    let mode = std::fs::metadata(dir.path().join("cli.db")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o077, 0, "the database is private to its owner");
+
+    // The panel on that database accepts exactly that password.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(tollgate::server::startup::run(listener, test_config(&url), async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let login = |password: &'static str| {
+        http.post(format!("http://{addr}/api/auth/login")).json(&json!({"username": "alice", "password": password})).send()
+    };
+    assert_eq!(login("a long enough password").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(login("another long password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

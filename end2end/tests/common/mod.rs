@@ -1,0 +1,239 @@
+//! Harness for tests against real hosts: test hosts from `end2end/testhost.sh`
+//! (wireguard-go + sshd in network namespaces) and a panel on port 0.
+
+#![allow(dead_code)]
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tollgate::server::config::Config;
+use tollgate::server::store::sqlite::SqliteStore;
+use tollgate::server::store::Store;
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "a long test password";
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("end2end/testhost.sh")
+}
+
+/// A test host N: created on `up`, removed on drop.
+pub struct TestHost {
+    pub n: u8,
+    pub env: HashMap<String, String>,
+}
+
+impl TestHost {
+    pub fn up(n: u8) -> TestHost {
+        let out = Command::new(script()).args(["up", &n.to_string()]).output().expect("run testhost.sh");
+        assert!(out.status.success(), "testhost up {n}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut host = TestHost { n, env: HashMap::new() };
+        host.reload_env();
+        host
+    }
+
+    pub fn reload_env(&mut self) {
+        let out = self.script(&["env"]);
+        self.env = out
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    }
+
+    /// Runs a testhost.sh command for this host and returns its stdout.
+    pub fn script(&self, args: &[&str]) -> String {
+        let mut all: Vec<String> = vec![args[0].to_owned(), self.n.to_string()];
+        all.extend(args[1..].iter().map(|a| a.to_string()));
+        let out = Command::new(script()).args(&all).output().expect("run testhost.sh");
+        assert!(out.status.success(), "testhost {all:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.env.get(key).map(String::as_str).unwrap_or_else(|| panic!("{key} missing from testhost env"))
+    }
+
+    /// Pings the host over the tunnel from its client.
+    pub fn ping(&self, count: u32, size: u32) {
+        self.script(&["ping", &count.to_string(), &size.to_string()]);
+    }
+
+    /// `(rx, tx)` of a peer as `wg show dump` reports it on the host right now.
+    pub fn wg_counters(&self, public_key: &str) -> (u64, u64) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", self.get("TESTHOST_NETNS"), "wg", "show", self.get("TESTHOST_IFACE"), "dump"])
+            .output()
+            .expect("wg show");
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .skip(1)
+            .find(|l| l.starts_with(public_key))
+            .unwrap_or_else(|| panic!("peer {public_key} not on host"));
+        let f: Vec<&str> = line.split('\t').collect();
+        (f[5].parse().unwrap(), f[6].parse().unwrap())
+    }
+
+    /// The body for `POST /api/servers` that adds this host.
+    pub fn add_request(&self, name: &str) -> Value {
+        json!({
+            "name": name,
+            "host": self.get("TESTHOST_ADDR"),
+            "port": 22,
+            "user": self.get("TESTHOST_SSH_USER"),
+            "private_key_path": self.get("TESTHOST_SSH_KEY"),
+            "interface": self.get("TESTHOST_IFACE"),
+            "protocol": "wireguard",
+        })
+    }
+
+    pub fn sshd_log(&self) -> String {
+        let dir = PathBuf::from(self.get("TESTHOST_SSH_KEY")).parent().unwrap().to_path_buf();
+        std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["down", &self.n.to_string()]).output();
+    }
+}
+
+/// A panel serving on 127.0.0.1:<random> with its own database.
+pub struct TestPanel {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        poll_interval: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(2),
+        ssh_connect_timeout: Duration::from_secs(3),
+        ssh_command_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(5),
+        ..Config::default()
+    }
+}
+
+impl TestPanel {
+    pub async fn start() -> TestPanel {
+        Self::start_with(|c| c).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(Config) -> Config) -> TestPanel {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("tollgate.db").display());
+        let store = SqliteStore::open(&database_url).await.unwrap();
+        let hash = tollgate::server::auth::hash_password(PASSWORD).unwrap();
+        let admin = tollgate::domain::Username::parse(ADMIN).unwrap();
+        store.create_admin(&admin, &hash, chrono::Utc::now()).await.unwrap();
+        store.close().await;
+
+        let config = adjust(test_config(&database_url));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tollgate::server::startup::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        TestPanel {
+            addr,
+            base: format!("http://{addr}"),
+            database_url,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the panel and returns how long shutdown took.
+    pub async fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        started.elapsed()
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// A client with a live session.
+    pub async fn login(&self) -> reqwest::Client {
+        let client = self.client();
+        let res = client
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({ "username": ADMIN, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "login: {}", res.text().await.unwrap());
+        client
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str) -> (StatusCode, Value) {
+    let res = client.get(url).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (StatusCode, Value) {
+    let res = client.post(url).json(body).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The client with `public_key` in `GET /api/servers/{id}/clients`.
+pub async fn client_of(panel: &TestPanel, http: &reqwest::Client, server: i64, public_key: &str) -> Value {
+    let (status, body) = get_json(http, &panel.url(&format!("/api/servers/{server}/clients"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["public_key"] == public_key)
+        .cloned()
+        .unwrap_or_else(|| panic!("client {public_key} not listed: {body}"))
+}

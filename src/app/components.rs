@@ -1,0 +1,95 @@
+//! Small pieces shared by the pages.
+
+use super::Now;
+use crate::api::ServerHealth;
+use crate::domain::status::ConnectionStatus;
+use crate::domain::time::{absolute, relative};
+use crate::error::{AppError, ErrorKind};
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+
+/// An instant: UTC text on the server and before hydration, relative
+/// ("3 min ago") after; the exact UTC time stays in the tooltip.
+#[component]
+pub fn Ago(at: Option<DateTime<Utc>>, #[prop(optional, into)] never: Option<String>) -> impl IntoView {
+    let now = use_context::<Now>();
+    match at {
+        None => view! { <span class="text-slate-400">{never.unwrap_or_else(|| "never".to_owned())}</span> }.into_any(),
+        Some(at) => {
+            let exact = absolute(at);
+            let shown = exact.clone();
+            view! {
+                <time datetime=at.to_rfc3339() title=exact>
+                    {move || match now.and_then(|n| n.0.get()) {
+                        Some(now) => relative(at, now),
+                        None => shown.clone(),
+                    }}
+                </time>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[component]
+pub fn ConnectionBadge(status: ConnectionStatus) -> impl IntoView {
+    let class = match status {
+        ConnectionStatus::Online => "bg-emerald-100 text-emerald-800 dark:bg-emerald-900/50 dark:text-emerald-300",
+        ConnectionStatus::RecentlySeen => "bg-amber-100 text-amber-800 dark:bg-amber-900/50 dark:text-amber-300",
+        ConnectionStatus::Offline => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
+        ConnectionStatus::NeverConnected => "border border-slate-300 text-slate-500 dark:border-slate-700 dark:text-slate-400",
+    };
+    view! {
+        <span data-testid="connection" data-status=format!("{status:?}")
+            class=format!("inline-flex whitespace-nowrap rounded-full px-2 py-0.5 text-xs font-medium {class}")>
+            {status.label()}
+        </span>
+    }
+}
+
+#[component]
+pub fn HealthBadge(health: ServerHealth) -> impl IntoView {
+    let class = match health {
+        ServerHealth::Ok => "bg-emerald-100 text-emerald-800 dark:bg-emerald-900/50 dark:text-emerald-300",
+        ServerHealth::Error => "bg-red-100 text-red-800 dark:bg-red-900/50 dark:text-red-300",
+        ServerHealth::Pending => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
+    };
+    view! {
+        <span data-testid="health" class=format!("inline-flex rounded-full px-2 py-0.5 text-xs font-medium {class}")>
+            {health.label()}
+        </span>
+    }
+}
+
+/// An error from a server function, with a way back to the login page when
+/// the session is gone.
+#[component]
+pub fn ErrorNote(error: AppError) -> impl IntoView {
+    let login = (error.kind == ErrorKind::Unauthorized)
+        .then(|| view! { " " <a href="/login" class="underline">"Log in again"</a> });
+    view! {
+        <p role="alert" data-testid="error"
+            class="rounded-md border border-red-300 bg-red-50 px-3 py-2 text-sm text-red-800 dark:border-red-800 dark:bg-red-950 dark:text-red-200">
+            {error.message}
+            {login}
+        </p>
+    }
+}
+
+#[component]
+pub fn Card(#[prop(into)] label: String, #[prop(into)] value: String, #[prop(into)] testid: String) -> impl IntoView {
+    view! {
+        <div class="rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+            <div class="text-sm text-slate-500 dark:text-slate-400">{label}</div>
+            <div class="mt-1 text-3xl font-semibold tabular-nums" data-testid=testid>{value}</div>
+        </div>
+    }
+}
+
+pub const TABLE: &str = "min-w-full divide-y divide-slate-200 text-sm dark:divide-slate-800";
+pub const TH: &str = "px-3 py-2 text-left font-medium text-slate-500 dark:text-slate-400";
+pub const TD: &str = "px-3 py-2 align-top";
+pub const INPUT: &str = "mt-1 w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm \
+    dark:border-slate-700 dark:bg-slate-900";
+pub const BUTTON: &str = "rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 \
+    disabled:opacity-50 dark:bg-slate-100 dark:text-slate-900 dark:hover:bg-white";

@@ -1,0 +1,58 @@
+//! The dashboard: the fleet at a glance, refreshed every 5 s.
+
+use super::components::{Ago, Card, ErrorNote, HealthBadge, TABLE, TD, TH};
+use super::{use_ticker, Page};
+use crate::api::fns::dashboard;
+use leptos::prelude::*;
+use std::time::Duration;
+
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let tick = use_ticker(Duration::from_secs(5));
+    let data = Resource::new(move || tick.get(), |_| dashboard());
+    view! {
+        <Page title="Dashboard">
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorNote error=e /> }.into_any(),
+                        Ok(d) => {
+                            let failing = if d.servers_failing > 0 {
+                                format!("{} ({} failing)", d.servers.len(), d.servers_failing)
+                            } else {
+                                d.servers.len().to_string()
+                            };
+                            view! {
+                                <div class="grid grid-cols-1 gap-4 sm:grid-cols-3">
+                                    <Card label="Online now" value=d.online.to_string() testid="total-online" />
+                                    <Card label="Clients" value=d.clients.to_string() testid="total-clients" />
+                                    <Card label="Servers" value=failing testid="total-servers" />
+                                </div>
+                                <div class="mt-6 overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+                                    <table class=TABLE>
+                                        <thead><tr>
+                                            <th class=TH>"Server"</th>
+                                            <th class=TH>"Status"</th>
+                                            <th class=TH>"Online"</th>
+                                            <th class=format!("{TH} hidden sm:table-cell")>"Last poll"</th>
+                                        </tr></thead>
+                                        <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                                            {d.servers.into_iter().map(|s| view! {
+                                                <tr>
+                                                    <td class=TD><a class="font-medium underline-offset-2 hover:underline" href=format!("/servers/{}", s.id)>{s.name}</a></td>
+                                                    <td class=TD><HealthBadge health=s.health /></td>
+                                                    <td class=format!("{TD} tabular-nums")>{format!("{} / {}", s.online, s.clients)}</td>
+                                                    <td class=format!("{TD} hidden sm:table-cell")><Ago at=s.last_poll_at /></td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                </div>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </Page>
+    }
+}

@@ -1,0 +1,102 @@
+//! The servers list and the add-server form.
+
+use super::components::{Ago, ErrorNote, HealthBadge, BUTTON, INPUT, TABLE, TD, TH};
+use super::{use_ticker, Page};
+use crate::api::fns::{list_servers, AddServer};
+use leptos::prelude::*;
+use std::time::Duration;
+
+#[component]
+pub fn ServersPage() -> impl IntoView {
+    let tick = use_ticker(Duration::from_secs(5));
+    let servers = Resource::new(move || tick.get(), |_| list_servers());
+    view! {
+        <Page title="Servers">
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match servers.await {
+                        Err(e) => view! { <ErrorNote error=e /> }.into_any(),
+                        Ok(list) if list.is_empty() => view! {
+                            <p class="text-slate-500" data-testid="no-servers">"No servers yet. Add the first one below."</p>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+                                <table class=TABLE data-testid="servers">
+                                    <thead><tr>
+                                        <th class=TH>"Name"</th>
+                                        <th class=TH>"Status"</th>
+                                        <th class=format!("{TH} hidden md:table-cell")>"Host"</th>
+                                        <th class=TH>"Online"</th>
+                                        <th class=format!("{TH} hidden sm:table-cell")>"Last poll"</th>
+                                    </tr></thead>
+                                    <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                                        {list.into_iter().map(|s| view! {
+                                            <tr data-testid="server-row" data-server-id=s.id.to_string()>
+                                                <td class=TD>
+                                                    <a class="font-medium underline-offset-2 hover:underline" href=format!("/servers/{}", s.id)>{s.name.clone()}</a>
+                                                    <div class="text-xs text-slate-500">{format!("{} · {}", s.protocol.as_str(), s.interface)}</div>
+                                                </td>
+                                                <td class=TD>
+                                                    <HealthBadge health=s.health />
+                                                    {s.last_error.clone().map(|e| view! {
+                                                        <div class="mt-1 max-w-md break-words text-xs text-red-700 dark:text-red-300" data-testid="server-error">{e}</div>
+                                                    })}
+                                                </td>
+                                                <td class=format!("{TD} hidden md:table-cell font-mono text-xs")>{format!("{}@{}:{}", s.user, s.host, s.port)}</td>
+                                                <td class=format!("{TD} tabular-nums")>{format!("{} / {}", s.online, s.clients)}</td>
+                                                <td class=format!("{TD} hidden sm:table-cell")><Ago at=s.last_poll_at /></td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+            <AddServerForm />
+        </Page>
+    }
+}
+
+/// Adding a server contacts it at once: the host key is pinned, the login
+/// and the interface are checked, and the first poll is stored.
+#[component]
+fn AddServerForm() -> impl IntoView {
+    let add = ServerAction::<AddServer>::new();
+    let error = move || add.value().get().and_then(Result::err);
+    let field = |label: &'static str, name: &'static str, placeholder: &'static str, required: bool| view! {
+        <label class="block text-sm font-medium">
+            {label}
+            <input name=name placeholder=placeholder required=required autocomplete="off" class=INPUT />
+        </label>
+    };
+    view! {
+        <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900" open=true>
+            <summary class="cursor-pointer text-lg font-semibold">"Add a WireGuard server"</summary>
+            <ActionForm action=add attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2">
+                {field("Name", "name", "Frankfurt 1", true)}
+                {field("Host", "host", "vpn1.example.org or 203.0.113.7", true)}
+                {field("SSH port", "port", "22", false)}
+                {field("SSH user", "user", "root", true)}
+                {field("WireGuard interface", "interface", "wg0", true)}
+                {field("Command prefix (optional)", "command_prefix", "docker exec amnezia-awg", false)}
+                {field("Private key file on the panel's machine", "private_key_path", "/etc/tollgate/id_ed25519", false)}
+                {field("Expected host key fingerprint (optional)", "host_key_fingerprint", "SHA256:…", false)}
+                <label class="block text-sm font-medium md:col-span-2">
+                    "…or paste the private key (stored by the panel, never shown again)"
+                    <textarea name="private_key" rows="3" autocomplete="off" spellcheck="false"
+                        class=format!("{INPUT} font-mono") placeholder="-----BEGIN OPENSSH PRIVATE KEY-----"></textarea>
+                </label>
+                <div class="md:col-span-2">
+                    {move || error().map(|e| view! { <ErrorNote error=e /> })}
+                </div>
+                <div class="md:col-span-2">
+                    <button type="submit" class=BUTTON disabled=move || add.pending().get()>
+                        {move || if add.pending().get() { "Contacting the host…" } else { "Add server" }}
+                    </button>
+                </div>
+            </ActionForm>
+        </details>
+    }
+}

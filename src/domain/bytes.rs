@@ -1,0 +1,116 @@
+//! Byte counts and their human-readable form.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A number of bytes, as counted by a VPN host or summed by Tollgate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ByteCount(u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a byte count: {0:?}")]
+pub struct ByteCountError(String);
+
+impl ByteCount {
+    pub const ZERO: ByteCount = ByteCount(0);
+
+    pub const fn new(bytes: u64) -> Self {
+        Self(bytes)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Parses a decimal count as printed by `wg` or OpenVPN (digits only).
+    pub fn parse(text: &str) -> Result<Self, ByteCountError> {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ByteCountError(truncate(text)));
+        }
+        text.parse::<u64>()
+            .map(Self)
+            .map_err(|_| ByteCountError(truncate(text)))
+    }
+
+    pub fn saturating_add(self, other: ByteCount) -> ByteCount {
+        ByteCount(self.0.saturating_add(other.0))
+    }
+
+    /// Human-readable, with 1024-based steps and the unit names admins use
+    /// ("1.5 GB" for 1,610,612,736 bytes).
+    pub fn human(self) -> String {
+        const UNITS: [&str; 6] = ["KB", "MB", "GB", "TB", "PB", "EB"];
+        if self.0 < 1024 {
+            return format!("{} B", self.0);
+        }
+        let mut value = self.0 as f64;
+        let mut unit = "B";
+        for name in UNITS {
+            if value < 1024.0 {
+                break;
+            }
+            value /= 1024.0;
+            unit = name;
+        }
+        // One decimal, but no trailing ".0" noise below 100.
+        let text = if value >= 100.0 {
+            format!("{value:.0}")
+        } else {
+            let t = format!("{value:.1}");
+            t.strip_suffix(".0").map(str::to_owned).unwrap_or(t)
+        };
+        format!("{text} {unit}")
+    }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(32).collect()
+}
+
+impl fmt::Display for ByteCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl From<u64> for ByteCount {
+    fn from(value: u64) -> Self {
+        Self(value)
+    }
+}
+
+impl std::ops::Add for ByteCount {
+    type Output = ByteCount;
+    fn add(self, rhs: ByteCount) -> ByteCount {
+        self.saturating_add(rhs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_match_what_admins_expect() {
+        assert_eq!(ByteCount::new(0).human(), "0 B");
+        assert_eq!(ByteCount::new(1023).human(), "1023 B");
+        assert_eq!(ByteCount::new(1024).human(), "1 KB");
+        assert_eq!(ByteCount::new(5572).human(), "5.4 KB");
+        assert_eq!(ByteCount::new(1_610_612_736).human(), "1.5 GB");
+        assert_eq!(ByteCount::new(3_435_973_836).human(), "3.2 GB");
+        assert_eq!(ByteCount::new(150 * 1024 * 1024).human(), "150 MB");
+        assert_eq!(ByteCount::new(u64::MAX).human(), "16 EB");
+    }
+
+    #[test]
+    fn byte_counts_parse_only_plain_digits() {
+        assert_eq!(ByteCount::parse("5540"), Ok(ByteCount::new(5540)));
+        assert_eq!(ByteCount::parse("18446744073709551615"), Ok(ByteCount::new(u64::MAX)));
+        assert!(ByteCount::parse("18446744073709551616").is_err());
+        assert!(ByteCount::parse("-1").is_err());
+        assert!(ByteCount::parse("+1").is_err());
+        assert!(ByteCount::parse("").is_err());
+        assert!(ByteCount::parse("1e3").is_err());
+    }
+}

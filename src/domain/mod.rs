@@ -1,0 +1,24 @@
+//! The pure core: domain types, parsers and policies.
+//!
+//! Nothing in here does IO, spawns tasks or touches a database; functions that
+//! depend on the clock take `now` as an argument. The module compiles for the
+//! browser too (the UI formats bytes, statuses and relative times with it).
+
+pub mod bytes;
+pub mod command;
+pub mod ids;
+pub mod keys;
+pub mod names;
+pub mod net;
+pub mod status;
+pub mod throttle;
+pub mod time;
+pub mod wg_dump;
+
+pub use bytes::ByteCount;
+pub use command::RemoteCommand;
+pub use ids::{ClientId, ServerId, UserId};
+pub use keys::PublicKey;
+pub use names::{CommandPrefix, InterfaceName, ServerName, SshUser, Username};
+pub use net::{HostAddress, IpNetwork};
+pub use status::ConnectionStatus;

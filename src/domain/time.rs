@@ -1,0 +1,46 @@
+//! Human forms of instants. The UI renders absolute UTC on the server and
+//! switches to relative text after hydration, so both forms live here.
+
+use chrono::{DateTime, Utc};
+
+/// "just now", "3 min ago", "5 h ago", "12 days ago"; "in the future" for
+/// instants after `now` by more than a minute (clock skew).
+pub fn relative(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = now.signed_duration_since(then).num_seconds();
+    if secs < -60 {
+        return "in the future".to_owned();
+    }
+    match secs {
+        ..=9 => "just now".to_owned(),
+        10..=59 => format!("{secs} s ago"),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        86_400..=172_799 => "1 day ago".to_owned(),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+/// "2026-11-22 14:03 UTC": what the page shows before (or without) scripts.
+pub fn absolute(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = DateTime::from_timestamp(1_795_357_357, 0).unwrap();
+        let ago = |s: i64| relative(now - chrono::TimeDelta::seconds(s), now);
+        assert_eq!(ago(0), "just now");
+        assert_eq!(ago(42), "42 s ago");
+        assert_eq!(ago(180), "3 min ago");
+        assert_eq!(ago(2 * 3600 + 5), "2 h ago");
+        assert_eq!(ago(86_400), "1 day ago");
+        assert_eq!(ago(12 * 86_400), "12 days ago");
+        assert_eq!(ago(-30), "just now");
+        assert_eq!(ago(-600), "in the future");
+        assert_eq!(absolute(now), "2026-11-22 14:22 UTC");
+    }
+}

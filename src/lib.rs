@@ -1,0 +1,22 @@
+//! Tollgate: a control panel for fleets of WireGuard hosts.
+//!
+//! - [`domain`]: the pure core (types, parsers, policies); no IO, builds for the browser.
+//! - [`api`]: the shapes the panel speaks (JSON API, server functions, UI).
+//! - [`app`]: the Leptos UI, rendered on the server and hydrated in the browser.
+//! - `server` (feature `ssr`): configuration, storage, host transports, the
+//!   poller, authentication, HTTP.
+
+pub mod api;
+pub mod app;
+pub mod domain;
+pub mod error;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

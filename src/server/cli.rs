@@ -1,0 +1,195 @@
+//! The `tollgate` command line.
+
+use crate::domain::Username;
+use crate::server::auth::{check_password_strength, hash_password};
+use crate::server::config::{Config, Layer};
+use crate::server::startup;
+use crate::server::store::sqlite::SqliteStore;
+use crate::server::store::Store;
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "tollgate", version, about = "Control panel for fleets of WireGuard hosts")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// A TOML configuration file (keys as in Leptos.toml). Env: TOLLGATE_CONFIG.
+    #[arg(long, global = true, env = "TOLLGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides DATABASE_URL, e.g. sqlite:///var/lib/tollgate/tollgate.db
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the panel.
+    Serve {
+        /// Address to listen on (overrides LEPTOS_SITE_ADDR).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Seconds between polls of each host (overrides TOLLGATE_POLL_INTERVAL).
+        #[arg(long)]
+        poll_interval: Option<u64>,
+    },
+    /// Manage the panel's administrators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create an administrator; the password is read from standard input.
+    Create { username: String },
+    /// Set a new password (read from standard input); ends the admin's sessions.
+    Passwd { username: String },
+    /// Delete an administrator and their sessions.
+    Delete { username: String },
+    /// List administrators.
+    List,
+}
+
+/// Reads a password: prompted twice on a terminal, else the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again = rpassword::prompt_password("Repeat password: ").context("reading the password")?;
+        if first != again {
+            bail!("the passwords differ");
+        }
+        return Ok(first);
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    let line = input.lines().next().unwrap_or_default().to_owned();
+    if line.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(line)
+}
+
+async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.database_url).await.context("opening the database")?;
+    let result = admin_with(&store, command).await;
+    store.close().await;
+    result
+}
+
+async fn admin_with(store: &SqliteStore, command: AdminCommand) -> anyhow::Result<()> {
+    let username = |raw: &str| Username::parse(raw).with_context(|| format!("invalid username {raw:?}"));
+    match command {
+        AdminCommand::Create { username: raw } => {
+            let name = username(&raw)?;
+            if store.admin_by_username(name.as_str()).await?.is_some() {
+                bail!("an admin named {name} already exists");
+            }
+            let password = read_password()?;
+            check_password_strength(&password)?;
+            let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+            store.create_admin(&name, &hash, chrono::Utc::now()).await?;
+            println!("created admin {name}");
+        }
+        AdminCommand::Passwd { username: raw } => {
+            let name = username(&raw)?;
+            if store.admin_by_username(name.as_str()).await?.is_none() {
+                bail!("there is no admin named {name}");
+            }
+            let password = read_password()?;
+            check_password_strength(&password)?;
+            let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+            store.set_admin_password(&name, &hash).await?;
+            println!("password changed for {name}; their sessions have ended");
+        }
+        AdminCommand::Delete { username: raw } => {
+            let name = username(&raw)?;
+            store.delete_admin(&name).await.with_context(|| format!("deleting {name}"))?;
+            println!("deleted admin {name}");
+        }
+        AdminCommand::List => {
+            for name in store.admins().await? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut flags = Layer { database_url: cli.global.database_url, ..Layer::default() };
+    if let Command::Serve { listen, poll_interval } = &cli.command {
+        flags.site_addr = *listen;
+        flags.poll_interval = *poll_interval;
+    }
+    let config = Config::load(cli.global.config.as_deref(), flags)?;
+    match cli.command {
+        Command::Serve { .. } => {
+            init_logging(&config.log);
+            let listener = tokio::net::TcpListener::bind(config.site_addr)
+                .await
+                .with_context(|| format!("listening on {}", config.site_addr))?;
+            startup::run(listener, config, shutdown_signal()).await
+        }
+        Command::Admin { command } => {
+            init_logging("warn");
+            admin(&config, command).await
+        }
+    }
+}
+
+/// Entry point of the binary: parses arguments, runs, and reports errors.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Layered configuration: built-in defaults, then a TOML file, then the
+//! environment, then command-line flags; each layer overrides the one before.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `sqlite://path/to/file.db` (created if missing).
+    pub database_url: String,
+    /// Where the panel listens.
+    pub site_addr: SocketAddr,
+    /// Where the built site (`pkg/`, assets) is; `None` keeps Leptos' own
+    /// default or `LEPTOS_SITE_ROOT`.
+    pub site_root: Option<PathBuf>,
+    pub poll_interval: Duration,
+    /// Longest wait between polls of a failing host.
+    pub max_backoff: Duration,
+    pub ssh_connect_timeout: Duration,
+    pub ssh_command_timeout: Duration,
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` (serve over HTTPS, or behind a proxy that does).
+    pub secure_cookies: bool,
+    /// How long background tasks get to stop on shutdown.
+    pub shutdown_grace: Duration,
+    /// A `tracing` filter, such as `info` or `tollgate=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://tollgate.db".to_owned(),
+            site_addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            site_root: None,
+            poll_interval: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(300),
+            ssh_connect_timeout: Duration::from_secs(10),
+            ssh_command_timeout: Duration::from_secs(20),
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            shutdown_grace: Duration::from_secs(10),
+            log: "info".to_owned(),
+        }
+    }
+}
+
+/// One layer: every key optional. The file uses these names; durations are
+/// whole seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub database_url: Option<String>,
+    pub site_addr: Option<SocketAddr>,
+    pub site_root: Option<PathBuf>,
+    pub poll_interval: Option<u64>,
+    pub max_backoff: Option<u64>,
+    pub ssh_connect_timeout: Option<u64>,
+    pub ssh_command_timeout: Option<u64>,
+    pub session_ttl: Option<u64>,
+    pub secure_cookies: Option<bool>,
+    pub shutdown_grace: Option<u64>,
+    pub log: Option<String>,
+}
+
+/// Environment variables and the keys they set.
+pub const ENV_KEYS: [(&str, &str); 11] = [
+    ("DATABASE_URL", "database_url"),
+    ("LEPTOS_SITE_ADDR", "site_addr"),
+    ("LEPTOS_SITE_ROOT", "site_root"),
+    ("TOLLGATE_POLL_INTERVAL", "poll_interval"),
+    ("TOLLGATE_MAX_BACKOFF", "max_backoff"),
+    ("TOLLGATE_SSH_CONNECT_TIMEOUT", "ssh_connect_timeout"),
+    ("TOLLGATE_SSH_COMMAND_TIMEOUT", "ssh_command_timeout"),
+    ("TOLLGATE_SESSION_TTL", "session_ttl"),
+    ("TOLLGATE_SECURE_COOKIES", "secure_cookies"),
+    ("TOLLGATE_SHUTDOWN_GRACE", "shutdown_grace"),
+    ("TOLLGATE_LOG", "log"),
+];
+
+impl Layer {
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))
+    }
+
+    /// Reads the variables in [`ENV_KEYS`] through `get` (the real
+    /// environment in production, a map in tests).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut layer = Layer::default();
+        for (var, key) in ENV_KEYS {
+            let Some(value) = get(var).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            layer
+                .set(key, value.trim())
+                .with_context(|| format!("in the environment variable {var}"))?;
+        }
+        Ok(layer)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
+        let secs = |v: &str| -> anyhow::Result<u64> {
+            v.parse::<u64>().with_context(|| format!("{v:?} is not a whole number of seconds"))
+        };
+        match key {
+            "database_url" => self.database_url = Some(value.to_owned()),
+            "site_addr" => {
+                self.site_addr =
+                    Some(value.parse().with_context(|| format!("{value:?} is not an address:port"))?)
+            }
+            "site_root" => self.site_root = Some(PathBuf::from(value)),
+            "poll_interval" => self.poll_interval = Some(secs(value)?),
+            "max_backoff" => self.max_backoff = Some(secs(value)?),
+            "ssh_connect_timeout" => self.ssh_connect_timeout = Some(secs(value)?),
+            "ssh_command_timeout" => self.ssh_command_timeout = Some(secs(value)?),
+            "session_ttl" => self.session_ttl = Some(secs(value)?),
+            "shutdown_grace" => self.shutdown_grace = Some(secs(value)?),
+            "secure_cookies" => {
+                self.secure_cookies = Some(match value.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => bail!("{value:?} is not true or false"),
+                })
+            }
+            "log" => self.log = Some(value.to_owned()),
+            _ => bail!("unknown setting {key}"),
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Applies `layer` on top of `self`.
+    pub fn apply(mut self, layer: Layer) -> Self {
+        let d = Duration::from_secs;
+        if let Some(v) = layer.database_url {
+            self.database_url = v;
+        }
+        if let Some(v) = layer.site_addr {
+            self.site_addr = v;
+        }
+        if let Some(v) = layer.site_root {
+            self.site_root = Some(v);
+        }
+        if let Some(v) = layer.poll_interval {
+            self.poll_interval = d(v);
+        }
+        if let Some(v) = layer.max_backoff {
+            self.max_backoff = d(v);
+        }
+        if let Some(v) = layer.ssh_connect_timeout {
+            self.ssh_connect_timeout = d(v);
+        }
+        if let Some(v) = layer.ssh_command_timeout {
+            self.ssh_command_timeout = d(v);
+        }
+        if let Some(v) = layer.session_ttl {
+            self.session_ttl = d(v);
+        }
+        if let Some(v) = layer.secure_cookies {
+            self.secure_cookies = v;
+        }
+        if let Some(v) = layer.shutdown_grace {
+            self.shutdown_grace = d(v);
+        }
+        if let Some(v) = layer.log {
+            self.log = v;
+        }
+        self
+    }
+
+    /// Rejects values the panel cannot run with.
+    pub fn validate(self) -> anyhow::Result<Self> {
+        if self.poll_interval < Duration::from_secs(1) {
+            bail!("poll_interval must be at least 1 second");
+        }
+        if self.max_backoff < self.poll_interval {
+            bail!("max_backoff must be at least poll_interval");
+        }
+        for (name, value) in [
+            ("ssh_connect_timeout", self.ssh_connect_timeout),
+            ("ssh_command_timeout", self.ssh_command_timeout),
+            ("session_ttl", self.session_ttl),
+        ] {
+            if value.is_zero() {
+                bail!("{name} must be at least 1 second");
+            }
+        }
+        if !self.database_url.starts_with("sqlite:") {
+            if self.database_url.starts_with("postgres") {
+                bail!("PostgreSQL is not supported by this build yet; use a sqlite:// DATABASE_URL");
+            }
+            bail!("DATABASE_URL must start with sqlite://");
+        }
+        Ok(self)
+    }
+
+    /// Defaults, then the file (if any), then the real environment, then `flags`.
+    pub fn load(file: Option<&Path>, flags: Layer) -> anyhow::Result<Self> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            config = config.apply(Layer::from_file(path)?);
+        }
+        config = config.apply(Layer::from_env(|k| std::env::var(k).ok())?);
+        config.apply(flags).validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn each_layer_overrides_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tollgate.toml");
+        std::fs::write(&file, "poll_interval = 10\nlog = \"debug\"\nsite_addr = \"127.0.0.1:4000\"\n").unwrap();
+        let env: HashMap<&str, &str> = [("TOLLGATE_POLL_INTERVAL", "7"), ("DATABASE_URL", "sqlite://x.db")].into();
+        let flags = Layer { site_addr: Some("127.0.0.1:5000".parse().unwrap()), ..Layer::default() };
+
+        let config = Config::default()
+            .apply(Layer::from_file(&file).unwrap())
+            .apply(Layer::from_env(|k| env.get(k).map(|v| v.to_string())).unwrap())
+            .apply(flags)
+            .validate()
+            .unwrap();
+        assert_eq!(config.poll_interval, Duration::from_secs(7), "env beats file");
+        assert_eq!(config.log, "debug", "file beats default");
+        assert_eq!(config.site_addr, "127.0.0.1:5000".parse().unwrap(), "flag beats file");
+        assert_eq!(config.database_url, "sqlite://x.db");
+        assert_eq!(config.ssh_connect_timeout, Config::default().ssh_connect_timeout);
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let err = Layer::from_env(|k| (k == "TOLLGATE_POLL_INTERVAL").then(|| "soon".to_owned())).unwrap_err();
+        assert!(format!("{err:#}").contains("TOLLGATE_POLL_INTERVAL"), "{err:#}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "poll_intervall = 3\n").unwrap();
+        let err = Layer::from_file(&file).unwrap_err();
+        assert!(format!("{err:#}").contains("poll_intervall"), "{err:#}");
+        let zero = Config { poll_interval: Duration::ZERO, ..Config::default() };
+        assert!(zero.validate().is_err());
+        let pg = Config { database_url: "postgres://x".into(), ..Config::default() };
+        assert!(pg.validate().unwrap_err().to_string().contains("PostgreSQL"));
+    }
+}

@@ -1,0 +1,190 @@
+//! The JSON API (`/api/…`), the login gate for pages, and response headers.
+//! Every handler except login takes [`Admin`], so no route forgets the session.
+
+use crate::api::AddServerRequest;
+use crate::domain::ServerId;
+use crate::error::AppError;
+use crate::server::panel::Admin;
+use crate::server::AppState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+
+/// JSON bodies whose errors come back in the API's own error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(AppError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.panel.authenticate(&parts.headers).await
+    }
+}
+
+/// The address a request came from (the TCP peer).
+pub fn client_address(parts_extensions: &axum::http::Extensions) -> String {
+    parts_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn server_id(raw: &str) -> Result<ServerId, AppError> {
+    ServerId::parse(raw).ok_or_else(|| AppError::not_found("Server"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Response, AppError> {
+    let cookie = state.panel.login(&peer.ip().to_string(), &body.username, &body.password).await?;
+    let mut response = Json(json!({ "success": true, "username": body.username.trim() })).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(AppError::internal)?);
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let cookie = state.panel.logout(&headers).await?;
+    let mut response = Json(json!({ "success": true })).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(AppError::internal)?);
+    Ok(response)
+}
+
+async fn list_servers(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
+    let servers = state.panel.servers().await?;
+    Ok(Json(json!({ "success": true, "servers": servers })).into_response())
+}
+
+async fn add_server(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(body): ApiJson<AddServerRequest>,
+) -> Result<Response, AppError> {
+    let added = state.panel.add_server(body).await?;
+    tracing::info!(admin = %admin.username, server_id = %added.id, "added a server through the API");
+    let body = json!({ "success": true, "id": added.id, "host_key_fingerprint": added.host_key_fingerprint });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn get_server(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
+    let server = state.panel.server(server_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "server": server })).into_response())
+}
+
+async fn server_clients(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let clients = state.panel.clients(server_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "clients": clients })).into_response())
+}
+
+async fn sync_stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
+    let synced = state.panel.sync_now(server_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "synced": synced })).into_response())
+}
+
+async fn dashboard(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
+    let view = state.panel.dashboard().await?;
+    Ok(Json(json!({ "success": true, "dashboard": view })).into_response())
+}
+
+async fn api_not_found() -> AppError {
+    AppError::not_found("API route")
+}
+
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/servers", get(list_servers).post(add_server))
+        .route("/api/servers/{id}", get(get_server))
+        .route("/api/servers/{id}/clients", get(server_clients))
+        .route("/api/servers/{id}/sync-stats", post(sync_stats))
+        .route("/api/dashboard", get(dashboard))
+        .route("/api/{*rest}", get(api_not_found).post(api_not_found))
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+/// Paths anyone may fetch: the login page and its server function, built
+/// assets, and the JSON API (whose handlers check the session themselves).
+fn is_public(path: &str) -> bool {
+    path == "/login"
+        || path == "/rpc/login"
+        || path == "/healthz"
+        || path == "/favicon.svg"
+        || path == "/favicon.ico"
+        || path.starts_with("/pkg/")
+        || path.starts_with("/api/")
+}
+
+/// Sends browsers without a live session to the login page. Server functions
+/// are answered 401 here and check the session again themselves.
+pub async fn require_session(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if is_public(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match state.panel.authenticate(request.headers()).await {
+        Ok(_) => next.run(request).await,
+        Err(e) if request.uri().path().starts_with("/rpc/") => e.into_response(),
+        Err(_) => Redirect::to("/login").into_response(),
+    }
+}
+
+/// Headers every response carries.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_login_assets_and_the_api_skip_the_page_gate() {
+        for p in ["/login", "/rpc/login", "/pkg/tollgate.wasm", "/api/servers", "/healthz"] {
+            assert!(is_public(p), "{p}");
+        }
+        for p in ["/", "/servers", "/servers/1", "/rpc/list_servers", "/login/../servers", "/pkgx"] {
+            assert!(!is_public(p), "{p}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Everything that runs only on the server: configuration, storage, host
+//! transports, the poller, authentication and the HTTP layer.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod panel;
+pub mod poller;
+pub mod rpc;
+pub mod secret;
+pub mod startup;
+pub mod store;
+pub mod transport;
+
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use std::sync::Arc;
+
+/// State shared by every request: handed to axum handlers as `State` and to
+/// server functions and pages as Leptos context.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub panel: Arc<panel::Panel>,
+}

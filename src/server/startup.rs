@@ -1,0 +1,112 @@
+//! Building and running the panel from a bound listener and a shutdown
+//! future, so tests can bind port 0 and stop the panel when they like.
+
+use crate::app::{shell, App};
+use crate::server::config::Config;
+use crate::server::panel::Panel;
+use crate::server::poller::{PollSettings, Supervisor};
+use crate::server::store::sqlite::SqliteStore;
+use crate::server::store::Store;
+use crate::server::transport::ssh::SshTimeouts;
+use crate::server::{http, AppState};
+use anyhow::Context;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::Router;
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The Leptos options for this run: what cargo-leptos compiled in (output
+/// name, site layout), with the listener's address and the configured site root.
+fn leptos_options(config: &Config, addr: SocketAddr) -> anyhow::Result<LeptosOptions> {
+    let mut options = match option_env!("LEPTOS_OUTPUT_NAME") {
+        Some(_) => leptos::config::get_configuration(None).context("reading the Leptos options")?.leptos_options,
+        // Built by plain cargo (tests): no site was built; pages still render.
+        None => LeptosOptions::builder().output_name(env!("CARGO_PKG_NAME")).build(),
+    };
+    options.site_addr = addr;
+    if let Some(root) = &config.site_root {
+        options.site_root = root.to_string_lossy().as_ref().into();
+    }
+    Ok(options)
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .merge(http::api_routes())
+        .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn_with_state(state.clone(), http::require_session))
+        .layer(from_fn(http::security_headers))
+        .with_state(state)
+}
+
+/// Removes expired sessions once an hour until cancelled.
+async fn sweep_sessions(store: Arc<dyn Store>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => match store.delete_expired_sessions(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+            },
+        }
+    }
+}
+
+/// Opens the database, starts the pollers and serves on `listener` until
+/// `shutdown` resolves; then stops the pollers within the configured grace.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the listener's address")?;
+    let sqlite = SqliteStore::open(&config.database_url).await.context("opening the database")?;
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let settings = PollSettings {
+        interval: config.poll_interval,
+        max_backoff: config.max_backoff,
+        ssh: SshTimeouts {
+            connect: config.ssh_connect_timeout,
+            authenticate: config.ssh_connect_timeout,
+            command: config.ssh_command_timeout,
+        },
+    };
+    let poller = Supervisor::new(store.clone(), settings);
+    let state = AppState {
+        leptos_options: leptos_options(&config, addr)?,
+        panel: Arc::new(Panel::new(store.clone(), config.clone(), poller.clone())),
+    };
+    let servers = poller.start_all().await.context("starting the pollers")?;
+
+    let background = CancellationToken::new();
+    let sweeper = tokio::spawn(
+        sweep_sessions(store.clone(), background.clone()).instrument(tracing::info_span!("session_sweeper")),
+    );
+
+    tracing::info!(%addr, servers, poll_interval_secs = config.poll_interval.as_secs(), "Tollgate is listening");
+    let served = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+
+    tracing::info!("shutting down");
+    background.cancel();
+    poller.shutdown(config.shutdown_grace).await;
+    if tokio::time::timeout(config.shutdown_grace, sweeper).await.is_err() {
+        tracing::warn!("the session sweeper did not stop in time");
+    }
+    sqlite.close().await;
+    served.context("serving HTTP")
+}
