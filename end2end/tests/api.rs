@@ -30,7 +30,8 @@ async fn every_route_refuses_requests_without_a_session() {
             "GET" => anonymous.get(panel.url(path)),
             _ => anonymous.post(panel.url(path)).json(&json!({})),
         };
-        let res = req.header("cookie", "tollgate_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").send().await.unwrap();
+        let res =
+            req.header("cookie", "tollgate_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["success"], false, "{method} {path}");
@@ -78,8 +79,12 @@ async fn the_session_cookie_is_http_only_strict_and_ends_at_logout() {
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     let panel = TestPanel::start().await;
     let http = panel.client();
-    let (s1, b1) = post_json(&http, &panel.url("/api/auth/login"), &json!({"username": ADMIN, "password": "wrong password!"})).await;
-    let (s2, b2) = post_json(&http, &panel.url("/api/auth/login"), &json!({"username": "nobody", "password": "wrong password!"})).await;
+    let (s1, b1) =
+        post_json(&http, &panel.url("/api/auth/login"), &json!({"username": ADMIN, "password": "wrong password!"}))
+            .await;
+    let (s2, b2) =
+        post_json(&http, &panel.url("/api/auth/login"), &json!({"username": "nobody", "password": "wrong password!"}))
+            .await;
     assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
     assert_eq!(b1, b2);
     assert_eq!(b1["error"], "Invalid username or password.");
@@ -188,7 +193,9 @@ async fn admin_create_reads_the_password_from_stdin() {
     }));
     let http = reqwest::Client::new();
     let login = |password: &'static str| {
-        http.post(format!("http://{addr}/api/auth/login")).json(&json!({"username": "alice", "password": password})).send()
+        http.post(format!("http://{addr}/api/auth/login"))
+            .json(&json!({"username": "alice", "password": password}))
+            .send()
     };
     assert_eq!(login("a long enough password").await.unwrap().status(), StatusCode::OK);
     assert_eq!(login("another long password").await.unwrap().status(), StatusCode::UNAUTHORIZED);

@@ -37,7 +37,9 @@ pub fn ConnectionBadge(status: ConnectionStatus) -> impl IntoView {
         ConnectionStatus::Online => "bg-emerald-100 text-emerald-800 dark:bg-emerald-900/50 dark:text-emerald-300",
         ConnectionStatus::RecentlySeen => "bg-amber-100 text-amber-800 dark:bg-amber-900/50 dark:text-amber-300",
         ConnectionStatus::Offline => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
-        ConnectionStatus::NeverConnected => "border border-slate-300 text-slate-500 dark:border-slate-700 dark:text-slate-400",
+        ConnectionStatus::NeverConnected => {
+            "border border-slate-300 text-slate-500 dark:border-slate-700 dark:text-slate-400"
+        }
     };
     view! {
         <span data-testid="connection" data-status=format!("{status:?}")
@@ -82,6 +84,16 @@ pub fn Card(#[prop(into)] label: String, #[prop(into)] value: String, #[prop(int
         <div class="rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
             <div class="text-sm text-slate-500 dark:text-slate-400">{label}</div>
             <div class="mt-1 text-3xl font-semibold tabular-nums" data-testid=testid>{value}</div>
+        </div>
+    }
+}
+
+/// A bordered table that scrolls sideways inside its box on narrow screens.
+#[component]
+pub fn TableFrame(#[prop(into)] testid: String, children: Children) -> impl IntoView {
+    view! {
+        <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+            <table class=TABLE data-testid=testid>{children()}</table>
         </div>
     }
 }

@@ -1,15 +1,13 @@
 //! The dashboard: the fleet at a glance, refreshed every 5 s.
 
-use super::components::{Ago, Card, ErrorNote, HealthBadge, TABLE, TD, TH};
-use super::{use_ticker, Page};
+use super::components::{Ago, Card, ErrorNote, HealthBadge, TableFrame, TD, TH};
+use super::{live_resource, Page};
 use crate::api::fns::dashboard;
 use leptos::prelude::*;
-use std::time::Duration;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let tick = use_ticker(Duration::from_secs(5));
-    let data = Resource::new(move || tick.get(), |_| dashboard());
+    let data = live_resource(|| (), |_| dashboard());
     view! {
         <Page title="Dashboard">
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -28,8 +26,8 @@ pub fn DashboardPage() -> impl IntoView {
                                     <Card label="Clients" value=d.clients.to_string() testid="total-clients" />
                                     <Card label="Servers" value=failing testid="total-servers" />
                                 </div>
-                                <div class="mt-6 overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
-                                    <table class=TABLE>
+                                <div class="mt-6"><TableFrame testid="server-summary">
+
                                         <thead><tr>
                                             <th class=TH>"Server"</th>
                                             <th class=TH>"Status"</th>
@@ -46,7 +44,7 @@ pub fn DashboardPage() -> impl IntoView {
                                                 </tr>
                                             }).collect_view()}
                                         </tbody>
-                                    </table>
+                                    </TableFrame>
                                 </div>
                             }.into_any()
                         }

@@ -40,6 +40,24 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct Now(pub ReadSignal<Option<DateTime<Utc>>>);
 
+/// How often pages refetch their data in the browser.
+pub const REFRESH: Duration = Duration::from_secs(5);
+
+/// A resource keyed by `key` that also refetches every [`REFRESH`] once the
+/// page has hydrated (on the server it loads once).
+pub fn live_resource<K, T, Fut>(
+    key: impl Fn() -> K + Send + Sync + 'static,
+    fetch: impl Fn(K) -> Fut + Send + Sync + 'static,
+) -> Resource<Result<T, crate::error::AppError>>
+where
+    K: PartialEq + Clone + Send + Sync + 'static,
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, crate::error::AppError>> + Send + 'static,
+{
+    let tick = use_ticker(REFRESH);
+    Resource::new(move || (key(), tick.get()), move |(k, _)| fetch(k))
+}
+
 /// A counter that goes up every `period` in the browser (never on the server).
 pub fn use_ticker(period: Duration) -> ReadSignal<u64> {
     let (tick, set_tick) = signal(0u64);

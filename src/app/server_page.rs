@@ -1,29 +1,24 @@
 //! One server and its clients; the table refreshes itself every 5 s.
 
-use super::components::{Ago, ConnectionBadge, ErrorNote, HealthBadge, TABLE, TD, TH};
-use super::{use_ticker, Page};
+use super::components::{Ago, ConnectionBadge, ErrorNote, HealthBadge, TableFrame, TD, TH};
+use super::{live_resource, Page};
 use crate::api::fns::server_detail;
 use crate::api::{ClientView, ServerView};
 use crate::domain::ByteCount;
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use std::time::Duration;
 
 #[component]
 pub fn ServerPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|v| crate::domain::ServerId::parse(&v));
-    let tick = use_ticker(Duration::from_secs(5));
-    let detail = Resource::new(
-        move || (id(), tick.get()),
-        |(id, _)| async move {
-            match id {
-                Some(id) => server_detail(id.get()).await,
-                None => Err(AppError::not_found("Server")),
-            }
-        },
-    );
+    let detail = live_resource(id, |id| async move {
+        match id {
+            Some(id) => server_detail(id.get()).await,
+            None => Err(AppError::not_found("Server")),
+        }
+    });
     view! {
         <Transition fallback=|| view! { <Page title="Server"><p>"Loading…"</p></Page> }>
             {move || Suspend::new(async move {
@@ -73,8 +68,8 @@ fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
     let total = clients.len();
     view! {
         <p class="mb-2 text-sm text-slate-500" data-testid="online-count">{format!("{online} of {total} online")}</p>
-        <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
-            <table class=TABLE data-testid="clients">
+        <TableFrame testid="clients">
+
                 <thead><tr>
                     <th class=TH>"Client"</th>
                     <th class=TH>"IP"</th>
@@ -106,7 +101,6 @@ fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
                         }
                     }).collect_view()}
                 </tbody>
-            </table>
-        </div>
+            </TableFrame>
     }.into_any()
 }

@@ -1,15 +1,13 @@
 //! The servers list and the add-server form.
 
-use super::components::{Ago, ErrorNote, HealthBadge, BUTTON, INPUT, TABLE, TD, TH};
-use super::{use_ticker, Page};
+use super::components::{Ago, ErrorNote, HealthBadge, TableFrame, BUTTON, INPUT, TD, TH};
+use super::{live_resource, Page};
 use crate::api::fns::{list_servers, AddServer};
 use leptos::prelude::*;
-use std::time::Duration;
 
 #[component]
 pub fn ServersPage() -> impl IntoView {
-    let tick = use_ticker(Duration::from_secs(5));
-    let servers = Resource::new(move || tick.get(), |_| list_servers());
+    let servers = live_resource(|| (), |_| list_servers());
     view! {
         <Page title="Servers">
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -20,8 +18,8 @@ pub fn ServersPage() -> impl IntoView {
                             <p class="text-slate-500" data-testid="no-servers">"No servers yet. Add the first one below."</p>
                         }.into_any(),
                         Ok(list) => view! {
-                            <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
-                                <table class=TABLE data-testid="servers">
+                            <TableFrame testid="servers">
+
                                     <thead><tr>
                                         <th class=TH>"Name"</th>
                                         <th class=TH>"Status"</th>
@@ -48,8 +46,7 @@ pub fn ServersPage() -> impl IntoView {
                                             </tr>
                                         }).collect_view()}
                                     </tbody>
-                                </table>
-                            </div>
+                                </TableFrame>
                         }.into_any(),
                     }
                 })}
@@ -65,11 +62,13 @@ pub fn ServersPage() -> impl IntoView {
 fn AddServerForm() -> impl IntoView {
     let add = ServerAction::<AddServer>::new();
     let error = move || add.value().get().and_then(Result::err);
-    let field = |label: &'static str, name: &'static str, placeholder: &'static str, required: bool| view! {
-        <label class="block text-sm font-medium">
-            {label}
-            <input name=name placeholder=placeholder required=required autocomplete="off" class=INPUT />
-        </label>
+    let field = |label: &'static str, name: &'static str, placeholder: &'static str, required: bool| {
+        view! {
+            <label class="block text-sm font-medium">
+                {label}
+                <input name=name placeholder=placeholder required=required autocomplete="off" class=INPUT />
+            </label>
+        }
     };
     view! {
         <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900" open=true>

@@ -28,9 +28,7 @@ impl ByteCount {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ByteCountError(truncate(text)));
         }
-        text.parse::<u64>()
-            .map(Self)
-            .map_err(|_| ByteCountError(truncate(text)))
+        text.parse::<u64>().map(Self).map_err(|_| ByteCountError(truncate(text)))
     }
 
     pub fn saturating_add(self, other: ByteCount) -> ByteCount {

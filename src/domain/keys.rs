@@ -31,9 +31,7 @@ pub(crate) fn decode_key(text: &str) -> Result<[u8; 32], KeyError> {
     }
     let mut out = [0u8; 32];
     // 44 padded base64 characters decode to exactly 32 bytes when valid.
-    let written = STANDARD
-        .decode_slice(text, &mut out)
-        .map_err(|_| KeyError::NotBase64)?;
+    let written = STANDARD.decode_slice(text, &mut out).map_err(|_| KeyError::NotBase64)?;
     if written != 32 {
         return Err(KeyError::NotBase64);
     }

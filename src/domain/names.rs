@@ -113,10 +113,7 @@ impl ServerName {
             return Err(NameError::TooLong { what: "a server name", max: 64 });
         }
         if text.chars().any(char::is_control) {
-            return Err(NameError::BadCharacter {
-                what: "a server name",
-                allowed: "printable characters",
-            });
+            return Err(NameError::BadCharacter { what: "a server name", allowed: "printable characters" });
         }
         Ok(Self(text.to_owned()))
     }
@@ -183,8 +180,7 @@ impl CommandPrefix {
                 return Err(NameError::TooLong { what, max: 128 });
             }
             let ok = part.chars().all(|c| {
-                c.is_ascii_alphanumeric()
-                    || matches!(c, '_' | '.' | '/' | ':' | '@' | '=' | '+' | ',' | '%' | '-')
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | ':' | '@' | '=' | '+' | ',' | '%' | '-')
             });
             if !ok {
                 return Err(NameError::BadCharacter { what, allowed: PREFIX_ALLOWED });
@@ -246,10 +242,7 @@ mod tests {
         assert!(InterfaceName::parse("awg0").is_ok());
         assert!(InterfaceName::parse("tgs200").is_ok());
         assert!(InterfaceName::parse("abcdefghijklmno").is_ok());
-        assert!(matches!(
-            InterfaceName::parse("abcdefghijklmnop"),
-            Err(NameError::TooLong { .. })
-        ));
+        assert!(matches!(InterfaceName::parse("abcdefghijklmnop"), Err(NameError::TooLong { .. })));
         assert!(InterfaceName::parse("").is_err());
         assert!(InterfaceName::parse("..").is_err());
         assert!(InterfaceName::parse("-wg0").is_err());

@@ -139,10 +139,8 @@ mod tests {
 
     #[test]
     fn the_client_address_prefers_a_single_ipv4_address() {
-        let nets: Vec<_> = ["fd77::4/128", "10.77.1.0/24", "10.77.1.4/32"]
-            .iter()
-            .map(|t| IpNetwork::parse(t).unwrap())
-            .collect();
+        let nets: Vec<_> =
+            ["fd77::4/128", "10.77.1.0/24", "10.77.1.4/32"].iter().map(|t| IpNetwork::parse(t).unwrap()).collect();
         assert_eq!(client_address(&nets).unwrap().to_string(), "10.77.1.4");
         assert_eq!(client_address(&nets[..2]).unwrap().to_string(), "fd77::4");
         assert_eq!(client_address(&nets[1..2]).unwrap().to_string(), "10.77.1.0");

@@ -95,11 +95,7 @@ impl LoginThrottle {
         let window = self.per_user.window.max(self.per_address.window);
         self.failures.retain(|_, times| times.back().is_some_and(|t| now - *t < window));
         while self.failures.len() > self.max_keys {
-            let stalest = self
-                .failures
-                .iter()
-                .min_by_key(|(_, times)| times.back().copied())
-                .map(|(k, _)| k.clone());
+            let stalest = self.failures.iter().min_by_key(|(_, times)| times.back().copied()).map(|(k, _)| k.clone());
             match stalest {
                 Some(key) => {
                     self.failures.remove(&key);

@@ -73,22 +73,37 @@ pub struct DumpError {
 pub enum DumpErrorKind {
     /// No interface line at all.
     Empty,
-    FieldCount { expected: usize, found: usize, line_kind: &'static str },
-    Key { field: &'static str, reason: KeyError },
-    Number { field: &'static str, value: String },
-    Endpoint { value: String },
-    AllowedIp { value: String },
-    DuplicatePeer { public_key: PublicKey },
+    FieldCount {
+        expected: usize,
+        found: usize,
+        line_kind: &'static str,
+    },
+    Key {
+        field: &'static str,
+        reason: KeyError,
+    },
+    Number {
+        field: &'static str,
+        value: String,
+    },
+    Endpoint {
+        value: String,
+    },
+    AllowedIp {
+        value: String,
+    },
+    DuplicatePeer {
+        public_key: PublicKey,
+    },
 }
 
 impl fmt::Display for DumpErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => f.write_str("the output is empty; expected an interface line"),
-            Self::FieldCount { expected, found, line_kind } => write!(
-                f,
-                "{line_kind} line has {found} tab-separated fields, expected {expected}"
-            ),
+            Self::FieldCount { expected, found, line_kind } => {
+                write!(f, "{line_kind} line has {found} tab-separated fields, expected {expected}")
+            }
             // The value is deliberately not repeated: it may be a secret.
             Self::Key { field, reason } => write!(f, "the {field} is not valid: {reason}"),
             Self::Number { field, value } => write!(f, "the {field} is not a number: {value:?}"),
@@ -118,10 +133,7 @@ pub fn parse_wg_dump(text: &str) -> Result<WgDump, DumpError> {
     for (no, line) in lines {
         let peer = parse_peer(line).map_err(|kind| DumpError { line: no, kind })?;
         if !seen.insert(peer.public_key) {
-            return Err(DumpError {
-                line: no,
-                kind: DumpErrorKind::DuplicatePeer { public_key: peer.public_key },
-            });
+            return Err(DumpError { line: no, kind: DumpErrorKind::DuplicatePeer { public_key: peer.public_key } });
         }
         peers.push(peer);
     }
@@ -131,9 +143,7 @@ pub fn parse_wg_dump(text: &str) -> Result<WgDump, DumpError> {
 fn fields<'a, const N: usize>(line: &'a str, line_kind: &'static str) -> Result<[&'a str; N], DumpErrorKind> {
     let parts: Vec<&str> = line.split('\t').collect();
     let found = parts.len();
-    parts
-        .try_into()
-        .map_err(|_| DumpErrorKind::FieldCount { expected: N, found, line_kind })
+    parts.try_into().map_err(|_| DumpErrorKind::FieldCount { expected: N, found, line_kind })
 }
 
 fn parse_interface(line: &str) -> Result<WgInterface, DumpErrorKind> {
@@ -147,10 +157,7 @@ fn parse_interface(line: &str) -> Result<WgInterface, DumpErrorKind> {
     let public_key = if public == NONE {
         None
     } else {
-        Some(PublicKey::parse(public).map_err(|reason| DumpErrorKind::Key {
-            field: "interface public key",
-            reason,
-        })?)
+        Some(PublicKey::parse(public).map_err(|reason| DumpErrorKind::Key { field: "interface public key", reason })?)
     };
     Ok(WgInterface {
         public_key,
@@ -162,8 +169,8 @@ fn parse_interface(line: &str) -> Result<WgInterface, DumpErrorKind> {
 
 fn parse_peer(line: &str) -> Result<WgPeer, DumpErrorKind> {
     let [public, psk, endpoint, allowed, handshake, rx, tx, keepalive] = fields::<8>(line, "a peer")?;
-    let public_key = PublicKey::parse(public)
-        .map_err(|reason| DumpErrorKind::Key { field: "peer public key", reason })?;
+    let public_key =
+        PublicKey::parse(public).map_err(|reason| DumpErrorKind::Key { field: "peer public key", reason })?;
     let has_preshared_key = if psk == NONE {
         false
     } else {
@@ -173,9 +180,7 @@ fn parse_peer(line: &str) -> Result<WgPeer, DumpErrorKind> {
     let endpoint = if endpoint == NONE {
         None
     } else {
-        Some(endpoint.parse::<SocketAddr>().map_err(|_| DumpErrorKind::Endpoint {
-            value: shorten(endpoint),
-        })?)
+        Some(endpoint.parse::<SocketAddr>().map_err(|_| DumpErrorKind::Endpoint { value: shorten(endpoint) })?)
     };
     let allowed_ips = if allowed == NONE || allowed.is_empty() {
         Vec::new()
@@ -188,14 +193,13 @@ fn parse_peer(line: &str) -> Result<WgPeer, DumpErrorKind> {
     let handshake_secs: i64 = number(handshake, "latest handshake")?;
     let latest_handshake = match handshake_secs {
         0 => None,
-        secs => Some(DateTime::from_timestamp(secs, 0).ok_or_else(|| DumpErrorKind::Number {
-            field: "latest handshake",
-            value: shorten(handshake),
-        })?),
+        secs => Some(
+            DateTime::from_timestamp(secs, 0)
+                .ok_or_else(|| DumpErrorKind::Number { field: "latest handshake", value: shorten(handshake) })?,
+        ),
     };
-    let byte_count = |text: &str, field| {
-        ByteCount::parse(text).map_err(|_| DumpErrorKind::Number { field, value: shorten(text) })
-    };
+    let byte_count =
+        |text: &str, field| ByteCount::parse(text).map_err(|_| DumpErrorKind::Number { field, value: shorten(text) });
     Ok(WgPeer {
         public_key,
         has_preshared_key,
@@ -204,11 +208,7 @@ fn parse_peer(line: &str) -> Result<WgPeer, DumpErrorKind> {
         latest_handshake,
         rx: byte_count(rx, "transfer-rx")?,
         tx: byte_count(tx, "transfer-tx")?,
-        persistent_keepalive: if keepalive == OFF {
-            None
-        } else {
-            Some(number(keepalive, "persistent keepalive")?)
-        },
+        persistent_keepalive: if keepalive == OFF { None } else { Some(number(keepalive, "persistent keepalive")?) },
     })
 }
 

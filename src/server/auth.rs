@@ -115,10 +115,7 @@ pub fn session_cookie(token: &str, ttl: Duration, secure: bool) -> String {
 }
 
 pub fn clear_session_cookie(secure: bool) -> String {
-    format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-        if secure { "; Secure" } else { "" }
-    )
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}", if secure { "; Secure" } else { "" })
 }
 
 #[cfg(test)]

@@ -74,10 +74,7 @@ fn read_password() -> anyhow::Result<String> {
         return Ok(first);
     }
     let mut input = String::new();
-    std::io::stdin()
-        .take(64 * 1024)
-        .read_to_string(&mut input)
-        .context("reading the password from standard input")?;
+    std::io::stdin().take(64 * 1024).read_to_string(&mut input).context("reading the password from standard input")?;
     let line = input.lines().next().unwrap_or_default().to_owned();
     if line.is_empty() {
         bail!("no password on standard input");

@@ -96,9 +96,7 @@ impl Layer {
             let Some(value) = get(var).filter(|v| !v.trim().is_empty()) else {
                 continue;
             };
-            layer
-                .set(key, value.trim())
-                .with_context(|| format!("in the environment variable {var}"))?;
+            layer.set(key, value.trim()).with_context(|| format!("in the environment variable {var}"))?;
         }
         Ok(layer)
     }
@@ -110,8 +108,7 @@ impl Layer {
         match key {
             "database_url" => self.database_url = Some(value.to_owned()),
             "site_addr" => {
-                self.site_addr =
-                    Some(value.parse().with_context(|| format!("{value:?} is not an address:port"))?)
+                self.site_addr = Some(value.parse().with_context(|| format!("{value:?} is not an address:port"))?)
             }
             "site_root" => self.site_root = Some(PathBuf::from(value)),
             "poll_interval" => self.poll_interval = Some(secs(value)?),

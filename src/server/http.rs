@@ -103,11 +103,7 @@ async fn get_server(State(state): State<AppState>, _: Admin, Path(id): Path<Stri
     Ok(Json(json!({ "success": true, "server": server })).into_response())
 }
 
-async fn server_clients(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
+async fn server_clients(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
     let clients = state.panel.clients(server_id(&id)?).await?;
     Ok(Json(json!({ "success": true, "clients": clients })).into_response())
 }

@@ -299,10 +299,8 @@ impl Panel {
         let dump = parse_wg_dump(&output.stdout).map_err(|e| {
             AppError::bad_request(format!("{} answered `{command}`, but not with a WireGuard dump: {e}", draft.host))
         })?;
-        let pin = transport
-            .host_key()
-            .cloned()
-            .ok_or_else(|| AppError::internal("connected without seeing a host key"))?;
+        let pin =
+            transport.host_key().cloned().ok_or_else(|| AppError::internal("connected without seeing a host key"))?;
         let new = NewServer {
             name: draft.name,
             protocol: draft.protocol,
@@ -373,7 +371,16 @@ mod tests {
         };
         let e = validate(bad).err().unwrap();
         assert_eq!(e.kind, ErrorKind::BadRequest);
-        for needle in ["name:", "host:", "user:", "interface:", "private_key", "command_prefix:", "host_key_fingerprint", "protocol:"] {
+        for needle in [
+            "name:",
+            "host:",
+            "user:",
+            "interface:",
+            "private_key",
+            "command_prefix:",
+            "host_key_fingerprint",
+            "protocol:",
+        ] {
             assert!(e.message.contains(needle), "{needle} missing from {}", e.message);
         }
     }
@@ -384,7 +391,8 @@ mod tests {
         assert!(validate(both).err().unwrap().message.contains("not both"));
         let none = AddServerRequest { private_key_path: None, ..request() };
         assert!(validate(none).is_err());
-        let array = AddServerRequest { command_prefix: Some(serde_json::json!(["docker", "exec", "awg"])), ..request() };
+        let array =
+            AddServerRequest { command_prefix: Some(serde_json::json!(["docker", "exec", "awg"])), ..request() };
         assert_eq!(validate(array).map_err(|e| e.message).unwrap().command_prefix.parts().len(), 3);
     }
 }

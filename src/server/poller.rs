@@ -132,14 +132,8 @@ impl Supervisor {
         }
         drop(workers);
         let span = tracing::info_span!("poller", server_id = %record.id, server = %record.name, host = %record.host);
-        let job = PollJob {
-            record,
-            transport,
-            store: self.store.clone(),
-            settings: self.settings,
-            cancel,
-            requests: rx,
-        };
+        let job =
+            PollJob { record, transport, store: self.store.clone(), settings: self.settings, cancel, requests: rx };
         self.tracker.spawn(job.run(poll_first).instrument(span));
     }
 

@@ -38,11 +38,7 @@ impl TestHost {
 
     pub fn reload_env(&mut self) {
         let out = self.script(&["env"]);
-        self.env = out
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        self.env = out.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     }
 
     /// Runs a testhost.sh command for this host and returns its stdout.
@@ -148,14 +144,7 @@ impl TestPanel {
         let task = tokio::spawn(tollgate::server::startup::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        TestPanel {
-            addr,
-            base: format!("http://{addr}"),
-            database_url,
-            _dir: dir,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        TestPanel { addr, base: format!("http://{addr}"), database_url, _dir: dir, stop: Some(stop), task: Some(task) }
     }
 
     /// Stops the panel and returns how long shutdown took.

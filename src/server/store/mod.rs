@@ -6,8 +6,8 @@ pub mod sqlite;
 use crate::api::Protocol;
 use crate::domain::wg_dump::WgDump;
 use crate::domain::{
-    ByteCount, ClientId, CommandPrefix, HostAddress, InterfaceName, PublicKey, ServerId, ServerName,
-    SshUser, UserId, Username,
+    ByteCount, ClientId, CommandPrefix, HostAddress, InterfaceName, PublicKey, ServerId, ServerName, SshUser, UserId,
+    Username,
 };
 use crate::server::secret::Secret;
 use async_trait::async_trait;
@@ -163,12 +163,7 @@ pub trait Store: Send + Sync + 'static {
     async fn pin_host_key(&self, id: ServerId, pin: &HostKeyPin) -> Result<(), StoreError>;
 
     /// Writes every peer of `dump` and the server's poll state in one transaction.
-    async fn record_poll_success(
-        &self,
-        id: ServerId,
-        at: DateTime<Utc>,
-        dump: &WgDump,
-    ) -> Result<(), StoreError>;
+    async fn record_poll_success(&self, id: ServerId, at: DateTime<Utc>, dump: &WgDump) -> Result<(), StoreError>;
     async fn record_poll_failure(&self, id: ServerId, at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
     /// Clients present on the server's host at the last poll.
     async fn clients(&self, server: ServerId) -> Result<Vec<ClientRecord>, StoreError>;

@@ -1,15 +1,13 @@
 //! [`Store`] on an embedded SQLite file: WAL journal, a busy timeout, one
 //! writer connection and a small pool of read-only readers.
 
-use super::{
-    AdminRecord, ClientRecord, HostKeyPin, NewServer, ServerRecord, SshKeySource, Store, StoreError,
-};
+use super::{AdminRecord, ClientRecord, HostKeyPin, NewServer, ServerRecord, SshKeySource, Store, StoreError};
 use crate::api::Protocol;
 use crate::domain::status::ONLINE_WINDOW;
 use crate::domain::wg_dump::WgDump;
 use crate::domain::{
-    ByteCount, ClientId, CommandPrefix, HostAddress, InterfaceName, PublicKey, ServerId, ServerName,
-    SshUser, UserId, Username,
+    ByteCount, ClientId, CommandPrefix, HostAddress, InterfaceName, PublicKey, ServerId, ServerName, SshUser, UserId,
+    Username,
 };
 use crate::server::secret::Secret;
 use async_trait::async_trait;
@@ -219,10 +217,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_admin(&self, username: &Username) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM admins WHERE username = ?")
-            .bind(username.as_str())
-            .execute(&self.write)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM admins WHERE username = ?").bind(username.as_str()).execute(&self.write).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("admin"));
         }
@@ -293,18 +289,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
-            .bind(&token_hash[..])
-            .execute(&self.write)
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(&token_hash[..]).execute(&self.write).await?;
         Ok(())
     }
 
     async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(secs(now))
-            .execute(&self.write)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= ?").bind(secs(now)).execute(&self.write).await?;
         Ok(done.rows_affected())
     }
 
@@ -344,20 +335,13 @@ impl Store for SqliteStore {
 
     async fn servers(&self, now: DateTime<Utc>) -> Result<Vec<ServerRecord>, StoreError> {
         let sql = format!("SELECT {SERVER_COLUMNS} FROM servers s ORDER BY s.name COLLATE NOCASE, s.id");
-        let rows = sqlx::query(&sql)
-            .bind(secs(now - ONLINE_WINDOW))
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(&sql).bind(secs(now - ONLINE_WINDOW)).fetch_all(&self.read).await?;
         rows.iter().map(server_from_row).collect()
     }
 
     async fn server(&self, id: ServerId, now: DateTime<Utc>) -> Result<Option<ServerRecord>, StoreError> {
         let sql = format!("SELECT {SERVER_COLUMNS} FROM servers s WHERE s.id = ?2");
-        let row = sqlx::query(&sql)
-            .bind(secs(now - ONLINE_WINDOW))
-            .bind(id.get())
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(&sql).bind(secs(now - ONLINE_WINDOW)).bind(id.get()).fetch_optional(&self.read).await?;
         row.as_ref().map(server_from_row).transpose()
     }
 
@@ -374,12 +358,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_poll_success(
-        &self,
-        id: ServerId,
-        at: DateTime<Utc>,
-        dump: &WgDump,
-    ) -> Result<(), StoreError> {
+    async fn record_poll_success(&self, id: ServerId, at: DateTime<Utc>, dump: &WgDump) -> Result<(), StoreError> {
         let now = secs(at);
         let mut tx = self.write.begin().await?;
         let done = sqlx::query(
@@ -393,10 +372,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("server"));
         }
-        sqlx::query("UPDATE clients SET on_host = 0 WHERE server_id = ?")
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE clients SET on_host = 0 WHERE server_id = ?").bind(id.get()).execute(&mut *tx).await?;
         for peer in &dump.peers {
             let allowed = peer.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
             // A peer keeps its last known endpoint and handshake when the host

@@ -141,9 +141,8 @@ impl SshTransport {
         let mut handle = match outcome {
             Err(_) => return Err(TransportError::Timeout { stage: Stage::Connect, after: self.timeouts.connect }),
             Ok(Err(russh::Error::UnknownKey)) => {
-                let offered = offered_key
-                    .map(|k| fingerprint(&k))
-                    .unwrap_or_else(|| "a certificate or no key".to_owned());
+                let offered =
+                    offered_key.map(|k| fingerprint(&k)).unwrap_or_else(|| "a certificate or no key".to_owned());
                 let pinned = match &self.target.host_key {
                     HostKeyPolicy::Pinned(pin) => pin.fingerprint.clone(),
                     HostKeyPolicy::Fingerprint(fp) => fp.clone(),
@@ -151,9 +150,7 @@ impl SshTransport {
                 };
                 return Err(TransportError::HostKeyMismatch { pinned, offered });
             }
-            Ok(Err(russh::Error::IO(io))) => {
-                return Err(TransportError::Connect { address, reason: io.to_string() })
-            }
+            Ok(Err(russh::Error::IO(io))) => return Err(TransportError::Connect { address, reason: io.to_string() }),
             Ok(Err(e)) => return Err(TransportError::Ssh(e.to_string())),
             Ok(Ok(handle)) => handle,
         };
@@ -167,14 +164,8 @@ impl SshTransport {
 
         let user = self.target.user.as_str().to_owned();
         let authenticate = async {
-            let hash = if key.algorithm().is_rsa() {
-                handle.best_supported_rsa_hash().await?.flatten()
-            } else {
-                None
-            };
-            handle
-                .authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash))
-                .await
+            let hash = if key.algorithm().is_rsa() { handle.best_supported_rsa_hash().await?.flatten() } else { None };
+            handle.authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await
         };
         match timeout(self.timeouts.authenticate, authenticate).await {
             Err(_) => Err(TransportError::Timeout { stage: Stage::Authenticate, after: self.timeouts.authenticate }),
@@ -296,11 +287,9 @@ impl Drop for SshTransport {
             // Best effort: tell the host we are leaving, without blocking the drop.
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    let _ = timeout(
-                        Duration::from_secs(2),
-                        handle.disconnect(russh::Disconnect::ByApplication, "", "en"),
-                    )
-                    .await;
+                    let _ =
+                        timeout(Duration::from_secs(2), handle.disconnect(russh::Disconnect::ByApplication, "", "en"))
+                            .await;
                 });
             }
         }
@@ -313,7 +302,10 @@ mod tests {
 
     #[test]
     fn stderr_is_summarised_to_one_clean_line() {
-        assert_eq!(summarize("\n  Unable to access interface: No such device\nmore"), "Unable to access interface: No such device");
+        assert_eq!(
+            summarize("\n  Unable to access interface: No such device\nmore"),
+            "Unable to access interface: No such device"
+        );
         assert_eq!(summarize(""), "(no error output)");
         assert_eq!(summarize("a\u{1b}[31mred"), "a[31mred");
     }

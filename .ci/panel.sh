@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds and runs the panel from this checkout on embedded SQLite, on a fresh
+# Debian 12 machine, as root. Create the first admin in another terminal:
+#   target/release/tollgate --config Leptos.toml admin create <username>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.ci/setup.sh
+source .ci/env.sh
+cargo leptos build --release
+export LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site"
+echo "Tollgate: http://${LEPTOS_SITE_ADDR:-127.0.0.1:3000}  (Ctrl-C stops it)"
+exec "$CARGO_TARGET_DIR/release/tollgate" --config Leptos.toml serve "$@"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh Debian 12 machine, as root: installs what is
+# missing, then lints, unit tests, integration tests against real WireGuard
+# hosts in network namespaces, and Playwright in Debian's Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.ci/setup.sh
+source .ci/env.sh
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+started=$SECONDS
+
+step "format"
+cargo fmt --check
+
+step "clippy (server and browser code)"
+cargo clippy --features ssr --all-targets --locked -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --features hydrate --locked -- -D warnings
+
+step "unit and integration tests (real hosts in network namespaces)"
+cargo test --features ssr --locked
+
+step "front end (WASM + CSS) for the end-to-end tests"
+cargo leptos build --frontend-only
+
+step "Playwright (Debian Chromium; with and without JavaScript; phone)"
+TOLLGATE_BIN="$CARGO_TARGET_DIR/debug/tollgate" \
+  LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site" \
+  npx playwright test -c end2end/playwright.config.ts
+
+step "all tests passed in $((SECONDS - started)) s"

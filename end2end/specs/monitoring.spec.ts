@@ -1,0 +1,90 @@
+// The walking skeleton, end to end: log in, add a real WireGuard host over
+// SSH, see its client online with traffic, and see that traffic grow. Runs
+// with JavaScript (live refresh, relative times) and without (plain forms,
+// server-rendered tables).
+import { expect, test, type Page } from '@playwright/test';
+import { hostEnv, panelState, ping } from '../state';
+
+async function logIn(page: Page) {
+  await page.goto('/');
+  await expect(page).toHaveURL(/\/login$/);
+  await page.getByLabel('Username', { exact: true }).fill(panelState.admin);
+  await page.getByLabel('Password', { exact: true }).fill(panelState.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+}
+
+function uploadOf(page: Page, publicKey: string) {
+  return page.locator(`[data-testid=client-row][data-public-key="${publicKey}"] [data-testid=upload]`);
+}
+
+test('a wrong password is refused with a message', async ({ page }) => {
+  await page.goto('/login');
+  await page.getByLabel('Username', { exact: true }).fill(panelState.admin);
+  await page.getByLabel('Password', { exact: true }).fill('not the password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toHaveText(/Invalid username or password/);
+  await expect(page).toHaveURL(/\/login/);
+});
+
+test('an admin adds a WireGuard host and watches its client', async ({ page }, info) => {
+  const host = hostEnv();
+  const js = info.project.use.javaScriptEnabled !== false;
+  await logIn(page);
+
+  await page.goto('/servers');
+  await page.getByLabel('Name', { exact: true }).fill(`Test host (${info.project.name})`);
+  await page.getByLabel('Host', { exact: true }).fill(host.TESTHOST_ADDR);
+  await page.getByLabel('SSH port', { exact: true }).fill(host.TESTHOST_SSH_PORT);
+  await page.getByLabel('SSH user', { exact: true }).fill(host.TESTHOST_SSH_USER);
+  await page.getByLabel('WireGuard interface', { exact: true }).fill(host.TESTHOST_IFACE);
+  await page.getByLabel("Private key file on the panel's machine", { exact: true }).fill(host.TESTHOST_SSH_KEY);
+  await page.getByRole('button', { name: 'Add server' }).click();
+
+  await expect(page).toHaveURL(/\/servers\/\d+$/, { timeout: 30_000 });
+  await expect(page.getByTestId('host-key')).toHaveText(host.TESTHOST_HOST_KEY_FINGERPRINT);
+
+  const row = page.locator(`[data-testid=client-row][data-public-key="${host.TESTHOST_CLIENT_PUBLIC_KEY}"]`);
+  await expect(row.getByTestId('connection')).toHaveText('Online');
+  await expect(row).toContainText(host.TESTHOST_TUNNEL_CLIENT_IP);
+  const idle = page.locator(`[data-testid=client-row][data-public-key="${host.TESTHOST_IDLE_PUBLIC_KEY}"]`);
+  await expect(idle.getByTestId('connection')).toHaveText('Never connected');
+
+  const before = Number(await uploadOf(page, host.TESTHOST_CLIENT_PUBLIC_KEY).getAttribute('data-bytes'));
+  expect(before).toBeGreaterThan(0);
+  await expect(uploadOf(page, host.TESTHOST_CLIENT_PUBLIC_KEY)).toHaveText(/\d+(\.\d)? (B|KB|MB)/);
+
+  // Last seen: UTC from the server; relative once the page has hydrated.
+  const lastSeen = row.locator('time');
+  if (js) {
+    await expect(lastSeen).toHaveText(/ago|just now/);
+  } else {
+    await expect(lastSeen).toHaveText(/UTC$/);
+  }
+
+  ping(10, 1200);
+  if (js) {
+    // The table refreshes itself: same document, no reload.
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
+    await expect
+      .poll(async () => Number(await uploadOf(page, host.TESTHOST_CLIENT_PUBLIC_KEY).getAttribute('data-bytes')), {
+        timeout: 30_000,
+      })
+      .toBeGreaterThanOrEqual(before + 10 * 1200);
+    expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(42);
+  } else {
+    await expect
+      .poll(
+        async () => {
+          await page.reload();
+          return Number(await uploadOf(page, host.TESTHOST_CLIENT_PUBLIC_KEY).getAttribute('data-bytes'));
+        },
+        { timeout: 30_000 },
+      )
+      .toBeGreaterThanOrEqual(before + 10 * 1200);
+  }
+
+  await page.goto('/');
+  await expect(page.getByTestId('total-online')).not.toHaveText('0');
+});
