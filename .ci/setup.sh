@@ -52,6 +52,9 @@ fi
 # Tailwind (for cargo-leptos) and Playwright, from package-lock.json.
 if [[ ! -f node_modules/.package-lock.json ]] || ! cmp -s package-lock.json node_modules/.tollgate-lock; then
   say "npm: installing Tailwind and Playwright"
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` refuses this lock: it names optional Tailwind binaries for other
+  # platforms that the registry mirror lacks. Versions are pinned exactly in
+  # package.json, and --no-save leaves the lock as it is.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-save --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.tollgate-lock
 fi
