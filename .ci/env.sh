@@ -1,5 +1,8 @@
-# Sourced by the scripts in .ci/: tool paths and the build directory.
+# Sourced by the scripts in .ci/: tool paths and build locations.
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# cargo-leptos writes the site (pkg/, assets) to site-root in Cargo.toml,
+# relative to the checkout, whatever CARGO_TARGET_DIR says.
+export LEPTOS_SITE_ROOT="$PWD/target/site"
 # Never let Playwright fetch a browser; the specs use /usr/bin/chromium.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1

@@ -7,6 +7,5 @@ cd "$(dirname "$0")/.."
 .ci/setup.sh
 source .ci/env.sh
 cargo leptos build --release
-export LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site"
 echo "Tollgate: http://${LEPTOS_SITE_ADDR:-127.0.0.1:3000}  (Ctrl-C stops it)"
 exec "$CARGO_TARGET_DIR/release/tollgate" --config Leptos.toml serve "$@"

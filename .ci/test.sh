@@ -25,7 +25,6 @@ cargo leptos build --frontend-only
 
 step "Playwright (Debian Chromium; with and without JavaScript; phone)"
 TOLLGATE_BIN="$CARGO_TARGET_DIR/debug/tollgate" \
-  LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site" \
   npx playwright test -c end2end/playwright.config.ts
 
 step "all tests passed in $((SECONDS - started)) s"
