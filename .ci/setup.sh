@@ -19,8 +19,9 @@ APT_PACKAGES=(
   build-essential pkg-config libssl-dev ca-certificates  # native build deps
   wireguard-go wireguard-tools iproute2 iputils-ping openssh-server  # test hosts
   chromium  # Playwright drives Debian's Chromium; no browser is downloaded
-  binaryen  # wasm-opt, for release builds
 )
+# wasm-opt comes from npm (binaryen 132): Debian's binaryen 108 corrupts the
+# reference-types WebAssembly that current Rust and wasm-bindgen produce.
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -49,9 +50,9 @@ if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VER
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-# Tailwind (for cargo-leptos) and Playwright, from package-lock.json.
+# Tailwind and wasm-opt (for cargo-leptos) and Playwright, from package-lock.json.
 if [[ ! -f node_modules/.package-lock.json ]] || ! cmp -s package-lock.json node_modules/.tollgate-lock; then
-  say "npm: installing Tailwind and Playwright"
+  say "npm: installing Tailwind, wasm-opt and Playwright"
   # `npm ci` refuses this lock: it names optional Tailwind binaries for other
   # platforms that the registry mirror lacks. Versions are pinned exactly in
   # package.json, and --no-save leaves the lock as it is.

@@ -20,8 +20,8 @@ cargo clippy --lib --target wasm32-unknown-unknown --features hydrate --locked -
 step "unit and integration tests (real hosts in network namespaces)"
 cargo test --features ssr --locked
 
-step "front end (WASM + CSS) for the end-to-end tests"
-cargo leptos build --frontend-only
+step "front end (release WASM + CSS, as shipped) for the end-to-end tests"
+cargo leptos build --release --frontend-only
 
 step "Playwright (Debian Chromium; with and without JavaScript; phone)"
 TOLLGATE_BIN="$CARGO_TARGET_DIR/debug/tollgate" \

@@ -18,6 +18,7 @@ const chromium = {
 
 export default defineConfig({
   testDir: './specs',
+  testMatch: '*.spec.ts',
   globalSetup: require.resolve('./global-setup'),
   globalTeardown: require.resolve('./global-teardown'),
   fullyParallel: false,

@@ -2,7 +2,8 @@
 // SSH, see its client online with traffic, and see that traffic grow. Runs
 // with JavaScript (live refresh, relative times) and without (plain forms,
 // server-rendered tables).
-import { expect, test, type Page } from '@playwright/test';
+import { type Page } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { hostEnv, panelState, ping } from '../state';
 
 async function logIn(page: Page) {

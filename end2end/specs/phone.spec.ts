@@ -1,6 +1,6 @@
 // On a phone-sized screen the pages fit the width; wide tables scroll inside
 // their own box instead of pushing the page sideways.
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { panelState } from '../state';
 
 test('pages fit a phone screen', async ({ page }, info) => {

@@ -66,8 +66,13 @@ pub fn HealthBadge(health: ServerHealth) -> impl IntoView {
 /// An error from a server function, with a way back to the login page when
 /// the session is gone.
 #[component]
-pub fn ErrorNote(error: AppError) -> impl IntoView {
-    let login = (error.kind == ErrorKind::Unauthorized)
+pub fn ErrorNote(
+    error: AppError,
+    /// Offer "Log in again" on Unauthorized (not on the login page itself).
+    #[prop(default = true)]
+    relogin: bool,
+) -> impl IntoView {
+    let login = (relogin && error.kind == ErrorKind::Unauthorized)
         .then(|| view! { " " <a href="/login" class="underline">"Log in again"</a> });
     view! {
         <p role="alert" data-testid="error"

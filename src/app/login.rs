@@ -23,7 +23,7 @@ pub fn LoginPage() -> impl IntoView {
                         "Password"
                         <input name="password" type="password" required autocomplete="current-password" class=INPUT />
                     </label>
-                    {move || error().map(|e| view! { <ErrorNote error=e /> })}
+                    {move || error().map(|e| view! { <ErrorNote error=e relogin=false /> })}
                     <button type="submit" class=format!("w-full {BUTTON}") disabled=move || login.pending().get()>
                         "Log in"
                     </button>
