@@ -165,7 +165,7 @@ fn tollgate(args: &[&str], database_url: &str, stdin: &str) -> (bool, String) {
 }
 
 #[tokio::test]
-async fn admin_create_reads_the_password_from_stdin() {
+async fn admin_commands_read_passwords_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("cli.db").display());
 
@@ -179,6 +179,10 @@ async fn admin_create_reads_the_password_from_stdin() {
     assert!(!ok && out.contains("already exists"), "{out}");
     let (ok, out) = tollgate(&["admin", "list"], &url, "");
     assert!(ok && out.contains("alice"), "{out}");
+    let (ok, out) = tollgate(&["admin", "passwd", "alice"], &url, "the changed password\n");
+    assert!(ok, "{out}");
+    let (ok, out) = tollgate(&["admin", "passwd", "bob"], &url, "the changed password\n");
+    assert!(!ok && out.contains("no admin named bob"), "{out}");
 
     let mode = std::fs::metadata(dir.path().join("cli.db")).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -197,8 +201,8 @@ async fn admin_create_reads_the_password_from_stdin() {
             .json(&json!({"username": "alice", "password": password}))
             .send()
     };
-    assert_eq!(login("a long enough password").await.unwrap().status(), StatusCode::OK);
-    assert_eq!(login("another long password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(login("the changed password").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(login("a long enough password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }

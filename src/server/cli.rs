@@ -82,6 +82,13 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line)
 }
 
+/// Reads a new password, checks its strength and hashes it (off the async threads).
+async fn new_password_hash() -> anyhow::Result<String> {
+    let password = read_password()?;
+    check_password_strength(&password)?;
+    Ok(tokio::task::spawn_blocking(move || hash_password(&password)).await??)
+}
+
 async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let store = SqliteStore::open(&config.database_url).await.context("opening the database")?;
     let result = admin_with(&store, command).await;
@@ -97,9 +104,7 @@ async fn admin_with(store: &SqliteStore, command: AdminCommand) -> anyhow::Resul
             if store.admin_by_username(name.as_str()).await?.is_some() {
                 bail!("an admin named {name} already exists");
             }
-            let password = read_password()?;
-            check_password_strength(&password)?;
-            let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+            let hash = new_password_hash().await?;
             store.create_admin(&name, &hash, chrono::Utc::now()).await?;
             println!("created admin {name}");
         }
@@ -108,9 +113,7 @@ async fn admin_with(store: &SqliteStore, command: AdminCommand) -> anyhow::Resul
             if store.admin_by_username(name.as_str()).await?.is_none() {
                 bail!("there is no admin named {name}");
             }
-            let password = read_password()?;
-            check_password_strength(&password)?;
-            let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+            let hash = new_password_hash().await?;
             store.set_admin_password(&name, &hash).await?;
             println!("password changed for {name}; their sessions have ended");
         }
