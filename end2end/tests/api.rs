@@ -206,3 +206,28 @@ async fn admin_commands_read_passwords_from_stdin() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_one_guessing_client_does_not_lock_out_another() {
+    let panel = TestPanel::start_with(|c| tollgate::server::config::Config {
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..c
+    })
+    .await;
+    let http = panel.client();
+    let login = |from: &'static str, username: String, password: &'static str| {
+        http.post(panel.url("/api/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+    };
+    for i in 0..20 {
+        let res = login("203.0.113.1", format!("guess{i}"), "wrong password!").await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login("203.0.113.1", ADMIN.to_owned(), PASSWORD).await.unwrap();
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = login("203.0.113.2", ADMIN.to_owned(), PASSWORD).await.unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    panel.stop().await;
+}

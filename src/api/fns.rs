@@ -16,7 +16,7 @@ pub async fn login(username: String, password: String) -> Result<(), AppError> {
     use crate::server::rpc;
     let state = rpc::state()?;
     let parts = rpc::request_parts()?;
-    let address = crate::server::http::client_address(&parts.extensions);
+    let address = crate::server::http::client_address(&state, &parts.extensions, &parts.headers);
     let cookie = state.panel.login(&address, &username, &password).await?;
     rpc::set_cookie(&cookie)?;
     leptos_axum::redirect("/");

@@ -81,6 +81,27 @@ pub fn client_address(allowed: &[IpNetwork]) -> Option<IpAddr> {
         .map(IpNetwork::addr)
 }
 
+/// The address a request really came from. When the TCP peer is one of the
+/// `trusted` reverse proxies, that is the right-most `X-Forwarded-For` entry
+/// not added by a trusted proxy (entries further left can be forged by the
+/// client); otherwise it is the peer itself.
+pub fn request_origin(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut last_valid = None;
+    for hop in forwarded_for.unwrap_or_default().rsplit(',').map(str::trim) {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        if !trusted.contains(&ip) {
+            return ip;
+        }
+        last_valid = Some(ip);
+    }
+    last_valid.unwrap_or(peer)
+}
+
 /// A VPN host's address as an admin types it: an IP address or a DNS name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostAddress(String);
@@ -145,6 +166,20 @@ mod tests {
         assert_eq!(client_address(&nets[..2]).unwrap().to_string(), "fd77::4");
         assert_eq!(client_address(&nets[1..2]).unwrap().to_string(), "10.77.1.0");
         assert_eq!(client_address(&[]), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        let proxy = [ip("127.0.0.1")];
+        assert_eq!(request_origin(ip("127.0.0.1"), Some("203.0.113.9"), &proxy), ip("203.0.113.9"));
+        // A client cannot choose its address by sending the header itself.
+        assert_eq!(request_origin(ip("198.51.100.1"), Some("203.0.113.9"), &proxy), ip("198.51.100.1"));
+        // Forged entries on the left are ignored; the proxy's own entry counts.
+        assert_eq!(request_origin(ip("127.0.0.1"), Some("10.0.0.1, 203.0.113.9"), &proxy), ip("203.0.113.9"));
+        assert_eq!(request_origin(ip("127.0.0.1"), None, &proxy), ip("127.0.0.1"));
+        assert_eq!(request_origin(ip("127.0.0.1"), Some("junk"), &proxy), ip("127.0.0.1"));
+        assert_eq!(request_origin(ip("127.0.0.1"), Some("203.0.113.9, 127.0.0.1"), &proxy), ip("203.0.113.9"));
     }
 
     #[test]

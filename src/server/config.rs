@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// A `tracing` filter, such as `info` or `tollgate=debug`.
     pub log: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client (for
+    /// login throttling and logs). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             secure_cookies: false,
             shutdown_grace: Duration::from_secs(10),
             log: "info".to_owned(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -64,10 +68,11 @@ pub struct Layer {
     pub secure_cookies: Option<bool>,
     pub shutdown_grace: Option<u64>,
     pub log: Option<String>,
+    pub trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 /// Environment variables and the keys they set.
-pub const ENV_KEYS: [(&str, &str); 11] = [
+pub const ENV_KEYS: [(&str, &str); 12] = [
     ("DATABASE_URL", "database_url"),
     ("LEPTOS_SITE_ADDR", "site_addr"),
     ("LEPTOS_SITE_ROOT", "site_root"),
@@ -79,6 +84,7 @@ pub const ENV_KEYS: [(&str, &str); 11] = [
     ("TOLLGATE_SECURE_COOKIES", "secure_cookies"),
     ("TOLLGATE_SHUTDOWN_GRACE", "shutdown_grace"),
     ("TOLLGATE_LOG", "log"),
+    ("TOLLGATE_TRUSTED_PROXIES", "trusted_proxies"),
 ];
 
 impl Layer {
@@ -125,6 +131,16 @@ impl Layer {
                 })
             }
             "log" => self.log = Some(value.to_owned()),
+            "trusted_proxies" => {
+                self.trusted_proxies = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.parse().with_context(|| format!("{v:?} is not an IP address")))
+                        .collect::<anyhow::Result<_>>()?,
+                )
+            }
             _ => bail!("unknown setting {key}"),
         }
         Ok(())
@@ -167,6 +183,9 @@ impl Config {
         }
         if let Some(v) = layer.log {
             self.log = v;
+        }
+        if let Some(v) = layer.trusted_proxies {
+            self.trusted_proxies = v;
         }
         self
     }
@@ -218,7 +237,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tollgate.toml");
         std::fs::write(&file, "poll_interval = 10\nlog = \"debug\"\nsite_addr = \"127.0.0.1:4000\"\n").unwrap();
-        let env: HashMap<&str, &str> = [("TOLLGATE_POLL_INTERVAL", "7"), ("DATABASE_URL", "sqlite://x.db")].into();
+        let env: HashMap<&str, &str> = [
+            ("TOLLGATE_POLL_INTERVAL", "7"),
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+        ]
+        .into();
         let flags = Layer { site_addr: Some("127.0.0.1:5000".parse().unwrap()), ..Layer::default() };
 
         let config = Config::default()
@@ -231,6 +255,7 @@ mod tests {
         assert_eq!(config.log, "debug", "file beats default");
         assert_eq!(config.site_addr, "127.0.0.1:5000".parse().unwrap(), "flag beats file");
         assert_eq!(config.database_url, "sqlite://x.db");
+        assert_eq!(config.trusted_proxies, ["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
         assert_eq!(config.ssh_connect_timeout, Config::default().ssh_connect_timeout);
     }
 

@@ -2,6 +2,7 @@
 //! Every handler except login takes [`Admin`], so no route forgets the session.
 
 use crate::api::AddServerRequest;
+use crate::domain::net::request_origin;
 use crate::domain::ServerId;
 use crate::error::AppError;
 use crate::server::panel::Admin;
@@ -45,12 +46,13 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The address a request came from (the TCP peer).
-pub fn client_address(parts_extensions: &axum::http::Extensions) -> String {
-    parts_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+/// The client's address: the TCP peer, or what a trusted proxy says.
+pub fn client_address(state: &AppState, extensions: &axum::http::Extensions, headers: &HeaderMap) -> String {
+    let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<SocketAddr>>() else {
+        return "unknown".to_owned();
+    };
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    request_origin(peer.ip(), forwarded, &state.panel.config.trusted_proxies).to_string()
 }
 
 fn server_id(raw: &str) -> Result<ServerId, AppError> {
@@ -64,12 +66,10 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Response, AppError> {
-    let cookie = state.panel.login(&peer.ip().to_string(), &body.username, &body.password).await?;
+async fn login(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
+    let address = client_address(&state, request.extensions(), request.headers());
+    let ApiJson(body) = ApiJson::<LoginBody>::from_request(request, &state).await?;
+    let cookie = state.panel.login(&address, &body.username, &body.password).await?;
     let mut response = Json(json!({ "success": true, "username": body.username.trim() })).into_response();
     response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(AppError::internal)?);
     Ok(response)
