@@ -23,6 +23,12 @@
 #   rekey N       give the host's sshd a new host key and restart it
 #   wg-restart N  stop wireguard-go on the host and start it again with the same peers
 #   env N         print the host's facts as shell assignments (after up)
+#   openvpn-up N [STATUS_VERSION]   add an OpenVPN 2.6 server to host N (UDP 1194
+#                 on 198.18.<N>.5, tunnel 10.78.<N>.0/24, management on the host's
+#                 127.0.0.1:7505, status file rewritten every second) and two
+#                 clients, alice and bob, in the client namespace
+#   openvpn-status N [VERSION]   the server's status through its management port
+#   openvpn-ping N CLIENT [COUNT [SIZE]]   ping the server over CLIENT's tunnel
 #
 # State lives in ${TOLLGATE_TESTHOST_DIR:-/tmp/tollgate-testhost}/<N>.
 set -euo pipefail
@@ -184,6 +190,100 @@ EOF
   write_env
 }
 
+# A throwaway PKI: EC keys, valid two days.
+make_pki() {
+  local o="$dir/ovpn" name
+  mkdir -p "$o"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$o/ca.key" -out "$o/ca.crt" -subj "/CN=tollgate-test-ca-$n" 2>/dev/null
+  for name in server alice bob; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "$o/$name.key" -out "$o/$name.csr" -subj "/CN=$name" 2>/dev/null
+    if [[ $name == server ]]; then
+      printf 'extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyAgreement\n' > "$o/$name.ext"
+    else
+      printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyAgreement\n' > "$o/$name.ext"
+    fi
+    openssl x509 -req -in "$o/$name.csr" -CA "$o/ca.crt" -CAkey "$o/ca.key" -CAcreateserial \
+      -days 2 -extfile "$o/$name.ext" -out "$o/$name.crt" 2>/dev/null
+  done
+}
+
+openvpn_up() {
+  local version=${1:-2} o="$dir/ovpn" name
+  [[ -f "$dir/env" ]] || die "host $n is not up"
+  [[ "$version" =~ ^[123]$ ]] || die "STATUS_VERSION must be 1, 2 or 3"
+  kill_openvpn
+  make_pki
+  cat > "$o/server.conf" <<EOF
+dev tgo$n
+dev-type tun
+proto udp4
+local $host_c_addr
+port 1194
+topology subnet
+server 10.78.$n.0 255.255.255.0
+ca $o/ca.crt
+cert $o/server.crt
+key $o/server.key
+dh none
+keepalive 2 10
+management 127.0.0.1 7505
+status $o/openvpn-status.log 1
+status-version $version
+log $o/server.log
+writepid $o/server.pid
+verb 3
+EOF
+  in_host openvpn --config "$o/server.conf" --daemon
+  for name in alice bob; do
+    cat > "$o/$name.conf" <<EOF
+client
+dev tgo$n$name
+dev-type tun
+proto udp4
+remote $host_c_addr 1194
+nobind
+ca $o/ca.crt
+cert $o/$name.crt
+key $o/$name.key
+remote-cert-tls server
+log $o/$name.log
+writepid $o/$name.pid
+verb 3
+EOF
+    in_client openvpn --config "$o/$name.conf" --daemon
+  done
+  for _ in $(seq 1 150); do
+    if grep -q 'Initialization Sequence Completed' "$o/alice.log" 2>/dev/null \
+      && grep -q 'Initialization Sequence Completed' "$o/bob.log" 2>/dev/null \
+      && [[ $(management "status 3" | grep -c '^CLIENT_LIST') -ge 2 ]]; then
+      cat >> "$dir/env" <<EOF
+TESTHOST_OPENVPN_MANAGEMENT_PORT=7505
+TESTHOST_OPENVPN_STATUS=$o/openvpn-status.log
+TESTHOST_OPENVPN_SERVER_IP=10.78.$n.1
+EOF
+      return 0
+    fi
+    sleep 0.2
+  done
+  die "OpenVPN clients did not connect (see $o/*.log)"
+}
+
+kill_openvpn() {
+  local pid
+  for pid in $(ip netns pids "$hns" 2>/dev/null) $(ip netns pids "$cns" 2>/dev/null); do
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == openvpn ]] && kill "$pid" 2>/dev/null
+  done
+  sed -i '/^TESTHOST_OPENVPN_/d' "$dir/env" 2>/dev/null || true
+  return 0
+}
+
+# One command on the management port, from inside the host namespace.
+management() {
+  in_host bash -c 'exec 3<>/dev/tcp/127.0.0.1/7505; printf "%s\n" "$1" >&3; sleep 0.5; printf "quit\n" >&3; cat <&3' _ "$1"
+}
+
 write_env() {
   cat > "$dir/env" <<EOF
 TESTHOST_N=$n
@@ -228,5 +328,13 @@ case "$cmd" in
     start_server_wg
     ;;
   env) cat "$dir/env" ;;
+  openvpn-up) openvpn_up "${3:-2}" ;;
+  openvpn-status) management "status ${3:-3}" ;;
+  openvpn-ping)
+    client=${3:-}; count=${4:-3}; size=${5:-56}
+    [[ "$client" == alice || "$client" == bob ]] || die "CLIENT is alice or bob"
+    [[ "$count" =~ ^[0-9]+$ && "$size" =~ ^[0-9]+$ ]] || die "COUNT and SIZE must be numbers"
+    in_client ping -q -c "$count" -i 0.2 -W 2 -s "$size" -I "tgo$n$client" "10.78.$n.1" >/dev/null
+    ;;
   *) die "unknown command '$cmd'" ;;
 esac

@@ -4,12 +4,15 @@
 //! depend on the clock take `now` as an argument. The module compiles for the
 //! browser too (the UI formats bytes, statuses and relative times with it).
 
+pub mod accounting;
 pub mod bytes;
 pub mod command;
 pub mod ids;
 pub mod keys;
 pub mod names;
 pub mod net;
+pub mod openvpn;
+pub mod sessions;
 pub mod status;
 pub mod throttle;
 pub mod time;

@@ -37,6 +37,19 @@ impl ConnectionStatus {
         }
     }
 
+    /// Status of a client whose presence is known directly (an OpenVPN
+    /// client is online exactly while it has a session); `last_seen` grades
+    /// the others.
+    pub fn connected(connected: bool, last_seen: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        if connected {
+            return Self::Online;
+        }
+        match Self::at(last_seen, now) {
+            Self::Online => Self::RecentlySeen,
+            other => other,
+        }
+    }
+
     pub fn is_online(self) -> bool {
         self == Self::Online
     }
@@ -69,6 +82,14 @@ mod tests {
         assert_eq!(ConnectionStatus::at(Some(t(-3599)), now), ConnectionStatus::RecentlySeen);
         assert_eq!(ConnectionStatus::at(Some(t(-3600)), now), ConnectionStatus::Offline);
         assert_eq!(ConnectionStatus::at(Some(t(60)), now), ConnectionStatus::Online);
+    }
+
+    #[test]
+    fn a_directly_known_connection_decides_online() {
+        assert_eq!(ConnectionStatus::connected(true, None, t(0)), ConnectionStatus::Online);
+        assert_eq!(ConnectionStatus::connected(false, Some(t(-10)), t(0)), ConnectionStatus::RecentlySeen);
+        assert_eq!(ConnectionStatus::connected(false, Some(t(-7200)), t(0)), ConnectionStatus::Offline);
+        assert_eq!(ConnectionStatus::connected(false, None, t(0)), ConnectionStatus::NeverConnected);
     }
 
     #[test]

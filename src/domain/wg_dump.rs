@@ -17,6 +17,13 @@
 //! connected. `transfer-rx` counts bytes the host received from the peer (the
 //! client's upload), `transfer-tx` bytes the host sent to it.
 //!
+//! AmneziaWG's `awg show <interface> dump` has the same peer lines, and an
+//! interface line with its obfuscation parameters between the listen port and
+//! the fwmark: 9 of them in 1.x (jc, jmin, jmax, s1, s2, h1–h4), 16 in 2.x,
+//! 25 in 3.x (which adds a header-protection key). They are counted, never
+//! kept. AmneziaWG 3.x may print a keepalive as a range (`25-30`); its lower
+//! bound is taken.
+//!
 //! Secrets: the interface's private key and every preshared key are checked for
 //! shape and then dropped. The parsed values record only whether they were set,
 //! and no error message ever repeats their text.
@@ -37,6 +44,17 @@ pub struct WgInterface {
     pub has_private_key: bool,
     pub listen_port: u16,
     pub fwmark: Option<u32>,
+    /// AmneziaWG: how many obfuscation parameters the line carried.
+    pub obfuscation_fields: usize,
+}
+
+/// Which tool printed the dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpFlavor {
+    /// `wg show <interface> dump`
+    WireGuard,
+    /// `awg show <interface> dump`
+    AmneziaWg,
 }
 
 /// One peer line.
@@ -119,6 +137,11 @@ const OFF: &str = "off";
 
 /// Parses the whole output of `wg show <interface> dump`.
 pub fn parse_wg_dump(text: &str) -> Result<WgDump, DumpError> {
+    parse_dump(text, DumpFlavor::WireGuard)
+}
+
+/// Parses a dump printed by `wg` or by `awg`.
+pub fn parse_dump(text: &str, flavor: DumpFlavor) -> Result<WgDump, DumpError> {
     let mut lines = text
         .split('\n')
         .enumerate()
@@ -126,12 +149,12 @@ pub fn parse_wg_dump(text: &str) -> Result<WgDump, DumpError> {
         .filter(|(_, l)| !l.trim().is_empty());
 
     let (first_no, first) = lines.next().ok_or(DumpError { line: 1, kind: DumpErrorKind::Empty })?;
-    let interface = parse_interface(first).map_err(|kind| DumpError { line: first_no, kind })?;
+    let interface = parse_interface(first, flavor).map_err(|kind| DumpError { line: first_no, kind })?;
 
     let mut peers = Vec::new();
     let mut seen = HashSet::new();
     for (no, line) in lines {
-        let peer = parse_peer(line).map_err(|kind| DumpError { line: no, kind })?;
+        let peer = parse_peer(line, flavor).map_err(|kind| DumpError { line: no, kind })?;
         if !seen.insert(peer.public_key) {
             return Err(DumpError { line: no, kind: DumpErrorKind::DuplicatePeer { public_key: peer.public_key } });
         }
@@ -146,8 +169,27 @@ fn fields<'a, const N: usize>(line: &'a str, line_kind: &'static str) -> Result<
     parts.try_into().map_err(|_| DumpErrorKind::FieldCount { expected: N, found, line_kind })
 }
 
-fn parse_interface(line: &str) -> Result<WgInterface, DumpErrorKind> {
-    let [private, public, port, fwmark] = fields::<4>(line, "the interface")?;
+/// An AmneziaWG interface line has at least this many fields (1.x).
+const AWG_MIN_FIELDS: usize = 13;
+
+fn parse_interface(line: &str, flavor: DumpFlavor) -> Result<WgInterface, DumpErrorKind> {
+    let (private, public, port, fwmark, obfuscation_fields) = match flavor {
+        DumpFlavor::WireGuard => {
+            let [private, public, port, fwmark] = fields::<4>(line, "the interface")?;
+            (private, public, port, fwmark, 0)
+        }
+        DumpFlavor::AmneziaWg => {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() < AWG_MIN_FIELDS {
+                return Err(DumpErrorKind::FieldCount {
+                    expected: AWG_MIN_FIELDS,
+                    found: f.len(),
+                    line_kind: "the AmneziaWG interface",
+                });
+            }
+            (f[0], f[1], f[2], f[f.len() - 1], f.len() - 4)
+        }
+    };
     let has_private_key = if private == NONE {
         false
     } else {
@@ -164,10 +206,11 @@ fn parse_interface(line: &str) -> Result<WgInterface, DumpErrorKind> {
         has_private_key,
         listen_port: number(port, "listen port")?,
         fwmark: parse_fwmark(fwmark)?,
+        obfuscation_fields,
     })
 }
 
-fn parse_peer(line: &str) -> Result<WgPeer, DumpErrorKind> {
+fn parse_peer(line: &str, flavor: DumpFlavor) -> Result<WgPeer, DumpErrorKind> {
     let [public, psk, endpoint, allowed, handshake, rx, tx, keepalive] = fields::<8>(line, "a peer")?;
     let public_key =
         PublicKey::parse(public).map_err(|reason| DumpErrorKind::Key { field: "peer public key", reason })?;
@@ -208,7 +251,14 @@ fn parse_peer(line: &str) -> Result<WgPeer, DumpErrorKind> {
         latest_handshake,
         rx: byte_count(rx, "transfer-rx")?,
         tx: byte_count(tx, "transfer-tx")?,
-        persistent_keepalive: if keepalive == OFF { None } else { Some(number(keepalive, "persistent keepalive")?) },
+        persistent_keepalive: match (keepalive, flavor) {
+            (OFF, _) => None,
+            (range, DumpFlavor::AmneziaWg) if range.contains('-') => {
+                let low = range.split('-').next().unwrap_or_default();
+                Some(number(low, "persistent keepalive")?)
+            }
+            (value, _) => Some(number(value, "persistent keepalive")?),
+        },
     })
 }
 
@@ -269,6 +319,7 @@ mod tests {
                 has_private_key: true,
                 listen_port: 51820,
                 fwmark: None,
+                obfuscation_fields: 0,
             }
         );
         assert_eq!(dump.peers.len(), 4);
@@ -404,6 +455,45 @@ mod tests {
         let err = parse_wg_dump(ALL).unwrap_err();
         assert_eq!(err.line, 1);
         assert!(matches!(err.kind, DumpErrorKind::FieldCount { expected: 4, found: 5, .. }));
+    }
+
+    /// `awg show <interface> dump` from amneziawg-tools v1.0.20240213,
+    /// v1.0.20250901 and v3.1.20260812, captured against a wireguard-go
+    /// device (so every obfuscation parameter is at its default).
+    const AWG: [(&str, usize); 3] = [
+        (include_str!("fixtures/awg_show_dump_1_0_20240213.txt"), 9),
+        (include_str!("fixtures/awg_show_dump_1_0_20250901.txt"), 16),
+        (include_str!("fixtures/awg_show_dump_3_1_20260812.txt"), 25),
+    ];
+
+    #[test]
+    fn amneziawg_dumps_of_every_generation_parse() {
+        for (text, obfuscation) in AWG {
+            let dump = parse_dump(text, DumpFlavor::AmneziaWg).unwrap();
+            assert_eq!(dump.interface.obfuscation_fields, obfuscation);
+            assert_eq!(dump.interface.listen_port, 51820);
+            assert_eq!(dump.interface.fwmark, None);
+            assert_eq!(dump.peers.len(), 2);
+            let active = dump.peers.iter().find(|p| p.latest_handshake.is_some()).unwrap();
+            assert_eq!((active.rx.get(), active.tx.get()), (3636, 3548));
+            assert!(active.has_preshared_key);
+            let idle = dump.peers.iter().find(|p| p.latest_handshake.is_none()).unwrap();
+            assert_eq!(idle.persistent_keepalive, Some(25));
+            // The wg parser refuses what it does not understand.
+            assert!(matches!(parse_wg_dump(text).unwrap_err().kind, DumpErrorKind::FieldCount { expected: 4, .. }));
+        }
+    }
+
+    #[test]
+    fn amneziawg_keepalive_ranges_and_short_lines_are_handled() {
+        let (text, _) = AWG[2];
+        let ranged = text.replacen("\t25\n", "\t25-30\n", 1);
+        let dump = parse_dump(&ranged, DumpFlavor::AmneziaWg).unwrap();
+        assert!(dump.peers.iter().any(|p| p.persistent_keepalive == Some(25)));
+        let e = parse_dump("(none)\t(none)\t1\toff\n", DumpFlavor::AmneziaWg).unwrap_err();
+        assert!(matches!(e.kind, DumpErrorKind::FieldCount { expected: 13, found: 4, .. }));
+        // A plain dump given to the awg parser is refused, not misread.
+        assert!(parse_dump(SERVER, DumpFlavor::AmneziaWg).is_err());
     }
 
     #[test]
