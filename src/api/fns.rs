@@ -7,7 +7,7 @@
 // each function for the browser, so the allowance has to sit on the module.
 #![allow(clippy::too_many_arguments)]
 
-use super::{ClientView, DashboardView, ServerView};
+use super::{DashboardView, ServerView};
 use crate::error::AppError;
 use leptos::server;
 
@@ -55,12 +55,29 @@ pub async fn list_servers() -> Result<Vec<ServerView>, AppError> {
 
 /// A server and its clients, for the server page.
 #[server(prefix = "/rpc", endpoint = "server_detail")]
-pub async fn server_detail(id: i64) -> Result<(ServerView, Vec<ClientView>), AppError> {
+pub async fn server_detail(id: i64) -> Result<super::ServerDetail, AppError> {
+    use crate::server::store::SessionFilter;
     let (state, _) = crate::server::rpc::require_admin().await?;
     let id = crate::domain::ServerId::new(id);
     let server = state.panel.server(id).await?;
     let clients = state.panel.clients(id).await?;
-    Ok((server, clients))
+    let open =
+        state.panel.sessions(SessionFilter { server: Some(id), open: true, limit: 500, ..Default::default() }).await?;
+    let since = chrono::Utc::now() - crate::server::panel::RECENT;
+    let recent = state
+        .panel
+        .sessions(SessionFilter { server: Some(id), ended_since: Some(since), limit: 20, ..Default::default() })
+        .await?;
+    Ok(super::ServerDetail { server, clients, open_sessions: open, recently_disconnected: recent })
+}
+
+/// Ends an OpenVPN session (the dashboard's and server page's button).
+#[server(prefix = "/rpc", endpoint = "disconnect")]
+pub async fn disconnect_session(id: i64, halt: Option<String>) -> Result<String, AppError> {
+    let (state, admin) = crate::server::rpc::require_admin().await?;
+    let reply = state.panel.disconnect(id, halt.is_some()).await?;
+    tracing::info!(admin = %admin.username, session = id, "disconnected a session from the UI");
+    Ok(reply)
 }
 
 /// The add-server form. Blank fields mean "not given".
@@ -72,15 +89,21 @@ pub async fn add_server(
     user: String,
     private_key_path: String,
     private_key: String,
+    protocol: String,
     interface: String,
     command_prefix: String,
+    status_path: String,
+    management_port: String,
+    management_password: String,
     host_key_fingerprint: String,
 ) -> Result<super::AddedServer, AppError> {
     let (state, admin) = crate::server::rpc::require_admin().await?;
-    let port = match port.trim() {
-        "" => None,
-        p => Some(p.parse::<u16>().map_err(|_| AppError::bad_request("port: must be 1 to 65535"))?),
+    let number = |field: &str, v: &str| match v.trim() {
+        "" => Ok(None),
+        p => p.parse::<u16>().map(Some).map_err(|_| AppError::bad_request(format!("{field}: must be 1 to 65535"))),
     };
+    let port = number("port", &port)?;
+    let management_port = number("management_port", &management_port)?;
     let some = |s: String| Some(s).filter(|s| !s.trim().is_empty());
     let request = super::AddServerRequest {
         name,
@@ -89,9 +112,12 @@ pub async fn add_server(
         user,
         private_key_path: some(private_key_path),
         private_key: some(private_key),
-        interface,
-        protocol: None,
+        interface: some(interface),
+        protocol: some(protocol),
         command_prefix: some(command_prefix).map(serde_json::Value::String),
+        status_path: some(status_path),
+        management_port,
+        management_password: some(management_password),
         host_key_fingerprint: some(host_key_fingerprint),
     };
     let added = state.panel.add_server(request).await?;

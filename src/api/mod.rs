@@ -15,12 +15,16 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Wireguard,
+    Amneziawg,
+    Openvpn,
 }
 
 impl Protocol {
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
             "wireguard" | "wg" => Some(Self::Wireguard),
+            "amneziawg" | "awg" => Some(Self::Amneziawg),
+            "openvpn" | "ovpn" => Some(Self::Openvpn),
             _ => None,
         }
     }
@@ -28,6 +32,25 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Wireguard => "wireguard",
+            Self::Amneziawg => "amneziawg",
+            Self::Openvpn => "openvpn",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Wireguard => "WireGuard",
+            Self::Amneziawg => "AmneziaWG",
+            Self::Openvpn => "OpenVPN",
+        }
+    }
+
+    /// The command-line tool of a WireGuard-family server.
+    pub fn wg_tool(self) -> Option<&'static str> {
+        match self {
+            Self::Wireguard => Some("wg"),
+            Self::Amneziawg => Some("awg"),
+            Self::Openvpn => None,
         }
     }
 }
@@ -61,9 +84,13 @@ pub struct ServerView {
     pub host: String,
     pub port: u16,
     pub user: String,
-    pub interface: String,
     pub protocol: Protocol,
+    /// WireGuard and AmneziaWG.
+    pub interface: Option<String>,
     pub command_prefix: Vec<String>,
+    /// OpenVPN: the status file read, and the management port used.
+    pub openvpn_status_path: Option<String>,
+    pub openvpn_management_port: Option<u16>,
     pub host_key_fingerprint: Option<String>,
     pub health: ServerHealth,
     pub last_poll_at: Option<DateTime<Utc>>,
@@ -72,6 +99,11 @@ pub struct ServerView {
     pub consecutive_failures: u32,
     pub clients: u32,
     pub online: u32,
+    /// Lifetime bytes from clients (uploads) and to them (downloads).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// This calendar month (configured time zone).
+    pub month: Traffic,
 }
 
 /// Whether a client may connect (revocation comes later; every client polled
@@ -89,7 +121,7 @@ pub struct ClientStats {
     pub sent: String,
     pub received: String,
     pub total: String,
-    /// "Online", "Never connected", or how long ago the last handshake was.
+    /// "Online", "Never connected", or how long ago the client was last seen.
     pub last_seen: String,
     pub is_online: bool,
 }
@@ -98,11 +130,11 @@ impl ClientStats {
     pub fn new(
         sent: ByteCount,
         received: ByteCount,
-        last_handshake: Option<DateTime<Utc>>,
+        status: ConnectionStatus,
+        last_seen: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Self {
-        let status = ConnectionStatus::at(last_handshake, now);
-        let last_seen = match (status, last_handshake) {
+        let last_seen = match (status, last_seen) {
             (ConnectionStatus::Online, _) => "Online".to_owned(),
             (_, Some(at)) => relative(at, now),
             (_, None) => status.label().to_owned(),
@@ -117,14 +149,39 @@ impl ClientStats {
     }
 }
 
+/// Bytes one way and the other, with human forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// From the client (its upload).
+    pub bytes_sent: u64,
+    /// To the client (its download).
+    pub bytes_received: u64,
+}
+
+impl Traffic {
+    pub fn new(sent: u64, received: u64) -> Self {
+        Self { bytes_sent: sent, bytes_received: received }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.bytes_sent.saturating_add(self.bytes_received)
+    }
+}
+
 /// One client of one server. `bytes_sent` is what the client uploaded (the
-/// host's receive counter), `bytes_received` what it downloaded.
+/// host's receive counter), `bytes_received` what it downloaded, over its
+/// lifetime as accounted; `month` the same for this calendar month.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientView {
     pub id: ClientId,
     pub server_id: ServerId,
+    pub protocol: Protocol,
+    /// The WireGuard public key or the OpenVPN common name.
+    pub identity: String,
+    pub public_key: Option<PublicKey>,
+    pub common_name: Option<String>,
+    pub username: Option<String>,
     pub name: Option<String>,
-    pub public_key: PublicKey,
     pub client_ip: Option<String>,
     pub endpoint: Option<String>,
     pub allowed_ips: Vec<String>,
@@ -133,15 +190,55 @@ pub struct ClientView {
     pub stats: ClientStats,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    pub month: Traffic,
     pub last_handshake: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
+    /// Part of the wanted configuration (see `tollgate sync`).
+    pub managed: bool,
+    /// WireGuard: present on the host at the last poll. OpenVPN: connected.
+    pub on_host: bool,
 }
 
 impl ClientView {
-    /// The name an admin gave, else the start of the public key.
+    /// The name an admin gave, else the common name or the start of the key.
     pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.public_key.short())
+        self.name
+            .clone()
+            .or_else(|| self.common_name.clone())
+            .or_else(|| self.public_key.map(|k| k.short()))
+            .unwrap_or_else(|| self.identity.clone())
     }
+}
+
+/// One VPN session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: i64,
+    pub server_id: ServerId,
+    pub server_name: String,
+    pub client_id: ClientId,
+    pub client: String,
+    pub identity: String,
+    pub session_key: String,
+    pub protocol: Protocol,
+    pub connected_at: DateTime<Utc>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+    pub last_seen_at: DateTime<Utc>,
+    pub endpoint: Option<String>,
+    pub virtual_ip: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub openvpn_client_id: Option<u64>,
+}
+
+/// Everything the server page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerDetail {
+    pub server: ServerView,
+    pub clients: Vec<ClientView>,
+    pub open_sessions: Vec<SessionView>,
+    pub recently_disconnected: Vec<SessionView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,9 +247,12 @@ pub struct DashboardView {
     pub clients: u32,
     pub online: u32,
     pub servers_failing: u32,
+    pub month: Traffic,
+    pub active_sessions: Vec<SessionView>,
+    pub recently_disconnected: Vec<SessionView>,
 }
 
-/// `POST /api/servers`: a WireGuard host reached over SSH.
+/// `POST /api/servers`: a WireGuard, AmneziaWG or OpenVPN host reached over SSH.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddServerRequest {
@@ -167,12 +267,24 @@ pub struct AddServerRequest {
     /// The key itself (OpenSSH or PEM text). Stored by the panel, never shown again.
     #[serde(default)]
     pub private_key: Option<String>,
-    pub interface: String,
+    /// WireGuard and AmneziaWG.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// `wireguard` (default), `amneziawg` or `openvpn`.
     #[serde(default)]
     pub protocol: Option<String>,
-    /// Words run before `wg`, such as `docker exec amnezia-awg`: a string or an array.
+    /// Words run before the tool, such as `docker exec amnezia-awg`: a string or an array.
     #[serde(default)]
     pub command_prefix: Option<serde_json::Value>,
+    /// OpenVPN: a status file to read (any status-version).
+    #[serde(default)]
+    pub status_path: Option<String>,
+    /// OpenVPN: the management port on the host's 127.0.0.1.
+    #[serde(default)]
+    pub management_port: Option<u16>,
+    /// OpenVPN: the management password, if the interface has one.
+    #[serde(default)]
+    pub management_password: Option<String>,
     /// `SHA256:…` of the host key, if the admin knows it already; without it
     /// the key offered on first contact is pinned.
     #[serde(default)]
@@ -192,7 +304,8 @@ mod tests {
     #[test]
     fn stats_read_like_the_seed_api() {
         let now = DateTime::from_timestamp(1_795_357_357, 0).unwrap();
-        let s = ClientStats::new(ByteCount::new(1_610_612_736), ByteCount::new(3_435_973_836), Some(now), now);
+        let online = ConnectionStatus::at(Some(now), now);
+        let s = ClientStats::new(ByteCount::new(1_610_612_736), ByteCount::new(3_435_973_836), online, Some(now), now);
         assert_eq!(
             s,
             ClientStats {
@@ -204,8 +317,9 @@ mod tests {
             }
         );
         let old = now - chrono::TimeDelta::minutes(42);
-        assert_eq!(ClientStats::new(ByteCount::ZERO, ByteCount::ZERO, Some(old), now).last_seen, "42 min ago");
-        let never = ClientStats::new(ByteCount::ZERO, ByteCount::ZERO, None, now);
+        let status = ConnectionStatus::at(Some(old), now);
+        assert_eq!(ClientStats::new(ByteCount::ZERO, ByteCount::ZERO, status, Some(old), now).last_seen, "42 min ago");
+        let never = ClientStats::new(ByteCount::ZERO, ByteCount::ZERO, ConnectionStatus::NeverConnected, None, now);
         assert_eq!((never.last_seen.as_str(), never.is_online), ("Never connected", false));
     }
 }

@@ -1,9 +1,11 @@
 //! Small pieces shared by the pages.
 
 use super::Now;
-use crate::api::ServerHealth;
+use crate::api::fns::DisconnectSession;
+use crate::api::{ServerHealth, SessionView};
 use crate::domain::status::ConnectionStatus;
 use crate::domain::time::{absolute, relative};
+use crate::domain::ByteCount;
 use crate::error::{AppError, ErrorKind};
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
@@ -101,6 +103,77 @@ pub fn TableFrame(#[prop(into)] testid: String, children: Children) -> impl Into
             <table class=TABLE data-testid=testid>{children()}</table>
         </div>
     }
+}
+
+/// Sessions, open or ended. OpenVPN sessions can be ended from here:
+/// "Restart" makes the client reconnect, "Disconnect" tells it to exit.
+#[component]
+pub fn SessionTable(
+    sessions: Vec<SessionView>,
+    /// Open sessions show their start; ended ones their end.
+    open: bool,
+    can_disconnect: bool,
+    #[prop(into)] testid: String,
+) -> impl IntoView {
+    if sessions.is_empty() {
+        let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
+        return view! { <p class="text-sm text-slate-500" data-testid=testid>{text}</p> }.into_any();
+    }
+    let disconnect = ServerAction::<DisconnectSession>::new();
+    let error = move || disconnect.value().get().and_then(Result::err);
+    view! {
+        {move || error().map(|e| view! { <ErrorNote error=e /> })}
+        <TableFrame testid=testid>
+            <thead><tr>
+                <th class=TH>"Client"</th>
+                <th class=format!("{TH} hidden md:table-cell")>"Server"</th>
+                <th class=format!("{TH} hidden lg:table-cell")>"From"</th>
+                <th class=TH>{if open { "Connected" } else { "Disconnected" }}</th>
+                <th class=format!("{TH} text-right")>"↑"</th>
+                <th class=format!("{TH} text-right")>"↓"</th>
+                {can_disconnect.then(|| view! { <th class=TH></th> })}
+            </tr></thead>
+            <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                {sessions.into_iter().map(|s| {
+                    let when = if open { Some(s.connected_at) } else { s.disconnected_at };
+                    let id = s.id.to_string();
+                    let (restart_id, halt_id) = (id.clone(), id.clone());
+                    view! {
+                        <tr data-testid="session-row" data-session-id=id data-identity=s.identity.clone()
+                            data-session-key=s.session_key.clone()>
+                            <td class=TD title=s.identity.clone()><span class="font-medium">{s.client.clone()}</span></td>
+                            <td class=format!("{TD} hidden md:table-cell")>
+                                <a class="underline-offset-2 hover:underline" href=format!("/servers/{}", s.server_id)>{s.server_name.clone()}</a>
+                            </td>
+                            <td class=format!("{TD} hidden lg:table-cell font-mono text-xs")>{s.endpoint.clone().unwrap_or_default()}</td>
+                            <td class=TD><Ago at=when /></td>
+                            <td class=format!("{TD} text-right tabular-nums") data-testid="session-upload" data-bytes=s.bytes_sent.to_string()>
+                                {ByteCount::new(s.bytes_sent).human()}
+                            </td>
+                            <td class=format!("{TD} text-right tabular-nums") data-testid="session-download" data-bytes=s.bytes_received.to_string()>
+                                {ByteCount::new(s.bytes_received).human()}
+                            </td>
+                            {can_disconnect.then(move || view! {
+                                <td class=format!("{TD} whitespace-nowrap")>
+                                    <ActionForm action=disconnect attr:class="inline">
+                                        <input type="hidden" name="id" value=restart_id />
+                                        <button type="submit" class="text-xs text-slate-600 underline dark:text-slate-300">"Restart"</button>
+                                    </ActionForm>
+                                    " "
+                                    <ActionForm action=disconnect attr:class="inline">
+                                        <input type="hidden" name="id" value=halt_id />
+                                        <input type="hidden" name="halt" value="on" />
+                                        <button type="submit" class="text-xs text-red-700 underline dark:text-red-300">"Disconnect"</button>
+                                    </ActionForm>
+                                </td>
+                            })}
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </TableFrame>
+    }
+    .into_any()
 }
 
 pub const TABLE: &str = "min-w-full divide-y divide-slate-200 text-sm dark:divide-slate-800";

@@ -1,8 +1,9 @@
 //! The dashboard: the fleet at a glance, refreshed every 5 s.
 
-use super::components::{Ago, Card, ErrorNote, HealthBadge, TableFrame, TD, TH};
+use super::components::{Ago, Card, ErrorNote, HealthBadge, SessionTable, TableFrame, TD, TH};
 use super::{live_resource, Page};
 use crate::api::fns::dashboard;
+use crate::domain::ByteCount;
 use leptos::prelude::*;
 
 #[component]
@@ -21,10 +22,11 @@ pub fn DashboardPage() -> impl IntoView {
                                 d.servers.len().to_string()
                             };
                             view! {
-                                <div class="grid grid-cols-1 gap-4 sm:grid-cols-3">
+                                <div class="grid grid-cols-1 gap-4 sm:grid-cols-2 lg:grid-cols-4">
                                     <Card label="Online now" value=d.online.to_string() testid="total-online" />
                                     <Card label="Clients" value=d.clients.to_string() testid="total-clients" />
                                     <Card label="Servers" value=failing testid="total-servers" />
+                                    <Card label="Traffic this month" value=ByteCount::new(d.month.total()).human() testid="month-traffic" />
                                 </div>
                                 <div class="mt-6"><TableFrame testid="server-summary">
 
@@ -46,6 +48,10 @@ pub fn DashboardPage() -> impl IntoView {
                                         </tbody>
                                     </TableFrame>
                                 </div>
+                                <h2 class="mb-2 mt-8 text-lg font-semibold">"Recently disconnected"</h2>
+                                <SessionTable sessions=d.recently_disconnected open=false can_disconnect=false testid="recent-sessions" />
+                                <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
+                                <SessionTable sessions=d.active_sessions open=true can_disconnect=false testid="open-sessions" />
                             }.into_any()
                         }
                     }

@@ -1,9 +1,10 @@
-//! One server and its clients; the table refreshes itself every 5 s.
+//! One server: its clients (refreshing every 5 s), its open sessions and who
+//! just disconnected.
 
-use super::components::{Ago, ConnectionBadge, ErrorNote, HealthBadge, TableFrame, TD, TH};
+use super::components::{Ago, ConnectionBadge, ErrorNote, HealthBadge, SessionTable, TableFrame, TD, TH};
 use super::{live_resource, Page};
 use crate::api::fns::server_detail;
-use crate::api::{ClientView, ServerView};
+use crate::api::{ClientView, Protocol, ServerView};
 use crate::domain::ByteCount;
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -24,12 +25,20 @@ pub fn ServerPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Err(e) => view! { <Page title="Server"><ErrorNote error=e /></Page> }.into_any(),
-                    Ok((server, clients)) => view! {
-                        <Page title=server.name.clone()>
-                            <ServerFacts server=server />
-                            <ClientTable clients=clients />
-                        </Page>
-                    }.into_any(),
+                    Ok(d) => {
+                        let openvpn = d.server.protocol == Protocol::Openvpn;
+                        view! {
+                            <Page title=d.server.name.clone()>
+                                <ServerFacts server=d.server />
+                                <ClientTable clients=d.clients />
+                                <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
+                                <SessionTable sessions=d.open_sessions open=true can_disconnect=openvpn testid="open-sessions" />
+                                <h2 class="mb-2 mt-8 text-lg font-semibold">"Recently disconnected"</h2>
+                                <SessionTable sessions=d.recently_disconnected open=false can_disconnect=false testid="recent-sessions" />
+                            </Page>
+                        }
+                        .into_any()
+                    }
                 }
             })}
         </Transition>
@@ -38,14 +47,39 @@ pub fn ServerPage() -> impl IntoView {
 
 #[component]
 fn ServerFacts(server: ServerView) -> impl IntoView {
-    let prefix = (!server.command_prefix.is_empty()).then(|| server.command_prefix.join(" "));
+    let source = match server.protocol {
+        Protocol::Openvpn => {
+            let mut parts = Vec::new();
+            if let Some(port) = server.openvpn_management_port {
+                parts.push(format!("management 127.0.0.1:{port}"));
+            }
+            if let Some(path) = &server.openvpn_status_path {
+                parts.push(path.clone());
+            }
+            parts.join(" · ")
+        }
+        _ => server.interface.clone().unwrap_or_default(),
+    };
+    let prefix = (!server.command_prefix.is_empty()).then(|| format!(" via {}", server.command_prefix.join(" ")));
+    let month = format!(
+        "↑ {} · ↓ {}",
+        ByteCount::new(server.month.bytes_sent).human(),
+        ByteCount::new(server.month.bytes_received).human()
+    );
+    let total = format!(
+        "↑ {} · ↓ {}",
+        ByteCount::new(server.bytes_sent).human(),
+        ByteCount::new(server.bytes_received).human()
+    );
     view! {
         <dl class="mb-6 grid grid-cols-1 gap-x-6 gap-y-2 text-sm sm:grid-cols-2 lg:grid-cols-4">
             <div><dt class="text-slate-500">"Status"</dt><dd><HealthBadge health=server.health /></dd></div>
             <div><dt class="text-slate-500">"Host"</dt><dd class="font-mono text-xs">{format!("{}@{}:{}", server.user, server.host, server.port)}</dd></div>
-            <div><dt class="text-slate-500">"Interface"</dt><dd class="font-mono text-xs">{server.interface}{prefix.map(|p| format!(" via {p}"))}</dd></div>
+            <div><dt class="text-slate-500">{server.protocol.label()}</dt><dd class="font-mono text-xs">{source}{prefix}</dd></div>
             <div><dt class="text-slate-500">"Last poll"</dt><dd><Ago at=server.last_poll_at /></dd></div>
-            <div class="sm:col-span-2 lg:col-span-4">
+            <div><dt class="text-slate-500">"This month"</dt><dd class="tabular-nums" data-testid="server-month">{month}</dd></div>
+            <div><dt class="text-slate-500">"In total"</dt><dd class="tabular-nums" data-testid="server-total">{total}</dd></div>
+            <div class="sm:col-span-2">
                 <dt class="text-slate-500">"Pinned host key"</dt>
                 <dd class="break-all font-mono text-xs" data-testid="host-key">{server.host_key_fingerprint.unwrap_or_else(|| "not pinned yet".into())}</dd>
             </div>
@@ -59,48 +93,59 @@ fn ServerFacts(server: ServerView) -> impl IntoView {
     }
 }
 
+fn bytes_cell(testid: &'static str, bytes: u64) -> impl IntoView {
+    view! {
+        <td class=format!("{TD} text-right tabular-nums") data-testid=testid data-bytes=bytes.to_string()>
+            {ByteCount::new(bytes).human()}
+        </td>
+    }
+}
+
 #[component]
 fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
     if clients.is_empty() {
-        return view! { <p class="text-slate-500">"This interface has no peers."</p> }.into_any();
+        return view! { <p class="text-slate-500">"No clients yet."</p> }.into_any();
     }
     let online = clients.iter().filter(|c| c.stats.is_online).count();
     let total = clients.len();
     view! {
         <p class="mb-2 text-sm text-slate-500" data-testid="online-count">{format!("{online} of {total} online")}</p>
         <TableFrame testid="clients">
-
-                <thead><tr>
-                    <th class=TH>"Client"</th>
-                    <th class=TH>"IP"</th>
-                    <th class=format!("{TH} hidden lg:table-cell")>"Endpoint"</th>
-                    <th class=format!("{TH} text-right")>"Upload"</th>
-                    <th class=format!("{TH} text-right")>"Download"</th>
-                    <th class=format!("{TH} hidden sm:table-cell")>"Last seen"</th>
-                    <th class=TH>"Status"</th>
-                </tr></thead>
-                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
-                    {clients.into_iter().map(|c| {
-                        let key = c.public_key.to_string();
-                        view! {
-                            <tr data-testid="client-row" data-public-key=key.clone()>
-                                <td class=TD title=key.clone()>
-                                    <span class="font-medium">{c.display_name()}</span>
-                                </td>
-                                <td class=format!("{TD} font-mono text-xs")>{c.client_ip.clone().unwrap_or_default()}</td>
-                                <td class=format!("{TD} hidden lg:table-cell font-mono text-xs")>{c.endpoint.clone().unwrap_or_default()}</td>
-                                <td class=format!("{TD} text-right tabular-nums") data-testid="upload" data-bytes=c.bytes_sent.to_string()>
-                                    {ByteCount::new(c.bytes_sent).human()}
-                                </td>
-                                <td class=format!("{TD} text-right tabular-nums") data-testid="download" data-bytes=c.bytes_received.to_string()>
-                                    {ByteCount::new(c.bytes_received).human()}
-                                </td>
-                                <td class=format!("{TD} hidden sm:table-cell")><Ago at=c.last_handshake never="never" /></td>
-                                <td class=TD><ConnectionBadge status=c.connection /></td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </TableFrame>
-    }.into_any()
+            <thead><tr>
+                <th class=TH>"Client"</th>
+                <th class=TH>"IP"</th>
+                <th class=format!("{TH} hidden lg:table-cell")>"Endpoint"</th>
+                <th class=format!("{TH} text-right")>"Month ↑"</th>
+                <th class=format!("{TH} text-right")>"Month ↓"</th>
+                <th class=format!("{TH} text-right")>"Total ↑"</th>
+                <th class=format!("{TH} text-right")>"Total ↓"</th>
+                <th class=format!("{TH} hidden sm:table-cell")>"Last seen"</th>
+                <th class=TH>"Status"</th>
+            </tr></thead>
+            <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                {clients.into_iter().map(|c| {
+                    let last_seen = if c.protocol == Protocol::Openvpn { c.last_seen } else { c.last_handshake };
+                    view! {
+                        <tr data-testid="client-row" data-identity=c.identity.clone() data-public-key=c.public_key.map(|k| k.to_string())>
+                            <td class=TD title=c.identity.clone()>
+                                <span class="font-medium">{c.display_name()}</span>
+                                {(!c.on_host && c.protocol != Protocol::Openvpn).then(|| view! {
+                                    <div class="text-xs text-amber-700 dark:text-amber-300">"missing from the host"</div>
+                                })}
+                            </td>
+                            <td class=format!("{TD} font-mono text-xs")>{c.client_ip.clone().unwrap_or_default()}</td>
+                            <td class=format!("{TD} hidden lg:table-cell font-mono text-xs")>{c.endpoint.clone().unwrap_or_default()}</td>
+                            {bytes_cell("month-upload", c.month.bytes_sent)}
+                            {bytes_cell("month-download", c.month.bytes_received)}
+                            {bytes_cell("upload", c.bytes_sent)}
+                            {bytes_cell("download", c.bytes_received)}
+                            <td class=format!("{TD} hidden sm:table-cell")><Ago at=last_seen never="never" /></td>
+                            <td class=TD><ConnectionBadge status=c.connection /></td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </TableFrame>
+    }
+    .into_any()
 }

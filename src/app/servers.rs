@@ -32,7 +32,7 @@ pub fn ServersPage() -> impl IntoView {
                                             <tr data-testid="server-row" data-server-id=s.id.to_string()>
                                                 <td class=TD>
                                                     <a class="font-medium underline-offset-2 hover:underline" href=format!("/servers/{}", s.id)>{s.name.clone()}</a>
-                                                    <div class="text-xs text-slate-500">{format!("{} · {}", s.protocol.as_str(), s.interface)}</div>
+                                                    <div class="text-xs text-slate-500">{format!("{} · {}", s.protocol.label(), s.interface.clone().or(s.openvpn_management_port.map(|p| format!("management :{p}"))).or(s.openvpn_status_path.clone()).unwrap_or_default())}</div>
                                                 </td>
                                                 <td class=TD>
                                                     <HealthBadge health=s.health />
@@ -72,16 +72,36 @@ fn AddServerForm() -> impl IntoView {
     };
     view! {
         <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900" open=true>
-            <summary class="cursor-pointer text-lg font-semibold">"Add a WireGuard server"</summary>
+            <summary class="cursor-pointer text-lg font-semibold">"Add a server"</summary>
             <ActionForm action=add attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2">
                 {field("Name", "name", "Frankfurt 1", true)}
+                <label class="block text-sm font-medium">
+                    "VPN"
+                    <select name="protocol" class=INPUT>
+                        <option value="wireguard" selected=true>"WireGuard"</option>
+                        <option value="amneziawg">"AmneziaWG"</option>
+                        <option value="openvpn">"OpenVPN"</option>
+                    </select>
+                </label>
                 {field("Host", "host", "vpn1.example.org or 203.0.113.7", true)}
                 {field("SSH port", "port", "22", false)}
                 {field("SSH user", "user", "root", true)}
-                {field("WireGuard interface", "interface", "wg0", true)}
                 {field("Command prefix (optional)", "command_prefix", "docker exec amnezia-awg", false)}
                 {field("Private key file on the panel's machine", "private_key_path", "/etc/tollgate/id_ed25519", false)}
                 {field("Expected host key fingerprint (optional)", "host_key_fingerprint", "SHA256:…", false)}
+                <fieldset class="grid grid-cols-1 gap-4 rounded-md border border-slate-200 p-3 md:col-span-2 md:grid-cols-2 dark:border-slate-700">
+                    <legend class="px-1 text-sm text-slate-500">"WireGuard and AmneziaWG"</legend>
+                    {field("Interface", "interface", "wg0 or awg0", false)}
+                </fieldset>
+                <fieldset class="grid grid-cols-1 gap-4 rounded-md border border-slate-200 p-3 md:col-span-2 md:grid-cols-3 dark:border-slate-700">
+                    <legend class="px-1 text-sm text-slate-500">"OpenVPN: a management port, a status file, or both"</legend>
+                    {field("Management port", "management_port", "7505", false)}
+                    <label class="block text-sm font-medium">
+                        "Management password"
+                        <input name="management_password" type="password" autocomplete="off" class=INPUT />
+                    </label>
+                    {field("Status file", "status_path", "/var/log/openvpn/status.log", false)}
+                </fieldset>
                 <label class="block text-sm font-medium md:col-span-2">
                     "…or paste the private key (stored by the panel, never shown again)"
                     <textarea name="private_key" rows="3" autocomplete="off" spellcheck="false"

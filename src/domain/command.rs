@@ -4,7 +4,9 @@
 //! is built from validated parts and then single-quoted. Nothing an admin types
 //! is ever pasted into the line as shell syntax.
 
-use super::names::{CommandPrefix, InterfaceName};
+use super::keys::PublicKey;
+use super::names::{CommandPrefix, InterfaceName, RemotePath};
+use super::net::IpNetwork;
 use std::fmt;
 
 /// A program and its arguments, to run on a host.
@@ -14,11 +16,39 @@ pub struct RemoteCommand {
 }
 
 impl RemoteCommand {
+    fn with_prefix(prefix: &CommandPrefix, words: &[&str]) -> Self {
+        let mut argv: Vec<String> = prefix.parts().to_vec();
+        argv.extend(words.iter().map(|w| (*w).to_owned()));
+        Self { argv }
+    }
+
     /// `[prefix…] wg show <interface> dump`
     pub fn wg_dump(prefix: &CommandPrefix, interface: &InterfaceName) -> Self {
-        let mut argv: Vec<String> = prefix.parts().to_vec();
-        argv.extend(["wg", "show", interface.as_str(), "dump"].map(str::to_owned));
-        Self { argv }
+        Self::dump(prefix, "wg", interface)
+    }
+
+    /// `[prefix…] <tool> show <interface> dump`, tool `wg` or `awg`.
+    pub fn dump(prefix: &CommandPrefix, tool: &'static str, interface: &InterfaceName) -> Self {
+        Self::with_prefix(prefix, &[tool, "show", interface.as_str(), "dump"])
+    }
+
+    /// `[prefix…] <tool> set <interface> peer <key> allowed-ips <a,b>`: adds the
+    /// peer, or sets its allowed IPs.
+    pub fn set_peer(
+        prefix: &CommandPrefix,
+        tool: &'static str,
+        interface: &InterfaceName,
+        key: &PublicKey,
+        allowed: &[IpNetwork],
+    ) -> Self {
+        let key = key.to_string();
+        let allowed = allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        Self::with_prefix(prefix, &[tool, "set", interface.as_str(), "peer", &key, "allowed-ips", &allowed])
+    }
+
+    /// `[prefix…] cat -- <path>`
+    pub fn read_file(prefix: &CommandPrefix, path: &RemotePath) -> Self {
+        Self::with_prefix(prefix, &["cat", "--", path.as_str()])
     }
 
     pub fn argv(&self) -> &[String] {
@@ -65,6 +95,20 @@ mod tests {
         assert_eq!(cmd.to_string(), "docker exec amnezia-awg wg show wg0 dump");
         let plain = RemoteCommand::wg_dump(&CommandPrefix::empty(), &iface);
         assert_eq!(plain.argv(), ["wg", "show", "wg0", "dump"]);
+    }
+
+    #[test]
+    fn peer_and_file_commands_are_built_from_validated_values() {
+        let iface = InterfaceName::parse("awg0").unwrap();
+        let key = PublicKey::parse("lacRpYsTqY0YYTS6whjEVcQTSfehGdVnLFr4vbysvVc=").unwrap();
+        let ips = [IpNetwork::parse("10.8.0.2/32").unwrap(), IpNetwork::parse("fd00::2/128").unwrap()];
+        let cmd = RemoteCommand::set_peer(&CommandPrefix::empty(), "awg", &iface, &key, &ips);
+        assert_eq!(cmd.to_string(), format!("awg set awg0 peer {key} allowed-ips 10.8.0.2/32,fd00::2/128"));
+        let path = RemotePath::parse("/etc/openvpn/status.log").unwrap();
+        assert_eq!(
+            RemoteCommand::read_file(&CommandPrefix::empty(), &path).to_shell_line(),
+            "'cat' '--' '/etc/openvpn/status.log'"
+        );
     }
 
     #[test]

@@ -147,6 +147,25 @@ impl SshUser {
     }
 }
 
+/// An absolute path on a VPN host, such as an OpenVPN status file. Only a
+/// conservative alphabet, and no `..` component.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemotePath(String);
+string_newtype!(RemotePath);
+
+impl RemotePath {
+    pub fn parse(text: &str) -> Result<Self, NameError> {
+        let what = "a path on the host";
+        check(text, what, 255, "letters, digits and _ . / @ + -", |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '@' | '+' | '-')
+        })?;
+        if !text.starts_with('/') || text.split('/').any(|part| part == "..") {
+            return Err(NameError::BadCharacter { what, allowed: "an absolute path without .." });
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
 /// Words run before the VPN tool on the host, such as `docker exec amnezia-awg`
 /// or `sudo -n`. Each word is checked on its own; none is ever interpreted by
 /// Tollgate as shell syntax.
@@ -235,6 +254,15 @@ impl<'de> Deserialize<'de> for CommandPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_paths_are_absolute_and_tame() {
+        assert!(RemotePath::parse("/etc/openvpn/openvpn-status.log").is_ok());
+        assert!(RemotePath::parse("/run/openvpn-server/status-server.log").is_ok());
+        for bad in ["relative/path", "/etc/../shadow", "/tmp/a b", "/tmp/$(id)", "/tmp/x;id", ""] {
+            assert!(RemotePath::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn interface_names_follow_linux_rules() {

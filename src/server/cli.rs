@@ -2,13 +2,15 @@
 
 use crate::domain::Username;
 use crate::server::auth::{check_password_strength, hash_password};
+use crate::server::commands::{self, UsageFormat};
 use crate::server::config::{Config, Layer};
 use crate::server::startup;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::Store;
+use crate::server::store::UsageQuery;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +51,58 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Create the database, or bring its schema up to date.
+    Setup,
+    /// Poll every server now and print a line per server.
+    Collect,
+    /// Print traffic per client: monthly rows, or lifetime totals.
+    Usage {
+        /// One month, YYYY-MM (default: every month).
+        #[arg(long, value_parser = parse_month_arg)]
+        month: Option<String>,
+        /// One client: a WireGuard public key or an OpenVPN common name.
+        #[arg(long)]
+        peer: Option<String>,
+        /// Lifetime totals instead of monthly rows.
+        #[arg(long)]
+        accumulated: bool,
+        /// Only this server (by name).
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Compare the database with each WireGuard/AmneziaWG interface: peers only
+    /// on the host, only in the database, or with other allowed IPs. Exits 3
+    /// when differences are found and not fixed.
+    Sync {
+        /// Import peers found only on the host; re-add missing ones and reset
+        /// allowed IPs on the host, as the database has them.
+        #[arg(long)]
+        fix: bool,
+        /// Only this server (by name).
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
+
+fn parse_month_arg(text: &str) -> Result<String, String> {
+    crate::domain::accounting::parse_month(text).ok_or_else(|| format!("{text:?} is not a month like 2026-11"))
+}
+
+/// What a command asks the process to exit with, beyond success and failure.
+#[derive(Debug)]
+pub struct ExitWith(pub u8);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
@@ -179,6 +232,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging("warn");
             admin(&config, command).await
         }
+        other => {
+            init_logging("warn");
+            let store = SqliteStore::open(&config.database_url).await.context("opening the database")?;
+            let result = monitor(&store, &config, other).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+async fn monitor(store: &SqliteStore, config: &Config, command: Command) -> anyhow::Result<()> {
+    let settings = startup::poll_settings(config);
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Setup => {
+            writeln!(out, "database ready: {}", config.database_url)?;
+            Ok(())
+        }
+        Command::Collect => commands::collect(store, &settings, &mut out).await,
+        Command::Usage { month, peer, accumulated, server, json, csv } => {
+            let server = match server {
+                None => None,
+                Some(name) => {
+                    let now = chrono::Utc::now();
+                    let month_now = crate::domain::accounting::month_key(now, &config.timezone);
+                    let found = store.servers(now, &month_now).await?.into_iter().find(|s| s.name.as_str() == name);
+                    Some(found.with_context(|| format!("there is no server named {name:?}"))?.id)
+                }
+            };
+            if accumulated && month.is_some() {
+                bail!("--accumulated shows lifetime totals; it does not take --month");
+            }
+            let query = UsageQuery { month, accumulated, identity: peer, server };
+            let format = if json {
+                UsageFormat::Json
+            } else if csv {
+                UsageFormat::Csv
+            } else {
+                UsageFormat::Table
+            };
+            commands::usage(store, &query, format, &mut out).await
+        }
+        Command::Sync { fix, server } => {
+            let left = commands::sync(store, &settings, server.as_deref(), fix, &mut out).await?;
+            if left > 0 {
+                writeln!(out, "{left} difference(s); run `tollgate sync --fix` to repair them")?;
+                return Err(ExitWith(3).into());
+            }
+            Ok(())
+        }
+        Command::Serve { .. } | Command::Admin { .. } => Ok(()),
     }
 }
 
@@ -187,6 +291,9 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ExitWith>().is_some() => {
+            ExitCode::from(e.downcast_ref::<ExitWith>().map(|x| x.0).unwrap_or(1))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -2,6 +2,7 @@
 //! environment, then command-line flags; each layer overrides the one before.
 
 use anyhow::{bail, Context};
+use chrono_tz::Tz;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,13 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the real client (for
     /// login throttling and logs). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The time zone of calendar months and days in the usage ledgers.
+    pub timezone: Tz,
+    /// How long raw per-poll samples are kept before only their hourly and
+    /// daily rollups remain.
+    pub sample_retention: Duration,
+    /// How long hourly buckets are kept (daily and monthly ones are kept).
+    pub hourly_retention: Duration,
 }
 
 impl Default for Config {
@@ -48,6 +56,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             log: "info".to_owned(),
             trusted_proxies: Vec::new(),
+            timezone: Tz::UTC,
+            sample_retention: Duration::from_secs(6 * 3600),
+            hourly_retention: Duration::from_secs(35 * 86_400),
         }
     }
 }
@@ -69,10 +80,15 @@ pub struct Layer {
     pub shutdown_grace: Option<u64>,
     pub log: Option<String>,
     pub trusted_proxies: Option<Vec<IpAddr>>,
+    pub timezone: Option<String>,
+    /// Hours.
+    pub sample_retention_hours: Option<u64>,
+    /// Days.
+    pub hourly_retention_days: Option<u64>,
 }
 
 /// Environment variables and the keys they set.
-pub const ENV_KEYS: [(&str, &str); 12] = [
+pub const ENV_KEYS: [(&str, &str); 15] = [
     ("DATABASE_URL", "database_url"),
     ("LEPTOS_SITE_ADDR", "site_addr"),
     ("LEPTOS_SITE_ROOT", "site_root"),
@@ -85,6 +101,9 @@ pub const ENV_KEYS: [(&str, &str); 12] = [
     ("TOLLGATE_SHUTDOWN_GRACE", "shutdown_grace"),
     ("TOLLGATE_LOG", "log"),
     ("TOLLGATE_TRUSTED_PROXIES", "trusted_proxies"),
+    ("TOLLGATE_TIMEZONE", "timezone"),
+    ("TOLLGATE_SAMPLE_RETENTION_HOURS", "sample_retention_hours"),
+    ("TOLLGATE_HOURLY_RETENTION_DAYS", "hourly_retention_days"),
 ];
 
 impl Layer {
@@ -131,6 +150,9 @@ impl Layer {
                 })
             }
             "log" => self.log = Some(value.to_owned()),
+            "timezone" => self.timezone = Some(value.to_owned()),
+            "sample_retention_hours" => self.sample_retention_hours = Some(secs(value)?),
+            "hourly_retention_days" => self.hourly_retention_days = Some(secs(value)?),
             "trusted_proxies" => {
                 self.trusted_proxies = Some(
                     value
@@ -149,7 +171,7 @@ impl Layer {
 
 impl Config {
     /// Applies `layer` on top of `self`.
-    pub fn apply(mut self, layer: Layer) -> Self {
+    pub fn apply(mut self, layer: Layer) -> anyhow::Result<Self> {
         let d = Duration::from_secs;
         if let Some(v) = layer.database_url {
             self.database_url = v;
@@ -187,7 +209,16 @@ impl Config {
         if let Some(v) = layer.trusted_proxies {
             self.trusted_proxies = v;
         }
-        self
+        if let Some(v) = layer.timezone {
+            self.timezone = v.parse().map_err(|_| anyhow::anyhow!("timezone {v:?} is not an IANA time zone"))?;
+        }
+        if let Some(v) = layer.sample_retention_hours {
+            self.sample_retention = Duration::from_secs(v.saturating_mul(3600));
+        }
+        if let Some(v) = layer.hourly_retention_days {
+            self.hourly_retention = Duration::from_secs(v.saturating_mul(86_400));
+        }
+        Ok(self)
     }
 
     /// Rejects values the panel cannot run with.
@@ -207,6 +238,12 @@ impl Config {
                 bail!("{name} must be at least 1 second");
             }
         }
+        if self.sample_retention < Duration::from_secs(3600) {
+            bail!("sample_retention_hours must be at least 1");
+        }
+        if self.hourly_retention < Duration::from_secs(2 * 86_400) {
+            bail!("hourly_retention_days must be at least 2");
+        }
         if !self.database_url.starts_with("sqlite:") {
             if self.database_url.starts_with("postgres") {
                 bail!("PostgreSQL is not supported by this build yet; use a sqlite:// DATABASE_URL");
@@ -220,10 +257,10 @@ impl Config {
     pub fn load(file: Option<&Path>, flags: Layer) -> anyhow::Result<Self> {
         let mut config = Config::default();
         if let Some(path) = file {
-            config = config.apply(Layer::from_file(path)?);
+            config = config.apply(Layer::from_file(path)?).with_context(|| format!("in {}", path.display()))?;
         }
-        config = config.apply(Layer::from_env(|k| std::env::var(k).ok())?);
-        config.apply(flags).validate()
+        config = config.apply(Layer::from_env(|k| std::env::var(k).ok())?).context("in the environment")?;
+        config.apply(flags)?.validate()
     }
 }
 
@@ -241,20 +278,25 @@ mod tests {
             ("TOLLGATE_POLL_INTERVAL", "7"),
             ("DATABASE_URL", "sqlite://x.db"),
             ("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+            ("TOLLGATE_TIMEZONE", "Europe/Berlin"),
         ]
         .into();
         let flags = Layer { site_addr: Some("127.0.0.1:5000".parse().unwrap()), ..Layer::default() };
 
         let config = Config::default()
             .apply(Layer::from_file(&file).unwrap())
+            .unwrap()
             .apply(Layer::from_env(|k| env.get(k).map(|v| v.to_string())).unwrap())
+            .unwrap()
             .apply(flags)
+            .unwrap()
             .validate()
             .unwrap();
         assert_eq!(config.poll_interval, Duration::from_secs(7), "env beats file");
         assert_eq!(config.log, "debug", "file beats default");
         assert_eq!(config.site_addr, "127.0.0.1:5000".parse().unwrap(), "flag beats file");
         assert_eq!(config.database_url, "sqlite://x.db");
+        assert_eq!(config.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(config.trusted_proxies, ["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
         assert_eq!(config.ssh_connect_timeout, Config::default().ssh_connect_timeout);
     }
@@ -268,6 +310,8 @@ mod tests {
         std::fs::write(&file, "poll_intervall = 3\n").unwrap();
         let err = Layer::from_file(&file).unwrap_err();
         assert!(format!("{err:#}").contains("poll_intervall"), "{err:#}");
+        let tz = Layer { timezone: Some("Mars/Olympus".into()), ..Layer::default() };
+        assert!(Config::default().apply(tz).unwrap_err().to_string().contains("Mars/Olympus"));
         let zero = Config { poll_interval: Duration::ZERO, ..Config::default() };
         assert!(zero.validate().is_err());
         let pg = Config { database_url: "postgres://x".into(), ..Config::default() };

@@ -3,12 +3,14 @@
 
 use crate::api::AddServerRequest;
 use crate::domain::net::request_origin;
-use crate::domain::ServerId;
+use crate::domain::{ClientId, ServerId};
 use crate::error::AppError;
 use crate::server::panel::Admin;
+use crate::server::panel::RECENT;
+use crate::server::store::SessionFilter;
 use crate::server::AppState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -109,8 +111,78 @@ async fn server_clients(State(state): State<AppState>, _: Admin, Path(id): Path<
 }
 
 async fn sync_stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
-    let synced = state.panel.sync_now(server_id(&id)?).await?;
-    Ok(Json(json!({ "success": true, "synced": synced })).into_response())
+    let outcome = state.panel.sync_now(server_id(&id)?).await?;
+    Ok(Json(json!({
+        "success": true,
+        "synced": outcome.sources,
+        "new_bytes": { "sent": outcome.new.rx, "received": outcome.new.tx },
+        "sessions_opened": outcome.sessions_opened,
+        "sessions_closed": outcome.sessions_closed,
+    }))
+    .into_response())
+}
+
+async fn get_client(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = ClientId::parse(&id).ok_or_else(|| AppError::not_found("Client"))?;
+    let client = state.panel.client(id).await?;
+    Ok(Json(json!({ "success": true, "client": client })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionsQuery {
+    /// `open` (default) or `recent` (ended in the last 24 hours).
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    server: Option<i64>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<SessionsQuery>,
+) -> Result<Response, AppError> {
+    let mut filter = SessionFilter {
+        server: q.server.map(ServerId::new),
+        limit: q.limit.unwrap_or(200),
+        ..SessionFilter::default()
+    };
+    match q.state.as_deref().unwrap_or("open") {
+        "open" => filter.open = true,
+        "recent" => filter.ended_since = Some(chrono::Utc::now() - RECENT),
+        other => return Err(AppError::bad_request(format!("state: {other:?} is not open or recent"))),
+    }
+    let sessions = state.panel.sessions(filter).await?;
+    Ok(Json(json!({ "success": true, "sessions": sessions })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DisconnectBody {
+    /// Tell the client to exit instead of reconnecting.
+    #[serde(default)]
+    halt: bool,
+}
+
+async fn disconnect(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let id: i64 = id.parse().map_err(|_| AppError::not_found("Session"))?;
+    // The body is optional: none means {"halt": false}.
+    let halt = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        serde_json::from_slice::<DisconnectBody>(&body).map_err(|e| AppError::bad_request(format!("body: {e}")))?.halt
+    };
+    let reply = state.panel.disconnect(id, halt).await?;
+    tracing::info!(admin = %admin.username, session = id, "disconnected a session through the API");
+    Ok(Json(json!({ "success": true, "message": reply })).into_response())
 }
 
 async fn dashboard(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
@@ -130,6 +202,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/servers/{id}", get(get_server))
         .route("/api/servers/{id}/clients", get(server_clients))
         .route("/api/servers/{id}/sync-stats", post(sync_stats))
+        .route("/api/clients/{id}", get(get_client))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{id}/disconnect", post(disconnect))
         .route("/api/dashboard", get(dashboard))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
         .route("/healthz", get(|| async { "ok" }))

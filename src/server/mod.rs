@@ -3,8 +3,11 @@
 
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod http;
+pub mod maintenance;
+pub mod openvpn;
 pub mod panel;
 pub mod poller;
 pub mod rpc;

@@ -1,27 +1,32 @@
-//! The panel's operations, shared by the JSON API and the server functions.
-//! Each returns [`AppError`] with a message safe to show; causes are logged.
+//! The panel's operations, shared by the JSON API, the server functions and
+//! the CLI. Each returns [`AppError`] with a message safe to show; causes are
+//! logged.
 
 use crate::api::{
     AccessStatus, AddServerRequest, AddedServer, ClientStats, ClientView, DashboardView, Protocol, ServerHealth,
-    ServerView,
+    ServerView, SessionView, Traffic,
 };
-use crate::domain::net::client_address;
+use crate::domain::accounting::month_key;
 use crate::domain::status::ConnectionStatus;
 use crate::domain::throttle::LoginThrottle;
-use crate::domain::wg_dump::parse_wg_dump;
 use crate::domain::{
-    CommandPrefix, HostAddress, InterfaceName, IpNetwork, RemoteCommand, ServerId, ServerName, SshUser, Username,
+    ByteCount, ClientId, CommandPrefix, HostAddress, InterfaceName, PublicKey, RemotePath, ServerId, ServerName,
+    SshUser, Username,
 };
 use crate::error::{AppError, ErrorKind};
 use crate::server::auth;
 use crate::server::config::Config;
-use crate::server::poller::{PollNowError, Supervisor};
+use crate::server::openvpn::KillTarget;
+use crate::server::poller::{read_server, store_reading, PollTarget, Supervisor, WorkerError};
 use crate::server::secret::Secret;
-use crate::server::store::{ClientRecord, NewServer, ServerRecord, SshKeySource, Store, StoreError};
+use crate::server::store::{
+    ClientRecord, NewServer, OpenVpnAccess, PollOutcome, ServerRecord, SessionFilter, SessionRecord, SshKeySource,
+    Store, StoreError,
+};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTransport};
 use crate::server::transport::HostTransport;
 use axum::http::HeaderMap;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -52,7 +57,14 @@ pub struct Admin {
     pub username: Username,
 }
 
-fn server_view(r: &ServerRecord) -> ServerView {
+/// How long disconnected sessions stay in "recently disconnected".
+pub const RECENT: TimeDelta = TimeDelta::hours(24);
+
+fn traffic(c: crate::domain::accounting::Counters) -> Traffic {
+    Traffic::new(c.rx, c.tx)
+}
+
+pub fn server_view(r: &ServerRecord) -> ServerView {
     let health = match (r.last_poll_at, &r.last_error) {
         (None, _) => ServerHealth::Pending,
         (Some(_), Some(_)) => ServerHealth::Error,
@@ -64,9 +76,11 @@ fn server_view(r: &ServerRecord) -> ServerView {
         host: r.host.to_string(),
         port: r.port,
         user: r.user.to_string(),
-        interface: r.interface.to_string(),
         protocol: r.protocol,
+        interface: r.interface.as_ref().map(ToString::to_string),
         command_prefix: r.command_prefix.parts().to_vec(),
+        openvpn_status_path: r.openvpn.as_ref().and_then(|o| o.status_path.as_ref()).map(ToString::to_string),
+        openvpn_management_port: r.openvpn.as_ref().and_then(|o| o.management_port),
         host_key_fingerprint: r.host_key.as_ref().map(|k| k.fingerprint.clone()),
         health,
         last_poll_at: r.last_poll_at,
@@ -75,26 +89,69 @@ fn server_view(r: &ServerRecord) -> ServerView {
         consecutive_failures: r.consecutive_failures,
         clients: r.clients,
         online: r.online,
+        bytes_sent: r.total.rx,
+        bytes_received: r.total.tx,
+        month: traffic(r.month),
     }
 }
 
-fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
-    let networks: Vec<IpNetwork> = c.allowed_ips.iter().filter_map(|a| IpNetwork::parse(a).ok()).collect();
+pub fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
+    let (connection, last_seen) = match c.protocol {
+        Protocol::Openvpn => (ConnectionStatus::connected(c.on_host, c.last_seen, now), c.last_seen),
+        _ => (ConnectionStatus::at(c.latest_handshake, now), c.latest_handshake),
+    };
+    let public_key = match c.protocol {
+        Protocol::Openvpn => None,
+        _ => PublicKey::parse(&c.identity).ok(),
+    };
     ClientView {
         id: c.id,
         server_id: c.server_id,
+        protocol: c.protocol,
+        identity: c.identity.clone(),
+        public_key,
+        common_name: (c.protocol == Protocol::Openvpn).then(|| c.identity.clone()),
+        username: c.username.clone(),
         name: c.name.clone(),
-        public_key: c.public_key,
-        client_ip: client_address(&networks).map(|ip| ip.to_string()),
+        client_ip: c.virtual_ip.clone(),
         endpoint: c.endpoint.clone(),
         allowed_ips: c.allowed_ips.clone(),
         status: if c.disabled { AccessStatus::Disabled } else { AccessStatus::Active },
-        connection: ConnectionStatus::at(c.latest_handshake, now),
-        stats: ClientStats::new(c.rx, c.tx, c.latest_handshake, now),
-        bytes_sent: c.rx.get(),
-        bytes_received: c.tx.get(),
+        connection,
+        stats: ClientStats::new(ByteCount::new(c.total.rx), ByteCount::new(c.total.tx), connection, last_seen, now),
+        bytes_sent: c.total.rx,
+        bytes_received: c.total.tx,
+        month: traffic(c.month),
         last_handshake: c.latest_handshake,
+        last_seen: c.last_seen,
         last_sync_at: Some(c.last_sync_at),
+        managed: c.managed,
+        on_host: c.on_host,
+    }
+}
+
+pub fn session_view(s: &SessionRecord) -> SessionView {
+    let client = s.client_name.clone().unwrap_or_else(|| match PublicKey::parse(&s.identity) {
+        Ok(k) if s.protocol != Protocol::Openvpn => k.short(),
+        _ => s.identity.clone(),
+    });
+    SessionView {
+        id: s.id,
+        server_id: s.server_id,
+        server_name: s.server_name.clone(),
+        client_id: s.client_id,
+        client,
+        identity: s.identity.clone(),
+        session_key: s.session_key.clone(),
+        protocol: s.protocol,
+        connected_at: s.connected_at,
+        disconnected_at: s.disconnected_at,
+        last_seen_at: s.last_seen_at,
+        endpoint: s.endpoint.clone(),
+        virtual_ip: s.virtual_ip.clone(),
+        bytes_sent: s.bytes.rx,
+        bytes_received: s.bytes.tx,
+        openvpn_client_id: s.openvpn_client_id,
     }
 }
 
@@ -123,72 +180,107 @@ struct Draft {
     port: u16,
     user: SshUser,
     key: SshKeySource,
-    interface: InterfaceName,
+    interface: Option<InterfaceName>,
     command_prefix: CommandPrefix,
+    openvpn: Option<OpenVpnAccess>,
     host_key: HostKeyPolicy,
 }
 
 fn validate(req: AddServerRequest) -> Result<Draft, AppError> {
     let mut problems: Vec<String> = Vec::new();
-    let mut field = |name: &str, r: Result<(), String>| {
-        if let Err(e) = r {
-            problems.push(format!("{name}: {e}"));
+    fn check<T, E: ToString>(problems: &mut Vec<String>, field: &str, r: Result<T, E>) -> Option<T> {
+        r.map_err(|e| problems.push(format!("{field}: {}", e.to_string()))).ok()
+    }
+    let name = check(&mut problems, "name", ServerName::parse(&req.name));
+    let host = check(&mut problems, "host", HostAddress::parse(&req.host));
+    let port = req.port.unwrap_or(22);
+    if port == 0 {
+        problems.push("port: must be 1 to 65535".into());
+    }
+    let user = check(&mut problems, "user", SshUser::parse(req.user.trim()));
+    let protocol = check(
+        &mut problems,
+        "protocol",
+        match blank_to_none(req.protocol) {
+            None => Ok(Protocol::Wireguard),
+            Some(p) => Protocol::parse(&p).ok_or_else(|| format!("{p:?} is not one of wireguard, amneziawg, openvpn")),
+        },
+    );
+    let interface = blank_to_none(req.interface);
+    let status_path = blank_to_none(req.status_path);
+    let (interface, openvpn) = match protocol {
+        Some(Protocol::Openvpn) => {
+            if interface.is_some() {
+                problems.push("interface: OpenVPN servers are read through a status file or management port".into());
+            }
+            let path = status_path.map(|p| check(&mut problems, "status_path", RemotePath::parse(&p)));
+            if path.is_none() && req.management_port.is_none() {
+                problems.push("status_path or management_port: an OpenVPN server needs one (or both)".into());
+            }
+            if req.management_port == Some(0) {
+                problems.push("management_port: must be 1 to 65535".into());
+            }
+            let access = OpenVpnAccess {
+                status_path: path.flatten(),
+                management_port: req.management_port,
+                management_password: req.management_password.filter(|p| !p.is_empty()).map(Secret::new),
+            };
+            (None, Some(access))
+        }
+        _ => {
+            if status_path.is_some() || req.management_port.is_some() {
+                problems.push("status_path and management_port are for OpenVPN servers".into());
+            }
+            let iface = match interface {
+                Some(i) => check(&mut problems, "interface", InterfaceName::parse(&i)),
+                None => {
+                    problems.push("interface: required, such as wg0 or awg0".into());
+                    None
+                }
+            };
+            (iface, None)
         }
     };
-    let name = ServerName::parse(&req.name);
-    field("name", name.as_ref().map(|_| ()).map_err(ToString::to_string));
-    let host = HostAddress::parse(&req.host);
-    field("host", host.as_ref().map(|_| ()).map_err(ToString::to_string));
-    let port = req.port.unwrap_or(22);
-    field("port", if port == 0 { Err("must be 1 to 65535".into()) } else { Ok(()) });
-    let user = SshUser::parse(req.user.trim());
-    field("user", user.as_ref().map(|_| ()).map_err(ToString::to_string));
-    let interface = InterfaceName::parse(req.interface.trim());
-    field("interface", interface.as_ref().map(|_| ()).map_err(ToString::to_string));
-    let protocol = match blank_to_none(req.protocol) {
-        None => Ok(Protocol::Wireguard),
-        Some(p) => Protocol::parse(&p).ok_or_else(|| format!("{p:?} is not supported; use \"wireguard\"")),
-    };
-    field("protocol", protocol.as_ref().map(|_| ()).map_err(Clone::clone));
-    let prefix = match req.command_prefix {
-        None | Some(serde_json::Value::Null) => Ok(CommandPrefix::empty()),
-        Some(serde_json::Value::String(s)) => CommandPrefix::parse(&s).map_err(|e| e.to_string()),
-        Some(serde_json::Value::Array(items)) => {
-            let words: Option<Vec<&str>> = items.iter().map(|v| v.as_str()).collect();
-            match words {
+    let prefix = check(
+        &mut problems,
+        "command_prefix",
+        match req.command_prefix {
+            None | Some(serde_json::Value::Null) => Ok(CommandPrefix::empty()),
+            Some(serde_json::Value::String(s)) => CommandPrefix::parse(&s).map_err(|e| e.to_string()),
+            Some(serde_json::Value::Array(items)) => match items.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>()
+            {
                 Some(words) => CommandPrefix::from_parts(words).map_err(|e| e.to_string()),
                 None => Err("must be a string or an array of strings".to_owned()),
+            },
+            Some(_) => Err("must be a string or an array of strings".to_owned()),
+        },
+    );
+    let key = check(
+        &mut problems,
+        "private_key",
+        match (blank_to_none(req.private_key_path), req.private_key.filter(|k| !k.trim().is_empty())) {
+            (Some(path), None) => {
+                let path = PathBuf::from(path);
+                if path.is_absolute() {
+                    Ok(SshKeySource::File(path))
+                } else {
+                    Err("private_key_path must be an absolute path".to_owned())
+                }
             }
-        }
-        Some(_) => Err("must be a string or an array of strings".to_owned()),
-    };
-    field("command_prefix", prefix.as_ref().map(|_| ()).map_err(Clone::clone));
-    let key = match (blank_to_none(req.private_key_path), req.private_key.filter(|k| !k.trim().is_empty())) {
-        (Some(path), None) => {
-            let path = PathBuf::from(path);
-            if path.is_absolute() {
-                Ok(SshKeySource::File(path))
-            } else {
-                Err("private_key_path must be an absolute path".to_owned())
-            }
-        }
-        (None, Some(text)) => Ok(SshKeySource::Inline(Secret::new(text))),
-        (Some(_), Some(_)) => Err("give private_key_path or private_key, not both".to_owned()),
-        (None, None) => Err("give private_key_path or private_key".to_owned()),
-    };
-    field("private_key", key.as_ref().map(|_| ()).map_err(Clone::clone));
+            (None, Some(text)) => Ok(SshKeySource::Inline(Secret::new(text))),
+            (Some(_), Some(_)) => Err("give private_key_path or private_key, not both".to_owned()),
+            (None, None) => Err("give private_key_path or private_key".to_owned()),
+        },
+    );
     let host_key = match blank_to_none(req.host_key_fingerprint) {
-        None => Ok(HostKeyPolicy::TrustOnFirstUse),
-        Some(fp) => parse_fingerprint(&fp).map(HostKeyPolicy::Fingerprint),
+        None => Some(HostKeyPolicy::TrustOnFirstUse),
+        Some(fp) => parse_fingerprint(&fp).map(HostKeyPolicy::Fingerprint).map_err(|e| problems.push(e)).ok(),
     };
-    if let Err(e) = &host_key {
-        problems.push(e.clone());
-    }
-    match (name, host, user, interface, protocol, prefix, key, host_key) {
-        (Ok(name), Ok(host), Ok(user), Ok(interface), Ok(protocol), Ok(command_prefix), Ok(key), Ok(host_key))
+    match (name, host, user, protocol, prefix, key, host_key) {
+        (Some(name), Some(host), Some(user), Some(protocol), Some(command_prefix), Some(key), Some(host_key))
             if problems.is_empty() =>
         {
-            Ok(Draft { name, protocol, host, port, user, key, interface, command_prefix, host_key })
+            Ok(Draft { name, protocol, host, port, user, key, interface, command_prefix, openvpn, host_key })
         }
         _ => Err(AppError::bad_request(problems.join("; "))),
     }
@@ -197,6 +289,11 @@ fn validate(req: AddServerRequest) -> Result<Draft, AppError> {
 impl Panel {
     pub fn new(store: Arc<dyn Store>, config: Config, poller: Arc<Supervisor>) -> Self {
         Self { store, config, poller, throttle: Mutex::new(LoginThrottle::default()) }
+    }
+
+    /// The ledger month of `now`.
+    pub fn month(&self, now: DateTime<Utc>) -> String {
+        month_key(now, &self.config.timezone)
     }
 
     fn throttle(&self) -> Result<std::sync::MutexGuard<'_, LoginThrottle>, AppError> {
@@ -224,7 +321,7 @@ impl Panel {
         };
         self.throttle()?.record_success(username);
         let (token, hash) = auth::new_session_token();
-        let ttl = chrono::TimeDelta::from_std(self.config.session_ttl).map_err(AppError::internal)?;
+        let ttl = TimeDelta::from_std(self.config.session_ttl).map_err(AppError::internal)?;
         self.store.create_session(&hash, admin.id, now, now + ttl).await?;
         tracing::info!(admin = %admin.username, %address, "logged in");
         Ok(auth::session_cookie(&token, self.config.session_ttl, self.config.secure_cookies))
@@ -248,40 +345,65 @@ impl Panel {
     }
 
     pub async fn servers(&self) -> Result<Vec<ServerView>, AppError> {
-        Ok(self.store.servers(Utc::now()).await?.iter().map(server_view).collect())
+        let now = Utc::now();
+        Ok(self.store.servers(now, &self.month(now)).await?.iter().map(server_view).collect())
+    }
+
+    async fn record(&self, id: ServerId) -> Result<ServerRecord, AppError> {
+        let now = Utc::now();
+        self.store.server(id, now, &self.month(now)).await?.ok_or_else(|| AppError::not_found("Server"))
     }
 
     pub async fn server(&self, id: ServerId) -> Result<ServerView, AppError> {
-        let record = self.store.server(id, Utc::now()).await?.ok_or_else(|| AppError::not_found("Server"))?;
-        Ok(server_view(&record))
+        Ok(server_view(&self.record(id).await?))
     }
 
     pub async fn clients(&self, id: ServerId) -> Result<Vec<ClientView>, AppError> {
+        self.record(id).await?;
         let now = Utc::now();
-        if self.store.server(id, now).await?.is_none() {
-            return Err(AppError::not_found("Server"));
-        }
-        Ok(self.store.clients(id).await?.iter().map(|c| client_view(c, now)).collect())
+        Ok(self.store.clients(id, &self.month(now)).await?.iter().map(|c| client_view(c, now)).collect())
+    }
+
+    pub async fn client(&self, id: ClientId) -> Result<ClientView, AppError> {
+        let now = Utc::now();
+        let record = self.store.client(id, &self.month(now)).await?.ok_or_else(|| AppError::not_found("Client"))?;
+        Ok(client_view(&record, now))
+    }
+
+    pub async fn sessions(&self, filter: SessionFilter) -> Result<Vec<SessionView>, AppError> {
+        Ok(self.store.sessions(&filter).await?.iter().map(session_view).collect())
     }
 
     pub async fn dashboard(&self) -> Result<DashboardView, AppError> {
         let servers = self.servers().await?;
+        let active = self.sessions(SessionFilter { open: true, limit: 200, ..SessionFilter::default() }).await?;
+        let recent = self
+            .sessions(SessionFilter { ended_since: Some(Utc::now() - RECENT), limit: 20, ..SessionFilter::default() })
+            .await?;
         Ok(DashboardView {
             clients: servers.iter().map(|s| s.clients).sum(),
             online: servers.iter().map(|s| s.online).sum(),
             servers_failing: servers.iter().filter(|s| s.health == ServerHealth::Error).count() as u32,
+            month: Traffic::new(
+                servers.iter().map(|s| s.month.bytes_sent).sum(),
+                servers.iter().map(|s| s.month.bytes_received).sum(),
+            ),
             servers,
+            active_sessions: active,
+            recently_disconnected: recent,
         })
     }
 
     /// Validates the request, contacts the host (pinning its key, logging in,
-    /// reading one dump), and only then stores the server and starts its poller.
+    /// reading it once), and only then stores the server, imports what the
+    /// host has, and starts polling it.
     pub async fn add_server(&self, req: AddServerRequest) -> Result<AddedServer, AppError> {
         let draft = validate(req)?;
         let now = Utc::now();
-        if self.store.servers(now).await?.iter().any(|s| s.name == draft.name) {
+        if self.store.servers(now, &self.month(now)).await?.iter().any(|s| s.name == draft.name) {
             return Err(AppError::conflict(format!("A server named {} already exists.", draft.name)));
         }
+        let settings = self.poller.settings();
         let mut transport = SshTransport::new(
             SshTarget {
                 host: draft.host.clone(),
@@ -290,15 +412,17 @@ impl Panel {
                 key: draft.key.clone(),
                 host_key: draft.host_key.clone(),
             },
-            self.poller.settings().ssh,
+            settings.ssh,
         );
-        let command = RemoteCommand::wg_dump(&draft.command_prefix, &draft.interface);
-        let output = transport.run(&command).await.map_err(|e| {
-            AppError::host_unavailable(format!("Could not read {} on {}: {e}", draft.interface, draft.host))
-        })?;
-        let dump = parse_wg_dump(&output.stdout).map_err(|e| {
-            AppError::bad_request(format!("{} answered `{command}`, but not with a WireGuard dump: {e}", draft.host))
-        })?;
+        let target = PollTarget {
+            protocol: draft.protocol,
+            interface: draft.interface.as_ref(),
+            command_prefix: &draft.command_prefix,
+            openvpn: draft.openvpn.as_ref(),
+        };
+        let reading = read_server(&mut transport, &target, settings.ssh.command)
+            .await
+            .map_err(|e| AppError::host_unavailable(format!("Could not read {}: {e}", draft.host)))?;
         let pin =
             transport.host_key().cloned().ok_or_else(|| AppError::internal("connected without seeing a host key"))?;
         let new = NewServer {
@@ -310,23 +434,54 @@ impl Panel {
             key: draft.key,
             interface: draft.interface,
             command_prefix: draft.command_prefix,
+            openvpn: draft.openvpn,
             host_key: pin.clone(),
         };
         let id = self.store.insert_server(&new, now).await?;
-        self.store.record_poll_success(id, now, &dump).await?;
-        let record = self.store.server(id, now).await?.ok_or_else(|| AppError::internal("new server vanished"))?;
-        tracing::info!(server_id = %id, server = %record.name, fingerprint = %pin.fingerprint, peers = dump.peers.len(), "server added");
+        let at = Utc::now();
+        store_reading(self.store.as_ref(), id, new.protocol, &reading, at, settings.timezone, true)
+            .await
+            .map_err(AppError::internal)?;
+        let record = self.record(id).await?;
+        tracing::info!(server_id = %id, server = %record.name, fingerprint = %pin.fingerprint, "server added");
         self.poller.spawn(record, Box::new(transport), false);
         Ok(AddedServer { id, host_key_fingerprint: pin.fingerprint })
     }
 
-    /// Polls a server now; returns how many peers the host reported.
-    pub async fn sync_now(&self, id: ServerId) -> Result<usize, AppError> {
-        self.server(id).await?;
+    /// Polls a server now.
+    pub async fn sync_now(&self, id: ServerId) -> Result<PollOutcome, AppError> {
+        self.record(id).await?;
         match self.poller.poll_now(id).await {
-            Ok(report) => Ok(report.peers),
-            Err(PollNowError::Failed(message)) => Err(AppError::host_unavailable(message)),
-            Err(PollNowError::NotRunning) => Err(AppError::internal("no poller for an existing server")),
+            Ok(outcome) => Ok(outcome),
+            Err(WorkerError::Failed(message)) => Err(AppError::host_unavailable(message)),
+            Err(WorkerError::NotRunning) => Err(AppError::internal("no poller for an existing server")),
+        }
+    }
+
+    /// Ends an open OpenVPN session on its server. With `halt` the client is
+    /// told to exit rather than reconnect.
+    pub async fn disconnect(&self, session_id: i64, halt: bool) -> Result<String, AppError> {
+        let session = self.store.session(session_id).await?.ok_or_else(|| AppError::not_found("Session"))?;
+        if session.disconnected_at.is_some() {
+            return Err(AppError::conflict("That session has already ended."));
+        }
+        if session.protocol != Protocol::Openvpn {
+            return Err(AppError::bad_request(
+                "Only OpenVPN sessions can be ended; a WireGuard peer stays connected until it is revoked.",
+            ));
+        }
+        let target = match (session.openvpn_client_id, session.endpoint.as_deref().and_then(|e| e.parse().ok())) {
+            (Some(cid), _) => KillTarget::ClientId(cid),
+            (None, Some(addr)) => KillTarget::Address(addr),
+            (None, None) => return Err(AppError::bad_request("The session has no client id or address to end it by.")),
+        };
+        match self.poller.kill(session.server_id, target, halt).await {
+            Ok(reply) => {
+                tracing::info!(session = session_id, key = %session.session_key, halt, "ended a session");
+                Ok(reply)
+            }
+            Err(WorkerError::Failed(message)) => Err(AppError::host_unavailable(message)),
+            Err(WorkerError::NotRunning) => Err(AppError::internal("no poller for an existing server")),
         }
     }
 }
@@ -342,7 +497,7 @@ mod tests {
             port: None,
             user: "root".into(),
             private_key_path: Some("/etc/tollgate/id_ed25519".into()),
-            interface: "wg0".into(),
+            interface: Some("wg0".into()),
             ..AddServerRequest::default()
         }
     }
@@ -362,7 +517,7 @@ mod tests {
             name: " ".into(),
             host: "host; reboot".into(),
             user: "root@x".into(),
-            interface: "wg0 && id".into(),
+            interface: Some("wg0 && id".into()),
             private_key_path: Some("relative/key".into()),
             command_prefix: Some(serde_json::json!("docker exec x;id")),
             host_key_fingerprint: Some("MD5:aa".into()),
@@ -371,16 +526,8 @@ mod tests {
         };
         let e = validate(bad).err().unwrap();
         assert_eq!(e.kind, ErrorKind::BadRequest);
-        for needle in [
-            "name:",
-            "host:",
-            "user:",
-            "interface:",
-            "private_key",
-            "command_prefix:",
-            "host_key_fingerprint",
-            "protocol:",
-        ] {
+        for needle in ["name:", "host:", "user:", "private_key", "command_prefix:", "host_key_fingerprint", "protocol:"]
+        {
             assert!(e.message.contains(needle), "{needle} missing from {}", e.message);
         }
     }
@@ -394,5 +541,30 @@ mod tests {
         let array =
             AddServerRequest { command_prefix: Some(serde_json::json!(["docker", "exec", "awg"])), ..request() };
         assert_eq!(validate(array).map_err(|e| e.message).unwrap().command_prefix.parts().len(), 3);
+    }
+
+    #[test]
+    fn each_protocol_asks_for_its_own_settings() {
+        let wg_without_interface = AddServerRequest { interface: None, ..request() };
+        assert!(validate(wg_without_interface).err().unwrap().message.contains("interface: required"));
+        let ovpn = AddServerRequest {
+            protocol: Some("openvpn".into()),
+            interface: None,
+            management_port: Some(7505),
+            ..request()
+        };
+        let d = validate(ovpn).map_err(|e| e.message).unwrap();
+        assert_eq!(d.openvpn.unwrap().management_port, Some(7505));
+        let ovpn_nothing = AddServerRequest { protocol: Some("openvpn".into()), interface: None, ..request() };
+        assert!(validate(ovpn_nothing).err().unwrap().message.contains("needs one"));
+        let bad_path = AddServerRequest {
+            protocol: Some("openvpn".into()),
+            interface: None,
+            status_path: Some("/var/log/../../etc/shadow".into()),
+            ..request()
+        };
+        assert!(validate(bad_path).err().unwrap().message.contains("status_path"));
+        let awg = AddServerRequest { protocol: Some("amneziawg".into()), interface: Some("awg0".into()), ..request() };
+        assert_eq!(validate(awg).map_err(|e| e.message).unwrap().protocol, Protocol::Amneziawg);
     }
 }

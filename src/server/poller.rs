@@ -5,14 +5,20 @@
 //! outcome on the server row. Tasks are independent: a host that hangs only
 //! holds up its own task, and only until the transport's timeouts fire.
 //! Every task has a cancellation token; shutdown cancels them all and waits
-//! a bounded time.
+//! a bounded time. Anything else that must talk to a host the task owns
+//! (poll now, end a session) is sent to the task as a request.
 
-use crate::domain::wg_dump::parse_wg_dump;
-use crate::domain::{RemoteCommand, ServerId};
-use crate::server::store::{ServerRecord, Store};
+use crate::api::Protocol;
+use crate::domain::accounting::month_key;
+use crate::domain::openvpn::parse_status;
+use crate::domain::wg_dump::{parse_dump, DumpFlavor};
+use crate::domain::{CommandPrefix, InterfaceName, RemoteCommand, ServerId};
+use crate::server::openvpn::{kill_session, read_status, KillTarget};
+use crate::server::store::{OpenVpnAccess, OpenvpnPoll, PollOutcome, ServerRecord, Store, WireguardPoll};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +33,8 @@ pub struct PollSettings {
     pub interval: Duration,
     pub max_backoff: Duration,
     pub ssh: SshTimeouts,
+    /// The time zone of the monthly ledger.
+    pub timezone: Tz,
 }
 
 impl PollSettings {
@@ -41,17 +49,116 @@ impl PollSettings {
     }
 }
 
-/// What one poll found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollReport {
-    pub peers: usize,
+/// Reads a server's state over `transport`, without storing anything.
+pub enum Reading {
+    Wireguard(crate::domain::wg_dump::WgDump),
+    Openvpn(crate::domain::openvpn::OvpnStatus),
 }
 
-type PollReply = oneshot::Sender<Result<PollReport, String>>;
+/// What to read on a host: enough of a server to poll it.
+pub struct PollTarget<'a> {
+    pub protocol: Protocol,
+    pub interface: Option<&'a InterfaceName>,
+    pub command_prefix: &'a CommandPrefix,
+    pub openvpn: Option<&'a OpenVpnAccess>,
+}
+
+impl ServerRecord {
+    pub fn target(&self) -> PollTarget<'_> {
+        PollTarget {
+            protocol: self.protocol,
+            interface: self.interface.as_ref(),
+            command_prefix: &self.command_prefix,
+            openvpn: self.openvpn.as_ref(),
+        }
+    }
+}
+
+/// Fetches and parses what the host reports now.
+pub async fn read_server(
+    transport: &mut dyn HostTransport,
+    target: &PollTarget<'_>,
+    wait: Duration,
+) -> Result<Reading, String> {
+    match target.protocol {
+        Protocol::Wireguard | Protocol::Amneziawg => {
+            let (tool, flavor) = match target.protocol {
+                Protocol::Amneziawg => ("awg", DumpFlavor::AmneziaWg),
+                _ => ("wg", DumpFlavor::WireGuard),
+            };
+            let interface = target.interface.ok_or("the server has no interface")?;
+            let command = RemoteCommand::dump(target.command_prefix, tool, interface);
+            let output = transport.run(&command).await.map_err(|e| e.to_string())?;
+            parse_dump(&output.stdout, flavor)
+                .map(Reading::Wireguard)
+                .map_err(|e| format!("the host's answer to `{command}` is not a {} dump: {e}", target.protocol.label()))
+        }
+        Protocol::Openvpn => {
+            let access = target.openvpn.ok_or("the server has no OpenVPN settings")?;
+            let text = read_status(transport, access, target.command_prefix, wait).await?;
+            parse_status(&text).map(Reading::Openvpn).map_err(|e| format!("the OpenVPN status is unreadable: {e}"))
+        }
+    }
+}
+
+/// Stores a reading taken at `at`.
+pub async fn store_reading(
+    store: &dyn Store,
+    id: ServerId,
+    protocol: Protocol,
+    reading: &Reading,
+    at: DateTime<Utc>,
+    timezone: Tz,
+    import: bool,
+) -> Result<PollOutcome, String> {
+    let month = month_key(at, &timezone);
+    let outcome = match reading {
+        Reading::Wireguard(dump) => {
+            let poll = WireguardPoll { protocol, at, month: &month, dump, import };
+            store.apply_wireguard_poll(id, &poll).await
+        }
+        Reading::Openvpn(status) => store.apply_openvpn_poll(id, &OpenvpnPoll { at, month: &month, status }).await,
+    };
+    outcome.map_err(|e| format!("could not save the poll: {e}"))
+}
+
+/// One poll: read, parse, store; a failure is recorded on the server row
+/// and returned as the message shown to admins.
+pub async fn poll_server(
+    transport: &mut dyn HostTransport,
+    record: &mut ServerRecord,
+    store: &dyn Store,
+    settings: &PollSettings,
+) -> Result<PollOutcome, String> {
+    let at = Utc::now();
+    let result = async {
+        let reading = read_server(transport, &record.target(), settings.ssh.command).await?;
+        if record.host_key.is_none() {
+            if let Some(pin) = transport.host_key().cloned() {
+                store.pin_host_key(record.id, &pin).await.map_err(|e| e.to_string())?;
+                tracing::info!(fingerprint = %pin.fingerprint, "pinned host key on first contact");
+                record.host_key = Some(pin);
+            }
+        }
+        store_reading(store, record.id, record.protocol, &reading, at, settings.timezone, false).await
+    }
+    .await;
+    if let Err(message) = &result {
+        if let Err(e) = store.record_poll_failure(record.id, at, message).await {
+            tracing::error!(error = %e, "could not record the failed poll");
+        }
+    }
+    result
+}
+
+enum Request {
+    PollNow(oneshot::Sender<Result<PollOutcome, String>>),
+    Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
+}
 
 struct Worker {
     cancel: CancellationToken,
-    poll_now: mpsc::Sender<PollReply>,
+    requests: mpsc::Sender<Request>,
 }
 
 pub struct Supervisor {
@@ -63,7 +170,7 @@ pub struct Supervisor {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PollNowError {
+pub enum WorkerError {
     #[error("no poller runs for this server")]
     NotRunning,
     #[error("{0}")]
@@ -105,7 +212,8 @@ impl Supervisor {
 
     /// Starts a poller for every stored server. Returns how many.
     pub async fn start_all(&self) -> Result<usize, crate::server::store::StoreError> {
-        let servers = self.store.servers(Utc::now()).await?;
+        let now = Utc::now();
+        let servers = self.store.servers(now, &month_key(now, &self.settings.timezone)).await?;
         let count = servers.len();
         for record in servers {
             let transport = transport_for(&record, self.settings.ssh);
@@ -127,7 +235,7 @@ impl Supervisor {
             tracing::error!("poller registry lock poisoned");
             return;
         };
-        if let Some(old) = workers.insert(record.id, Worker { cancel: cancel.clone(), poll_now: tx }) {
+        if let Some(old) = workers.insert(record.id, Worker { cancel: cancel.clone(), requests: tx }) {
             old.cancel.cancel();
         }
         drop(workers);
@@ -137,15 +245,24 @@ impl Supervisor {
         self.tracker.spawn(job.run(poll_first).instrument(span));
     }
 
-    /// Polls the server now and waits for the outcome.
-    pub async fn poll_now(&self, id: ServerId) -> Result<PollReport, PollNowError> {
+    async fn ask<T>(&self, id: ServerId, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, WorkerError> {
         let sender = {
-            let workers = self.workers.lock().map_err(|_| PollNowError::NotRunning)?;
-            workers.get(&id).map(|w| w.poll_now.clone()).ok_or(PollNowError::NotRunning)?
+            let workers = self.workers.lock().map_err(|_| WorkerError::NotRunning)?;
+            workers.get(&id).map(|w| w.requests.clone()).ok_or(WorkerError::NotRunning)?
         };
         let (reply, outcome) = oneshot::channel();
-        sender.send(reply).await.map_err(|_| PollNowError::NotRunning)?;
-        outcome.await.map_err(|_| PollNowError::NotRunning)?.map_err(PollNowError::Failed)
+        sender.send(make(reply)).await.map_err(|_| WorkerError::NotRunning)?;
+        outcome.await.map_err(|_| WorkerError::NotRunning)
+    }
+
+    /// Polls the server now and waits for the outcome.
+    pub async fn poll_now(&self, id: ServerId) -> Result<PollOutcome, WorkerError> {
+        self.ask(id, Request::PollNow).await?.map_err(WorkerError::Failed)
+    }
+
+    /// Ends an OpenVPN session through the server's management interface.
+    pub async fn kill(&self, id: ServerId, target: KillTarget, halt: bool) -> Result<String, WorkerError> {
+        self.ask(id, |reply| Request::Kill { target, halt, reply }).await?.map_err(WorkerError::Failed)
     }
 
     /// Cancels every poller and waits up to `grace` for them to finish.
@@ -167,7 +284,7 @@ struct PollJob {
     store: Arc<dyn Store>,
     settings: PollSettings,
     cancel: CancellationToken,
-    requests: mpsc::Receiver<PollReply>,
+    requests: mpsc::Receiver<Request>,
 }
 
 impl PollJob {
@@ -177,24 +294,43 @@ impl PollJob {
         let mut next = if poll_first { Instant::now() } else { Instant::now() + self.settings.interval };
         let cancel = self.cancel.clone();
         loop {
-            let reply = tokio::select! {
+            let request = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
                 request = self.requests.recv() => match request {
-                    Some(reply) => Some(reply),
+                    Some(r) => Some(r),
                     None => break,
                 },
                 _ = sleep_until(next) => None,
             };
+            let reply = match request {
+                Some(Request::Kill { target, halt, reply }) => {
+                    let access = self.record.openvpn.clone();
+                    let outcome = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        outcome = async {
+                            match &access {
+                                Some(access) => kill_session(self.transport.as_mut(), access, &target, halt, self.settings.ssh.command).await,
+                                None => Err("only OpenVPN sessions can be ended".to_owned()),
+                            }
+                        } => outcome,
+                    };
+                    let _ = reply.send(outcome);
+                    continue;
+                }
+                Some(Request::PollNow(reply)) => Some(reply),
+                None => None,
+            };
             let outcome = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                outcome = self.poll_once() => outcome,
+                outcome = poll_server(self.transport.as_mut(), &mut self.record, self.store.as_ref(), &self.settings) => outcome,
             };
             match &outcome {
                 Ok(report) => {
                     if failures > 0 {
-                        tracing::info!(peers = report.peers, "host answers again");
+                        tracing::info!(sources = report.sources, "host answers again");
                     }
                     failures = 0;
                 }
@@ -209,38 +345,6 @@ impl PollJob {
             }
         }
         tracing::debug!("poller stopped");
-    }
-
-    /// One poll: read the dump, parse it, store it. Any failure is recorded on
-    /// the server row and returned as the message shown to admins.
-    async fn poll_once(&mut self) -> Result<PollReport, String> {
-        let at = Utc::now();
-        let result = self.fetch_and_store(at).await;
-        if let Err(message) = &result {
-            if let Err(e) = self.store.record_poll_failure(self.record.id, at, message).await {
-                tracing::error!(error = %e, "could not record the failed poll");
-            }
-        }
-        result
-    }
-
-    async fn fetch_and_store(&mut self, at: chrono::DateTime<Utc>) -> Result<PollReport, String> {
-        let command = RemoteCommand::wg_dump(&self.record.command_prefix, &self.record.interface);
-        let output = self.transport.run(&command).await.map_err(|e| e.to_string())?;
-        let dump = parse_wg_dump(&output.stdout)
-            .map_err(|e| format!("the host's answer to `{command}` is not a WireGuard dump: {e}"))?;
-        if self.record.host_key.is_none() {
-            if let Some(pin) = self.transport.host_key().cloned() {
-                self.store.pin_host_key(self.record.id, &pin).await.map_err(|e| e.to_string())?;
-                tracing::info!(fingerprint = %pin.fingerprint, "pinned host key on first contact");
-                self.record.host_key = Some(pin);
-            }
-        }
-        self.store
-            .record_poll_success(self.record.id, at, &dump)
-            .await
-            .map_err(|e| format!("could not save the poll: {e}"))?;
-        Ok(PollReport { peers: dump.peers.len() })
     }
 }
 
@@ -258,6 +362,7 @@ mod tests {
                 authenticate: Duration::from_secs(1),
                 command: Duration::from_secs(1),
             },
+            timezone: Tz::UTC,
         };
         let secs: Vec<u64> = (0..7).map(|f| s.delay_after(f).as_secs()).collect();
         assert_eq!(secs, [30, 30, 60, 120, 240, 300, 300]);

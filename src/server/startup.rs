@@ -8,7 +8,7 @@ use crate::server::poller::{PollSettings, Supervisor};
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::Store;
 use crate::server::transport::ssh::SshTimeouts;
-use crate::server::{http, AppState};
+use crate::server::{http, maintenance, AppState};
 use anyhow::Context;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
@@ -35,6 +35,20 @@ fn leptos_options(config: &Config, addr: SocketAddr) -> anyhow::Result<LeptosOpt
         options.site_root = root.to_string_lossy().as_ref().into();
     }
     Ok(options)
+}
+
+/// Polling settings from the configuration.
+pub fn poll_settings(config: &Config) -> PollSettings {
+    PollSettings {
+        interval: config.poll_interval,
+        max_backoff: config.max_backoff,
+        ssh: SshTimeouts {
+            connect: config.ssh_connect_timeout,
+            authenticate: config.ssh_connect_timeout,
+            command: config.ssh_command_timeout,
+        },
+        timezone: config.timezone,
+    }
 }
 
 /// The whole HTTP application.
@@ -75,16 +89,7 @@ pub async fn run(
     let addr = listener.local_addr().context("reading the listener's address")?;
     let sqlite = SqliteStore::open(&config.database_url).await.context("opening the database")?;
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let settings = PollSettings {
-        interval: config.poll_interval,
-        max_backoff: config.max_backoff,
-        ssh: SshTimeouts {
-            connect: config.ssh_connect_timeout,
-            authenticate: config.ssh_connect_timeout,
-            command: config.ssh_command_timeout,
-        },
-    };
-    let poller = Supervisor::new(store.clone(), settings);
+    let poller = Supervisor::new(store.clone(), poll_settings(&config));
     let state = AppState {
         leptos_options: leptos_options(&config, addr)?,
         panel: Arc::new(Panel::new(store.clone(), config.clone(), poller.clone())),
@@ -95,6 +100,16 @@ pub async fn run(
     let sweeper = tokio::spawn(
         sweep_sessions(store.clone(), background.clone()).instrument(tracing::info_span!("session_sweeper")),
     );
+    let rollup = tokio::spawn(
+        maintenance::run(
+            store.clone(),
+            config.timezone,
+            config.sample_retention,
+            config.hourly_retention,
+            background.clone(),
+        )
+        .instrument(tracing::info_span!("rollup")),
+    );
 
     tracing::info!(%addr, servers, poll_interval_secs = config.poll_interval.as_secs(), "Tollgate is listening");
     let served = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
@@ -104,8 +119,10 @@ pub async fn run(
     tracing::info!("shutting down");
     background.cancel();
     poller.shutdown(config.shutdown_grace).await;
-    if tokio::time::timeout(config.shutdown_grace, sweeper).await.is_err() {
-        tracing::warn!("the session sweeper did not stop in time");
+    for (name, task) in [("session sweeper", sweeper), ("rollup", rollup)] {
+        if tokio::time::timeout(config.shutdown_grace, task).await.is_err() {
+            tracing::warn!(task = name, "a background task did not stop in time");
+        }
     }
     sqlite.close().await;
     served.context("serving HTTP")

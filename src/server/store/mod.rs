@@ -2,12 +2,15 @@
 //! it and owns its migrations folder (`migrations/<backend>/`).
 
 pub mod sqlite;
+mod sqlite_ingest;
+mod sqlite_usage;
 
 use crate::api::Protocol;
+use crate::domain::accounting::Counters;
+use crate::domain::openvpn::OvpnStatus;
 use crate::domain::wg_dump::WgDump;
 use crate::domain::{
-    ByteCount, ClientId, CommandPrefix, HostAddress, InterfaceName, PublicKey, ServerId, ServerName, SshUser, UserId,
-    Username,
+    ClientId, CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser, UserId, Username,
 };
 use crate::server::secret::Secret;
 use async_trait::async_trait;
@@ -67,6 +70,16 @@ pub struct HostKeyPin {
     pub fingerprint: String,
 }
 
+/// Where an OpenVPN server's state is read: its management interface on the
+/// host's loopback (reached through the SSH connection), a status file, or both
+/// (management first).
+#[derive(Debug, Clone)]
+pub struct OpenVpnAccess {
+    pub status_path: Option<RemotePath>,
+    pub management_port: Option<u16>,
+    pub management_password: Option<Secret>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewServer {
     pub name: ServerName,
@@ -75,8 +88,10 @@ pub struct NewServer {
     pub port: u16,
     pub user: SshUser,
     pub key: SshKeySource,
-    pub interface: InterfaceName,
+    /// WireGuard and AmneziaWG.
+    pub interface: Option<InterfaceName>,
     pub command_prefix: CommandPrefix,
+    pub openvpn: Option<OpenVpnAccess>,
     pub host_key: HostKeyPin,
 }
 
@@ -89,42 +104,146 @@ pub struct ServerRecord {
     pub port: u16,
     pub user: SshUser,
     pub key: SshKeySource,
-    pub interface: InterfaceName,
+    pub interface: Option<InterfaceName>,
     pub command_prefix: CommandPrefix,
+    pub openvpn: Option<OpenVpnAccess>,
     pub host_key: Option<HostKeyPin>,
     pub created_at: DateTime<Utc>,
     pub last_poll_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
-    /// Clients present on the host at the last poll.
+    /// Clients present on the host (WireGuard) or known (OpenVPN).
     pub clients: u32,
-    /// Of those, online (handshake within the online window) at `now`.
+    /// Of those, online at `now`.
     pub online: u32,
+    pub total: Counters,
+    /// Traffic in the month asked for.
+    pub month: Counters,
 }
 
 #[derive(Debug, Clone)]
 pub struct ClientRecord {
     pub id: ClientId,
     pub server_id: ServerId,
-    pub public_key: PublicKey,
+    pub protocol: Protocol,
+    /// WireGuard public key, or OpenVPN common name.
+    pub identity: String,
     pub name: Option<String>,
+    pub username: Option<String>,
     pub disabled: bool,
+    pub managed: bool,
     pub endpoint: Option<String>,
     pub allowed_ips: Vec<String>,
+    pub desired_allowed_ips: Option<Vec<String>>,
+    pub virtual_ip: Option<String>,
     pub latest_handshake: Option<DateTime<Utc>>,
-    /// The host's receive counter: what the client uploaded.
-    pub rx: ByteCount,
-    /// The host's transmit counter: what the client downloaded.
-    pub tx: ByteCount,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// WireGuard: in the last poll. OpenVPN: connected now.
+    pub on_host: bool,
+    pub total: Counters,
+    /// Traffic in the month asked for.
+    pub month: Counters,
     pub last_sync_at: DateTime<Utc>,
 }
 
+/// A VPN session.
 #[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub server_id: ServerId,
+    pub server_name: String,
+    pub client_id: ClientId,
+    pub identity: String,
+    pub client_name: Option<String>,
+    pub session_key: String,
+    pub protocol: Protocol,
+    pub connected_at: DateTime<Utc>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+    pub last_seen_at: DateTime<Utc>,
+    pub endpoint: Option<String>,
+    pub virtual_ip: Option<String>,
+    pub bytes: Counters,
+    pub openvpn_client_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub server: Option<ServerId>,
+    /// Only open sessions.
+    pub open: bool,
+    /// Only sessions that ended at or after this instant.
+    pub ended_since: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminRecord {
     pub id: UserId,
     pub username: Username,
     pub password_hash: String,
+}
+
+/// A poll of a WireGuard or AmneziaWG interface, ready to apply.
+pub struct WireguardPoll<'a> {
+    /// WireGuard or AmneziaWG.
+    pub protocol: Protocol,
+    pub at: DateTime<Utc>,
+    /// The calendar month of `at` in the configured time zone.
+    pub month: &'a str,
+    pub dump: &'a WgDump,
+    /// Peers first seen in this poll become managed (part of the wanted
+    /// configuration). True when a server is added.
+    pub import: bool,
+}
+
+/// A poll of an OpenVPN server, ready to apply.
+pub struct OpenvpnPoll<'a> {
+    pub at: DateTime<Utc>,
+    pub month: &'a str,
+    pub status: &'a OvpnStatus,
+}
+
+/// What applying a poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// False when the poll was not newer than the last one applied.
+    pub applied: bool,
+    /// Peers or sessions in the poll.
+    pub sources: usize,
+    pub new: Counters,
+    pub carried: Counters,
+    pub sessions_opened: usize,
+    pub sessions_closed: usize,
+}
+
+/// One row of a usage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub server: String,
+    pub identity: String,
+    pub name: Option<String>,
+    /// `YYYY-MM`, or `None` for lifetime totals.
+    pub month: Option<String>,
+    pub bytes: Counters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UsageQuery {
+    /// One month; `None`: every month.
+    pub month: Option<String>,
+    /// Lifetime totals instead of monthly rows.
+    pub accumulated: bool,
+    pub identity: Option<String>,
+    pub server: Option<ServerId>,
+}
+
+/// An hourly bucket of rolled-up samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourlyBucket {
+    pub client_id: i64,
+    pub hour: i64,
+    pub bytes: Counters,
 }
 
 #[async_trait]
@@ -158,13 +277,45 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn insert_server(&self, server: &NewServer, now: DateTime<Utc>) -> Result<ServerId, StoreError>;
-    async fn servers(&self, now: DateTime<Utc>) -> Result<Vec<ServerRecord>, StoreError>;
-    async fn server(&self, id: ServerId, now: DateTime<Utc>) -> Result<Option<ServerRecord>, StoreError>;
+    async fn servers(&self, now: DateTime<Utc>, month: &str) -> Result<Vec<ServerRecord>, StoreError>;
+    async fn server(&self, id: ServerId, now: DateTime<Utc>, month: &str) -> Result<Option<ServerRecord>, StoreError>;
     async fn pin_host_key(&self, id: ServerId, pin: &HostKeyPin) -> Result<(), StoreError>;
 
-    /// Writes every peer of `dump` and the server's poll state in one transaction.
-    async fn record_poll_success(&self, id: ServerId, at: DateTime<Utc>, dump: &WgDump) -> Result<(), StoreError>;
+    /// Applies a WireGuard/AmneziaWG poll in one transaction: accounting,
+    /// ledgers, samples, sessions and the server's poll state.
+    async fn apply_wireguard_poll(&self, id: ServerId, poll: &WireguardPoll<'_>) -> Result<PollOutcome, StoreError>;
+    /// The same for an OpenVPN poll.
+    async fn apply_openvpn_poll(&self, id: ServerId, poll: &OpenvpnPoll<'_>) -> Result<PollOutcome, StoreError>;
     async fn record_poll_failure(&self, id: ServerId, at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
-    /// Clients present on the server's host at the last poll.
-    async fn clients(&self, server: ServerId) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// A server's clients: WireGuard peers on the host or managed, every
+    /// OpenVPN user ever seen. `month` picks the monthly figures.
+    async fn clients(&self, server: ServerId, month: &str) -> Result<Vec<ClientRecord>, StoreError>;
+    async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Marks clients managed, with the allowed IPs the host should have.
+    async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError>;
+
+    async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError>;
+    async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError>;
+
+    async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError>;
+
+    /// Hourly sums of the raw samples in `[from, to)`.
+    async fn sample_buckets(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<HourlyBucket>, StoreError>;
+    /// Adds rolled-up buckets, moves the rollup mark from `from` to `to`, and
+    /// drops samples older than `keep_samples_since` that are rolled up and
+    /// hourly buckets older than `keep_hourly_since`, in one transaction.
+    /// Returns false (and changes nothing) if the mark is no longer at
+    /// `from`: another process rolled up meanwhile.
+    async fn store_rollup(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        hourly: &[HourlyBucket],
+        daily: &[(i64, String, Counters)],
+        keep_samples_since: DateTime<Utc>,
+        keep_hourly_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Where the last rollup stopped.
+    async fn rolled_up_to(&self) -> Result<DateTime<Utc>, StoreError>;
 }

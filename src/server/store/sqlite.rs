@@ -1,13 +1,19 @@
 //! [`Store`] on an embedded SQLite file: WAL journal, a busy timeout, one
 //! writer connection and a small pool of read-only readers.
+//!
+//! Poll ingestion (`sqlite_ingest`) and reports (`sqlite_usage`) live in
+//! their own files; this one holds the connection setup, admins, sessions,
+//! servers and clients.
 
-use super::{AdminRecord, ClientRecord, HostKeyPin, NewServer, ServerRecord, SshKeySource, Store, StoreError};
+use super::{
+    AdminRecord, ClientRecord, HostKeyPin, HourlyBucket, NewServer, OpenVpnAccess, OpenvpnPoll, PollOutcome,
+    ServerRecord, SessionFilter, SessionRecord, SshKeySource, Store, StoreError, UsageQuery, UsageRow, WireguardPoll,
+};
 use crate::api::Protocol;
+use crate::domain::accounting::Counters;
 use crate::domain::status::ONLINE_WINDOW;
-use crate::domain::wg_dump::WgDump;
 use crate::domain::{
-    ByteCount, ClientId, CommandPrefix, HostAddress, InterfaceName, PublicKey, ServerId, ServerName, SshUser, UserId,
-    Username,
+    ClientId, CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser, UserId, Username,
 };
 use crate::server::secret::Secret;
 use async_trait::async_trait;
@@ -24,8 +30,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    pub(super) write: SqlitePool,
+    pub(super) read: SqlitePool,
 }
 
 impl SqliteStore {
@@ -77,51 +83,72 @@ fn restrict_permissions(path: PathBuf) {
     }
 }
 
-fn secs(at: DateTime<Utc>) -> i64 {
+pub(super) fn secs(at: DateTime<Utc>) -> i64 {
     at.timestamp()
 }
 
-fn instant(secs: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn instant(secs: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp(secs, 0).ok_or_else(|| StoreError::Corrupt(format!("timestamp {secs}")))
 }
 
-fn opt_instant(secs: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn opt_instant(secs: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     secs.map(instant).transpose()
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn bytes_to_db(b: ByteCount) -> i64 {
-    i64::try_from(b.get()).unwrap_or(i64::MAX)
+/// SQLite integers are signed; byte counts beyond 8 EiB are clamped.
+pub(super) fn db_bytes(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn bytes_from_db(v: i64) -> ByteCount {
-    ByteCount::new(u64::try_from(v).unwrap_or(0))
+pub(super) fn bytes(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(super) fn counters(row: &SqliteRow, rx: &str, tx: &str) -> Result<Counters, StoreError> {
+    Ok(Counters::new(bytes(row.try_get(rx)?), bytes(row.try_get(tx)?)))
+}
+
+pub(super) fn protocol(text: &str) -> Result<Protocol, StoreError> {
+    Protocol::parse(text).ok_or_else(|| corrupt("protocol", text))
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
 const SERVER_COLUMNS: &str = "s.id, s.name, s.protocol, s.host, s.port, s.ssh_user, s.ssh_key_path, \
-    s.ssh_private_key, s.interface, s.command_prefix, s.host_key, s.host_key_fingerprint, s.created_at, \
-    s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, \
-    (SELECT COUNT(*) FROM clients c WHERE c.server_id = s.id AND c.on_host = 1) AS client_count, \
+    s.ssh_private_key, s.interface, s.command_prefix, s.openvpn_status_path, s.openvpn_management_port, \
+    s.openvpn_management_password, s.host_key, s.host_key_fingerprint, s.created_at, \
+    s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.total_rx, s.total_tx, \
+    COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
+    (SELECT COUNT(*) FROM clients c WHERE c.server_id = s.id AND (c.on_host = 1 OR s.protocol = 'openvpn')) \
+        AS client_count, \
     (SELECT COUNT(*) FROM clients c WHERE c.server_id = s.id AND c.on_host = 1 \
-        AND c.latest_handshake > ?1) AS online_count";
+        AND (s.protocol = 'openvpn' OR c.latest_handshake > ?1)) AS online_count";
+
+const SERVER_FROM: &str = "FROM servers s LEFT JOIN server_usage_monthly m ON m.server_id = s.id AND m.month = ?2";
 
 fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
     let name: String = row.try_get("name")?;
-    let protocol: String = row.try_get("protocol")?;
+    let protocol = protocol(&row.try_get::<String, _>("protocol")?)?;
     let host: String = row.try_get("host")?;
     let port: i64 = row.try_get("port")?;
     let user: String = row.try_get("ssh_user")?;
     let key_path: Option<String> = row.try_get("ssh_key_path")?;
     let key_text: Option<String> = row.try_get("ssh_private_key")?;
-    let interface: String = row.try_get("interface")?;
+    let interface: Option<String> = row.try_get("interface")?;
     let prefix: String = row.try_get("command_prefix")?;
+    let status_path: Option<String> = row.try_get("openvpn_status_path")?;
+    let management_port: Option<i64> = row.try_get("openvpn_management_port")?;
+    let management_password: Option<String> = row.try_get("openvpn_management_password")?;
     let host_key: Option<String> = row.try_get("host_key")?;
     let fingerprint: Option<String> = row.try_get("host_key_fingerprint")?;
     let key = match (key_path, key_text) {
@@ -130,17 +157,35 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
         _ => return Err(StoreError::Corrupt("server has no single SSH key".into())),
     };
     let prefix_words: Vec<String> = serde_json::from_str(&prefix).map_err(|e| corrupt("command prefix", e))?;
+    let openvpn = match protocol {
+        Protocol::Openvpn => Some(OpenVpnAccess {
+            status_path: status_path
+                .as_deref()
+                .map(RemotePath::parse)
+                .transpose()
+                .map_err(|e| corrupt("status path", e))?,
+            management_port: management_port
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|e| corrupt("management port", e))?,
+            management_password: management_password.map(Secret::new),
+        }),
+        _ => None,
+    };
+    let count =
+        |name: &str| -> Result<u32, StoreError> { Ok(u32::try_from(row.try_get::<i64, _>(name)?).unwrap_or(u32::MAX)) };
     Ok(ServerRecord {
         id: ServerId::new(row.try_get("id")?),
         name: ServerName::parse(&name).map_err(|e| corrupt("server name", e))?,
-        protocol: Protocol::parse(&protocol).ok_or_else(|| corrupt("protocol", &protocol))?,
+        protocol,
         host: HostAddress::parse(&host).map_err(|e| corrupt("host", e))?,
         port: u16::try_from(port).map_err(|e| corrupt("port", e))?,
         user: SshUser::parse(&user).map_err(|e| corrupt("ssh user", e))?,
         key,
-        interface: InterfaceName::parse(&interface).map_err(|e| corrupt("interface", e))?,
+        interface: interface.as_deref().map(InterfaceName::parse).transpose().map_err(|e| corrupt("interface", e))?,
         command_prefix: CommandPrefix::from_parts(prefix_words.iter().map(String::as_str))
             .map_err(|e| corrupt("command prefix", e))?,
+        openvpn,
         host_key: match (host_key, fingerprint) {
             (Some(openssh), Some(fingerprint)) => Some(HostKeyPin { openssh, fingerprint }),
             _ => None,
@@ -149,27 +194,42 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
         last_poll_at: opt_instant(row.try_get("last_poll_at")?)?,
         last_success_at: opt_instant(row.try_get("last_success_at")?)?,
         last_error: row.try_get("last_error")?,
-        consecutive_failures: u32::try_from(row.try_get::<i64, _>("consecutive_failures")?).unwrap_or(u32::MAX),
-        clients: u32::try_from(row.try_get::<i64, _>("client_count")?).unwrap_or(u32::MAX),
-        online: u32::try_from(row.try_get::<i64, _>("online_count")?).unwrap_or(u32::MAX),
+        consecutive_failures: count("consecutive_failures")?,
+        clients: count("client_count")?,
+        online: count("online_count")?,
+        total: counters(row, "total_rx", "total_tx")?,
+        month: counters(row, "month_rx", "month_tx")?,
     })
 }
 
+const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name, c.username, c.access, c.managed, \
+    c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.latest_handshake, c.last_seen_at, c.on_host, \
+    c.total_rx, c.total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, c.last_sync_at \
+    FROM clients c JOIN servers s ON s.id = c.server_id \
+    LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
+
 fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
-    let key: String = row.try_get("public_key")?;
     let allowed: String = row.try_get("allowed_ips")?;
+    let desired: Option<String> = row.try_get("desired_allowed_ips")?;
     let access: String = row.try_get("access")?;
     Ok(ClientRecord {
         id: ClientId::new(row.try_get("id")?),
         server_id: ServerId::new(row.try_get("server_id")?),
-        public_key: PublicKey::parse(&key).map_err(|e| corrupt("public key", e))?,
+        protocol: protocol(&row.try_get::<String, _>("protocol")?)?,
+        identity: row.try_get("identity")?,
         name: row.try_get("name")?,
+        username: row.try_get("username")?,
         disabled: access == "disabled",
+        managed: row.try_get::<i64, _>("managed")? != 0,
         endpoint: row.try_get("endpoint")?,
-        allowed_ips: allowed.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        allowed_ips: split_list(&allowed),
+        desired_allowed_ips: desired.as_deref().map(split_list),
+        virtual_ip: row.try_get("virtual_ip")?,
         latest_handshake: opt_instant(row.try_get("latest_handshake")?)?,
-        rx: bytes_from_db(row.try_get("rx_bytes")?),
-        tx: bytes_from_db(row.try_get("tx_bytes")?),
+        last_seen: opt_instant(row.try_get("last_seen_at")?)?,
+        on_host: row.try_get::<i64, _>("on_host")? != 0,
+        total: counters(row, "total_rx", "total_tx")?,
+        month: counters(row, "month_rx", "month_tx")?,
         last_sync_at: instant(row.try_get("last_sync_at")?)?,
     })
 }
@@ -305,10 +365,12 @@ impl Store for SqliteStore {
             SshKeySource::Inline(s) => (None, Some(s.expose().to_owned())),
         };
         let prefix = serde_json::to_string(server.command_prefix.parts()).map_err(|e| corrupt("command prefix", e))?;
+        let ovpn = server.openvpn.as_ref();
         let result = sqlx::query(
             "INSERT INTO servers (name, protocol, host, port, ssh_user, ssh_key_path, ssh_private_key, \
-             interface, command_prefix, host_key, host_key_fingerprint, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             interface, command_prefix, openvpn_status_path, openvpn_management_port, openvpn_management_password, \
+             host_key, host_key_fingerprint, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(server.name.as_str())
         .bind(server.protocol.as_str())
@@ -317,8 +379,11 @@ impl Store for SqliteStore {
         .bind(server.user.as_str())
         .bind(key_path)
         .bind(key_text)
-        .bind(server.interface.as_str())
+        .bind(server.interface.as_ref().map(|i| i.as_str().to_owned()))
         .bind(prefix)
+        .bind(ovpn.and_then(|o| o.status_path.as_ref()).map(|p| p.as_str().to_owned()))
+        .bind(ovpn.and_then(|o| o.management_port).map(i64::from))
+        .bind(ovpn.and_then(|o| o.management_password.as_ref()).map(|p| p.expose().to_owned()))
         .bind(&server.host_key.openssh)
         .bind(&server.host_key.fingerprint)
         .bind(secs(now))
@@ -333,15 +398,20 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn servers(&self, now: DateTime<Utc>) -> Result<Vec<ServerRecord>, StoreError> {
-        let sql = format!("SELECT {SERVER_COLUMNS} FROM servers s ORDER BY s.name COLLATE NOCASE, s.id");
-        let rows = sqlx::query(&sql).bind(secs(now - ONLINE_WINDOW)).fetch_all(&self.read).await?;
+    async fn servers(&self, now: DateTime<Utc>, month: &str) -> Result<Vec<ServerRecord>, StoreError> {
+        let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} ORDER BY s.name COLLATE NOCASE, s.id");
+        let rows = sqlx::query(&sql).bind(secs(now - ONLINE_WINDOW)).bind(month).fetch_all(&self.read).await?;
         rows.iter().map(server_from_row).collect()
     }
 
-    async fn server(&self, id: ServerId, now: DateTime<Utc>) -> Result<Option<ServerRecord>, StoreError> {
-        let sql = format!("SELECT {SERVER_COLUMNS} FROM servers s WHERE s.id = ?2");
-        let row = sqlx::query(&sql).bind(secs(now - ONLINE_WINDOW)).bind(id.get()).fetch_optional(&self.read).await?;
+    async fn server(&self, id: ServerId, now: DateTime<Utc>, month: &str) -> Result<Option<ServerRecord>, StoreError> {
+        let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} WHERE s.id = ?3");
+        let row = sqlx::query(&sql)
+            .bind(secs(now - ONLINE_WINDOW))
+            .bind(month)
+            .bind(id.get())
+            .fetch_optional(&self.read)
+            .await?;
         row.as_ref().map(server_from_row).transpose()
     }
 
@@ -358,53 +428,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_poll_success(&self, id: ServerId, at: DateTime<Utc>, dump: &WgDump) -> Result<(), StoreError> {
-        let now = secs(at);
-        let mut tx = self.write.begin().await?;
-        let done = sqlx::query(
-            "UPDATE servers SET last_poll_at = ?1, last_success_at = ?1, last_error = NULL, \
-             consecutive_failures = 0 WHERE id = ?2",
-        )
-        .bind(now)
-        .bind(id.get())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("server"));
-        }
-        sqlx::query("UPDATE clients SET on_host = 0 WHERE server_id = ?").bind(id.get()).execute(&mut *tx).await?;
-        for peer in &dump.peers {
-            let allowed = peer.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-            // A peer keeps its last known endpoint and handshake when the host
-            // forgets them (interface restart), so "last seen" survives.
-            sqlx::query(
-                "INSERT INTO clients (server_id, public_key, endpoint, allowed_ips, has_preshared_key, \
-                 persistent_keepalive, latest_handshake, rx_bytes, tx_bytes, on_host, first_seen_at, last_sync_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10) \
-                 ON CONFLICT (server_id, public_key) DO UPDATE SET \
-                   endpoint = COALESCE(excluded.endpoint, clients.endpoint), \
-                   allowed_ips = excluded.allowed_ips, \
-                   has_preshared_key = excluded.has_preshared_key, \
-                   persistent_keepalive = excluded.persistent_keepalive, \
-                   latest_handshake = COALESCE(excluded.latest_handshake, clients.latest_handshake), \
-                   rx_bytes = excluded.rx_bytes, tx_bytes = excluded.tx_bytes, \
-                   on_host = 1, last_sync_at = excluded.last_sync_at",
-            )
-            .bind(id.get())
-            .bind(peer.public_key.to_string())
-            .bind(peer.endpoint.map(|e| e.to_string()))
-            .bind(allowed)
-            .bind(peer.has_preshared_key)
-            .bind(peer.persistent_keepalive.map(i64::from))
-            .bind(peer.latest_handshake.map(secs))
-            .bind(bytes_to_db(peer.rx))
-            .bind(bytes_to_db(peer.tx))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn apply_wireguard_poll(&self, id: ServerId, poll: &WireguardPoll<'_>) -> Result<PollOutcome, StoreError> {
+        super::sqlite_ingest::apply_wireguard(self, id, poll).await
+    }
+
+    async fn apply_openvpn_poll(&self, id: ServerId, poll: &OpenvpnPoll<'_>) -> Result<PollOutcome, StoreError> {
+        super::sqlite_ingest::apply_openvpn(self, id, poll).await
     }
 
     async fn record_poll_failure(&self, id: ServerId, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
@@ -420,15 +449,67 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn clients(&self, server: ServerId) -> Result<Vec<ClientRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, server_id, public_key, name, access, endpoint, allowed_ips, latest_handshake, \
-             rx_bytes, tx_bytes, last_sync_at FROM clients WHERE server_id = ? AND on_host = 1 \
-             ORDER BY COALESCE(name, public_key) COLLATE NOCASE",
+    async fn clients(&self, server: ServerId, month: &str) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 \
+             AND (c.on_host = 1 OR c.managed = 1 OR s.protocol = 'openvpn') \
+             ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE"
+        );
+        let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&self.read).await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2");
+        let row = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&self.read).await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {
+        let json: Vec<(&str, String)> = peers.iter().map(|(id, ips)| (id.as_str(), ips.join(","))).collect();
+        let json = serde_json::to_string(&json).map_err(|e| corrupt("managed peers", e))?;
+        sqlx::query(
+            "UPDATE clients SET managed = 1, desired_allowed_ips = j.value ->> 1 \
+             FROM json_each(?2) AS j WHERE clients.server_id = ?1 AND clients.identity = j.value ->> 0",
         )
         .bind(server.get())
-        .fetch_all(&self.read)
+        .bind(json)
+        .execute(&self.write)
         .await?;
-        rows.iter().map(client_from_row).collect()
+        Ok(())
+    }
+
+    async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError> {
+        super::sqlite_usage::sessions(self, filter).await
+    }
+
+    async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError> {
+        super::sqlite_usage::session(self, id).await
+    }
+
+    async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        super::sqlite_usage::usage(self, query).await
+    }
+
+    async fn sample_buckets(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<HourlyBucket>, StoreError> {
+        super::sqlite_usage::sample_buckets(self, from, to).await
+    }
+
+    async fn store_rollup(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        hourly: &[HourlyBucket],
+        daily: &[(i64, String, Counters)],
+        keep_samples_since: DateTime<Utc>,
+        keep_hourly_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::sqlite_usage::store_rollup(self, from, to, hourly, daily, keep_samples_since, keep_hourly_since).await
+    }
+
+    async fn rolled_up_to(&self) -> Result<DateTime<Utc>, StoreError> {
+        let secs: i64 =
+            sqlx::query_scalar("SELECT rolled_up_to FROM rollup_state WHERE id = 1").fetch_one(&self.read).await?;
+        instant(secs)
     }
 }

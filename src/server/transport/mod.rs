@@ -7,6 +7,13 @@ use crate::domain::RemoteCommand;
 use crate::server::store::HostKeyPin;
 use async_trait::async_trait;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A byte stream to a TCP service reached through the host.
+pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+
+pub type Tunnel = Box<dyn Duplex>;
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +30,7 @@ pub enum Stage {
     Connect,
     Authenticate,
     Command,
+    Tunnel,
 }
 
 impl std::fmt::Display for Stage {
@@ -31,6 +39,7 @@ impl std::fmt::Display for Stage {
             Stage::Connect => "connecting",
             Stage::Authenticate => "authenticating",
             Stage::Command => "running the command",
+            Stage::Tunnel => "opening a tunnel",
         })
     }
 }
@@ -56,6 +65,8 @@ pub enum TransportError {
     CommandFailed { command: String, status: u32, stderr: String },
     #[error("`{command}` printed more than {limit} bytes; refusing to read on")]
     OutputTooLarge { command: String, limit: usize },
+    #[error("the host could not connect to {target}: {reason}")]
+    Tunnel { target: String, reason: String },
 }
 
 /// A connection to one VPN host. Implementations keep their session between
@@ -65,6 +76,11 @@ pub trait HostTransport: Send {
     /// Runs `command` on the host and returns its output; a non-zero exit
     /// status is an error.
     async fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, TransportError>;
+
+    /// Opens a TCP connection made by the host to `host:port` (such as an
+    /// OpenVPN management port on the host's loopback), without running
+    /// anything on the host.
+    async fn open_tcp(&mut self, host: &str, port: u16) -> Result<Tunnel, TransportError>;
 
     /// The host key seen on the last connection (pinned or newly learned).
     fn host_key(&self) -> Option<&HostKeyPin>;

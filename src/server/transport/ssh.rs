@@ -2,7 +2,7 @@
 //! exchange, before authentication: a host whose key does not match the pin
 //! never sees our credentials or a command.
 
-use super::{CommandOutput, HostTransport, Stage, TransportError};
+use super::{CommandOutput, HostTransport, Stage, TransportError, Tunnel};
 use crate::domain::{HostAddress, RemoteCommand, SshUser};
 use crate::server::store::{HostKeyPin, SshKeySource};
 use async_trait::async_trait;
@@ -224,19 +224,56 @@ fn summarize(stderr: &str) -> String {
     line.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
+impl SshTransport {
+    /// The live session, connecting if there is none. Returns whether it was
+    /// reused (a reused session may have died while idle).
+    async fn ensure_session(&mut self) -> Result<bool, TransportError> {
+        match &self.session {
+            Some(handle) if !handle.is_closed() => Ok(true),
+            _ => {
+                self.session = None;
+                self.session = Some(self.connect().await?);
+                Ok(false)
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl HostTransport for SshTransport {
+    async fn open_tcp(&mut self, host: &str, port: u16) -> Result<Tunnel, TransportError> {
+        for attempt in 0..2 {
+            let reused = self.ensure_session().await?;
+            let Some(handle) = self.session.as_ref() else {
+                return Err(TransportError::Ssh("no session".into()));
+            };
+            let opening = handle.channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0);
+            match timeout(self.timeouts.command, opening).await {
+                Err(_) => {
+                    self.session = None;
+                    return Err(TransportError::Timeout { stage: Stage::Tunnel, after: self.timeouts.command });
+                }
+                Ok(Ok(channel)) => return Ok(Box::new(channel.into_stream())),
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
+                    return Err(TransportError::Tunnel {
+                        target: format!("{host}:{port}"),
+                        reason: format!("{reason:?}"),
+                    })
+                }
+                Ok(Err(_)) if reused && attempt == 0 => self.session = None,
+                Ok(Err(e)) => {
+                    self.session = None;
+                    return Err(TransportError::Ssh(format!("opening a tunnel: {e}")));
+                }
+            }
+        }
+        Err(TransportError::Ssh("the connection keeps dropping".into()))
+    }
+
     async fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, TransportError> {
         let line = command.to_shell_line();
         for attempt in 0..2 {
-            let reused = match &self.session {
-                Some(handle) if !handle.is_closed() => true,
-                _ => {
-                    self.session = None;
-                    self.session = Some(self.connect().await?);
-                    false
-                }
-            };
+            let reused = self.ensure_session().await?;
             let Some(handle) = self.session.as_ref() else {
                 return Err(TransportError::Ssh("no session".into()));
             };

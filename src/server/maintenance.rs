@@ -1,0 +1,94 @@
+//! Housekeeping: rolling raw samples up into hourly and daily buckets and
+//! dropping what is past its retention.
+
+use crate::domain::accounting::{day_key, hour_key, Counters};
+use crate::server::store::{Store, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Sums hourly buckets into calendar days of `tz`. An hour belongs to the day
+/// its start falls on (for zones off by a fraction of an hour, a bucket is not
+/// split).
+pub fn daily_from_hourly(buckets: &[crate::server::store::HourlyBucket], tz: &Tz) -> Vec<(i64, String, Counters)> {
+    let mut days: BTreeMap<(i64, String), Counters> = BTreeMap::new();
+    for b in buckets {
+        let Some(start) = DateTime::from_timestamp(b.hour, 0) else { continue };
+        *days.entry((b.client_id, day_key(start, tz))).or_default() += b.bytes;
+    }
+    days.into_iter().map(|((c, d), bytes)| (c, d, bytes)).collect()
+}
+
+/// Rolls up every complete UTC hour not yet rolled up. Returns the number of
+/// hourly buckets written.
+pub async fn roll_up(
+    store: &dyn Store,
+    tz: Tz,
+    now: DateTime<Utc>,
+    sample_retention: Duration,
+    hourly_retention: Duration,
+) -> Result<usize, StoreError> {
+    let from = store.rolled_up_to().await?;
+    let to = DateTime::from_timestamp(hour_key(now), 0).unwrap_or(now);
+    if to <= from {
+        return Ok(0);
+    }
+    let hourly = store.sample_buckets(from, to).await?;
+    let daily = daily_from_hourly(&hourly, &tz);
+    let keep = |d: Duration| now - TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
+    let done = store.store_rollup(from, to, &hourly, &daily, keep(sample_retention), keep(hourly_retention)).await?;
+    Ok(if done { hourly.len() } else { 0 })
+}
+
+/// Runs [`roll_up`] every ten minutes until cancelled.
+pub async fn run(
+    store: Arc<dyn Store>,
+    tz: Tz,
+    sample_retention: Duration,
+    hourly_retention: Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                match roll_up(store.as_ref(), tz, Utc::now(), sample_retention, hourly_retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(buckets = n, "rolled up traffic samples"),
+                    Err(e) => tracing::warn!(error = %e, "could not roll up traffic samples"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::HourlyBucket;
+
+    #[test]
+    fn hours_fall_into_the_local_calendar_day() {
+        let h = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+        let buckets = [
+            HourlyBucket { client_id: 1, hour: h("2026-11-30T22:00:00Z"), bytes: Counters::new(1, 2) },
+            HourlyBucket { client_id: 1, hour: h("2026-11-30T23:00:00Z"), bytes: Counters::new(10, 20) },
+            HourlyBucket { client_id: 2, hour: h("2026-11-30T23:00:00Z"), bytes: Counters::new(5, 5) },
+        ];
+        let berlin = daily_from_hourly(&buckets, &chrono_tz::Europe::Berlin);
+        assert_eq!(
+            berlin,
+            vec![
+                (1, "2026-11-30".to_owned(), Counters::new(1, 2)),
+                (1, "2026-12-01".to_owned(), Counters::new(10, 20)),
+                (2, "2026-12-01".to_owned(), Counters::new(5, 5)),
+            ]
+        );
+        let utc = daily_from_hourly(&buckets, &Tz::UTC);
+        assert_eq!(utc[0], (1, "2026-11-30".to_owned(), Counters::new(11, 22)));
+    }
+}
