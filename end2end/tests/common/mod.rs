@@ -50,6 +50,24 @@ impl TestHost {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs a testhost.sh command for this host; false if it failed.
+    pub fn try_script(&self, args: &[&str]) -> bool {
+        let mut all: Vec<String> = vec![args[0].to_owned(), self.n.to_string()];
+        all.extend(args[1..].iter().map(|a| a.to_string()));
+        Command::new(script()).args(&all).output().expect("run testhost.sh").status.success()
+    }
+
+    /// Runs a command inside the host's network namespace; panics on failure.
+    pub fn in_host(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", self.get("TESTHOST_NETNS")])
+            .args(args)
+            .output()
+            .expect("ip netns exec");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn get(&self, key: &str) -> &str {
         self.env.get(key).map(String::as_str).unwrap_or_else(|| panic!("{key} missing from testhost env"))
     }
@@ -106,6 +124,7 @@ pub struct TestPanel {
     pub addr: SocketAddr,
     pub base: String,
     pub database_url: String,
+    pub config: Config,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -138,24 +157,47 @@ impl TestPanel {
         store.close().await;
 
         let config = adjust(test_config(&database_url));
+        Self::launch(dir, database_url, config).await
+    }
+
+    async fn launch(dir: tempfile::TempDir, database_url: String, config: Config) -> TestPanel {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(tollgate::server::startup::run(listener, config, async move {
+        let task = tokio::spawn(tollgate::server::startup::run(listener, config.clone(), async move {
             let _ = stopped.await;
         }));
-        TestPanel { addr, base: format!("http://{addr}"), database_url, _dir: dir, stop: Some(stop), task: Some(task) }
+        TestPanel {
+            addr,
+            base: format!("http://{addr}"),
+            database_url,
+            config,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
-    /// Stops the panel and returns how long shutdown took.
-    pub async fn stop(mut self) -> Duration {
-        let started = Instant::now();
+    /// Stops the panel and starts a new one on the same database and settings.
+    pub async fn restart(mut self) -> TestPanel {
+        self.shut_down().await;
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        Self::launch(dir, self.database_url.clone(), self.config.clone()).await
+    }
+
+    async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+    }
+
+    /// Stops the panel and returns how long shutdown took.
+    pub async fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        self.shut_down().await;
         started.elapsed()
     }
 
