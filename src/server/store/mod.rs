@@ -1,6 +1,8 @@
 //! The storage port. All SQL lives behind [`Store`]; each backend implements
 //! it and owns its migrations folder (`migrations/<backend>/`).
 
+#[cfg(test)]
+mod model_tests;
 pub mod sqlite;
 mod sqlite_ingest;
 mod sqlite_usage;
