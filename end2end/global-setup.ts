@@ -26,6 +26,8 @@ async function waitForHealth(url: string, ms: number) {
 
 export default async function globalSetup() {
   execFileSync(testHostScript, ['up', String(hostNumber)], { stdio: 'ignore' });
+  // The same host also runs OpenVPN 2.6 (status-version 3) with clients alice and bob.
+  execFileSync(testHostScript, ['openvpn-up', String(hostNumber), '3'], { stdio: 'ignore' });
   ping(5, 1000);
 
   fs.rmSync(panelState.stateDir, { recursive: true, force: true });

@@ -35,3 +35,9 @@ export function ping(count: number, size: number) {
   const { execFileSync } = require('child_process');
   execFileSync(testHostScript, ['ping', String(hostNumber), String(count), String(size)]);
 }
+
+/** Pings the OpenVPN server over one client's tunnel (alice or bob). */
+export function openvpnPing(client: 'alice' | 'bob', count: number, size: number) {
+  const { execFileSync } = require('child_process');
+  execFileSync(testHostScript, ['openvpn-ping', String(hostNumber), client, String(count), String(size)]);
+}

@@ -1,6 +1,7 @@
 // The `test` every spec uses: it fails a test on any uncaught error in the
 // page, such as a hydration mismatch or a WebAssembly module that won't run.
-import { expect, test as base } from '@playwright/test';
+import { expect, type Page, test as base } from '@playwright/test';
+import { panelState } from '../state';
 
 export const test = base.extend<{ pageErrors: string[] }>({
   pageErrors: [
@@ -15,3 +16,23 @@ export const test = base.extend<{ pageErrors: string[] }>({
 });
 
 export { expect };
+
+/** Logs in as the test admin and lands on the dashboard. */
+export async function logIn(page: Page) {
+  await page.goto('/');
+  await expect(page).toHaveURL(/\/login$/);
+  await page.getByLabel('Username', { exact: true }).fill(panelState.admin);
+  await page.getByLabel('Password', { exact: true }).fill(panelState.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+}
+
+/** Fills the fields every server needs in the add form. */
+export async function fillServerBasics(page: Page, name: string, host: Record<string, string>) {
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByLabel('Host', { exact: true }).fill(host.TESTHOST_ADDR);
+  await page.getByLabel('SSH port', { exact: true }).fill(host.TESTHOST_SSH_PORT);
+  await page.getByLabel('SSH user', { exact: true }).fill(host.TESTHOST_SSH_USER);
+  await page.getByLabel("Private key file on the panel's machine", { exact: true }).fill(host.TESTHOST_SSH_KEY);
+}

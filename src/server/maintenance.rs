@@ -22,6 +22,9 @@ pub fn daily_from_hourly(buckets: &[crate::server::store::HourlyBucket], tz: &Tz
     days.into_iter().map(|((c, d), bytes)| (c, d, bytes)).collect()
 }
 
+/// Longer than any poll takes (SSH timeouts bound it).
+const ROLLUP_DELAY: TimeDelta = TimeDelta::minutes(5);
+
 /// Rolls up every complete UTC hour not yet rolled up. Returns the number of
 /// hourly buckets written.
 pub async fn roll_up(
@@ -32,7 +35,10 @@ pub async fn roll_up(
     hourly_retention: Duration,
 ) -> Result<usize, StoreError> {
     let from = store.rolled_up_to().await?;
-    let to = DateTime::from_timestamp(hour_key(now), 0).unwrap_or(now);
+    // Hours that ended at least ROLLUP_DELAY ago: a poll stamped just before
+    // the hour may still be committing its samples.
+    let settled = now - ROLLUP_DELAY;
+    let to = DateTime::from_timestamp(hour_key(settled), 0).unwrap_or(settled);
     if to <= from {
         return Ok(0);
     }

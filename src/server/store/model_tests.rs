@@ -131,6 +131,17 @@ fn peer_line(i: usize, c: Counters, at: DateTime<Utc>) -> WgPeer {
     }
 }
 
+fn dump(peers: Vec<WgPeer>) -> WgDump {
+    let interface = WgInterface {
+        public_key: None,
+        has_private_key: true,
+        listen_port: 51820,
+        fwmark: None,
+        obfuscation_fields: 0,
+    };
+    WgDump { interface, peers }
+}
+
 async fn add_server(store: &SqliteStore) -> ServerId {
     let server = NewServer {
         name: ServerName::parse("model").unwrap(),
@@ -266,21 +277,14 @@ async fn run(initial: Vec<Option<(u64, u64)>>, ops: Vec<Op>) -> Result<(), Strin
             Op::Poll { advance } => {
                 now += Duration::seconds(advance);
                 let month = month_key(now, &TZ);
-                let dump = WgDump {
-                    interface: WgInterface {
-                        public_key: None,
-                        has_private_key: true,
-                        listen_port: 51820,
-                        fwmark: None,
-                        obfuscation_fields: 0,
-                    },
-                    peers: peers
+                let dump = dump(
+                    peers
                         .iter()
                         .enumerate()
                         .filter(|(_, p)| p.present)
                         .map(|(i, p)| peer_line(i, p.host, now))
                         .collect(),
-                };
+                );
                 let poll = WireguardPoll {
                     protocol: Protocol::Wireguard,
                     at: now,
@@ -334,4 +338,60 @@ proptest! {
         let result = runtime.block_on(run(initial, ops));
         prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
     }
+}
+
+async fn sum(store: &SqliteStore, sql: &str) -> (i64, i64) {
+    let row = sqlx::query(sql).fetch_one(&store.read).await.unwrap();
+    use sqlx::Row;
+    (row.get::<Option<i64>, _>(0).unwrap_or(0), row.get::<Option<i64>, _>(1).unwrap_or(0))
+}
+
+#[tokio::test]
+async fn samples_roll_up_into_hours_and_days_without_losing_a_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rollup.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let id = add_server(&store).await;
+    // 23:00 in Berlin: the three hours polled straddle a local midnight.
+    let start = Utc.with_ymd_and_hms(2026, 11, 20, 21, 55, 0).single().unwrap();
+    let mut counters = [Counters::ZERO; 4];
+    let mut at = start;
+    for poll in 0..20 {
+        for (i, c) in counters.iter_mut().enumerate() {
+            *c += Counters::new(1_000 * (i as u64 + 1) + poll, 7_000 + poll);
+        }
+        let dump = dump(counters.iter().enumerate().map(|(i, c)| peer_line(i, *c, at)).collect());
+        let month = month_key(at, &TZ);
+        let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: poll == 0 };
+        assert!(store.apply_wireguard_poll(id, &poll).await.unwrap().applied);
+        at += Duration::minutes(10);
+    }
+    let counted = sum(&store, "SELECT SUM(rx), SUM(tx) FROM usage_monthly").await;
+    assert_eq!(counted, sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_samples").await);
+
+    // Polls ran until 01:05 UTC; at 01:07 only hours ending by 01:02 are settled.
+    let now = Utc.with_ymd_and_hms(2026, 11, 21, 1, 7, 0).single().unwrap();
+    let hours = std::time::Duration::from_secs(3600);
+    let days = std::time::Duration::from_secs(35 * 86_400);
+    let written = crate::server::maintenance::roll_up(&store, TZ, now, hours, days).await.unwrap();
+    assert_eq!(written, 4 * 3, "four clients, hours 22, 23 and 00 UTC");
+    let hourly = sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await;
+    let left = sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_samples WHERE at >= 1795222800").await;
+    assert_eq!((hourly.0 + left.0, hourly.1 + left.1), counted, "rolled up + not yet rolled up = all");
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, hourly);
+    let local_days: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT day FROM traffic_daily ORDER BY day").fetch_all(&store.read).await.unwrap();
+    assert_eq!(local_days, ["2026-11-20", "2026-11-21"], "days are local (Berlin) days");
+    // Samples older than the retention (1 h) and rolled up are gone; newer ones stay.
+    let oldest: i64 = sqlx::query_scalar("SELECT MIN(at) FROM traffic_samples").fetch_one(&store.read).await.unwrap();
+    assert!(oldest >= (now - Duration::hours(1)).timestamp(), "{oldest}");
+
+    // Running again changes nothing; a later run picks up the next hour exactly once.
+    assert_eq!(crate::server::maintenance::roll_up(&store, TZ, now, hours, days).await.unwrap(), 0);
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await, hourly);
+    let later = now + Duration::hours(1);
+    assert_eq!(crate::server::maintenance::roll_up(&store, TZ, later, hours, days).await.unwrap(), 4);
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await, counted);
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, counted);
+    store.close().await;
 }

@@ -1,0 +1,261 @@
+//! Ingest and storage benchmark.
+//!
+//! ```sh
+//! cargo bench --features ssr --bench ingest                 # 10,000 peers, 60 polls
+//! cargo bench --features ssr --bench ingest -- --peers 2000 --polls 20
+//! ```
+//!
+//! *Ingest*: one poll of a `wg show <iface> dump` with N peers, timed from
+//! the dump text to the committed transaction — parsing, the accounting plan
+//! and one `BEGIN IMMEDIATE` transaction into an on-disk SQLite file (WAL,
+//! `synchronous = NORMAL`, as the panel runs it). Between polls every peer's
+//! counters grow, 1 % of peers are reset and a few handshakes go stale, so
+//! sessions open and close as on a busy server.
+//!
+//! *Storage*: 1,000 peers polled every 30 s for three hours, then rolled up;
+//! the bytes each table needs per row (SQLite's `dbstat`) give the budget per
+//! 1,000 clients per year.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::Row;
+use std::fmt::Write as _;
+use std::time::Instant;
+use tollgate::api::Protocol;
+use tollgate::domain::accounting::month_key;
+use tollgate::domain::wg_dump::{parse_dump, DumpFlavor};
+use tollgate::domain::{CommandPrefix, HostAddress, InterfaceName, ServerId, ServerName, SshUser};
+use tollgate::server::store::sqlite::SqliteStore;
+use tollgate::server::store::{HostKeyPin, NewServer, SshKeySource, Store, WireguardPoll};
+
+const TZ: chrono_tz::Tz = chrono_tz::UTC;
+
+struct Peer {
+    key: String,
+    rx: u64,
+    tx: u64,
+    handshake: i64,
+}
+
+fn key(i: u32, salt: u8) -> String {
+    let mut bytes = [salt; 32];
+    bytes[..4].copy_from_slice(&i.to_le_bytes());
+    STANDARD.encode(bytes)
+}
+
+fn peers(n: u32) -> Vec<Peer> {
+    (0..n).map(|i| Peer { key: key(i, 7), rx: 0, tx: 0, handshake: 0 }).collect()
+}
+
+/// Moves the fleet on by one poll interval.
+fn advance(peers: &mut [Peer], rng: &mut StdRng, at: DateTime<Utc>) {
+    for p in peers.iter_mut() {
+        if rng.gen_bool(0.01) {
+            p.rx = rng.gen_range(0..10_000);
+            p.tx = rng.gen_range(0..10_000);
+        } else {
+            p.rx += rng.gen_range(0..2_000_000);
+            p.tx += rng.gen_range(0..20_000_000);
+        }
+        // Most peers keep handshaking; a few fall silent for a while.
+        if !rng.gen_bool(0.02) {
+            p.handshake = at.timestamp() - rng.gen_range(0..120);
+        }
+    }
+}
+
+fn render(peers: &[Peer]) -> String {
+    let mut text = String::with_capacity(peers.len() * 140);
+    let _ = writeln!(text, "{}\t{}\t51820\toff", key(0, 1), key(0, 2));
+    for (i, p) in peers.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "{}\t(none)\t198.18.{}.{}:{}\t10.{}.{}.{}/32\t{}\t{}\t{}\toff",
+            p.key,
+            (i / 250) % 250,
+            i % 250 + 1,
+            40_000 + i % 20_000,
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255,
+            p.handshake,
+            p.rx,
+            p.tx
+        );
+    }
+    text
+}
+
+async fn server(store: &SqliteStore) -> ServerId {
+    let server = NewServer {
+        name: ServerName::parse("bench").unwrap(),
+        protocol: Protocol::Wireguard,
+        host: HostAddress::parse("198.18.0.2").unwrap(),
+        port: 22,
+        user: SshUser::parse("root").unwrap(),
+        key: SshKeySource::File("/nonexistent".into()),
+        interface: Some(InterfaceName::parse("wg0").unwrap()),
+        command_prefix: CommandPrefix::empty(),
+        openvpn: None,
+        host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:bench".into() },
+    };
+    store.insert_server(&server, Utc::now()).await.unwrap()
+}
+
+/// Parse + plan + transaction for one poll; returns the milliseconds it took.
+async fn ingest(store: &SqliteStore, id: ServerId, text: &str, at: DateTime<Utc>, import: bool) -> f64 {
+    let started = Instant::now();
+    let dump = parse_dump(text, DumpFlavor::WireGuard).unwrap();
+    let month = month_key(at, &TZ);
+    let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import };
+    let outcome = store.apply_wireguard_poll(id, &poll).await.unwrap();
+    assert!(outcome.applied);
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn bench_ingest(n: u32, polls: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let id = server(&store).await;
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut fleet = peers(n);
+    let mut at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
+    advance(&mut fleet, &mut rng, at);
+    let text = render(&fleet);
+    let parse_started = Instant::now();
+    parse_dump(&text, DumpFlavor::WireGuard).unwrap();
+    let parse_ms = parse_started.elapsed().as_secs_f64() * 1000.0;
+    let first = ingest(&store, id, &text, at, true).await;
+
+    let mut times = Vec::with_capacity(polls);
+    for _ in 0..polls {
+        at += Duration::seconds(30);
+        advance(&mut fleet, &mut rng, at);
+        let text = render(&fleet);
+        times.push(ingest(&store, id, &text, at, false).await);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    println!(
+        "ingest {n} peers ({} KiB dump): first poll (all new) {first:.1} ms; \
+         {polls} polls: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, mean {mean:.1} ms; parse alone {parse_ms:.1} ms",
+        text.len() / 1024,
+        percentile(&times, 50.0),
+        percentile(&times, 95.0),
+        times[times.len() - 1],
+    );
+    store.close().await;
+}
+
+async fn table_bytes(url: &str) -> Vec<(String, i64, i64)> {
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let tables = [
+        "clients",
+        "connections",
+        "usage_monthly",
+        "traffic_samples",
+        "traffic_samples_by_time",
+        "traffic_hourly",
+        "traffic_daily",
+    ];
+    let mut out = Vec::new();
+    for t in tables {
+        let bytes: i64 = sqlx::query("SELECT COALESCE(SUM(pgsize), 0) AS b FROM dbstat WHERE name = ?")
+            .bind(t)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get("b");
+        let table = if t == "traffic_samples_by_time" { "traffic_samples" } else { t };
+        let rows: i64 =
+            sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(&pool).await.unwrap().get("n");
+        out.push((t.to_owned(), rows, bytes));
+    }
+    pool.close().await;
+    out
+}
+
+async fn bench_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("storage.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let id = server(&store).await;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut fleet = peers(1000);
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
+    let mut at = start;
+    advance(&mut fleet, &mut rng, at);
+    ingest(&store, id, &render(&fleet), at, true).await;
+    for _ in 0..(3 * 120) {
+        at += Duration::seconds(30);
+        advance(&mut fleet, &mut rng, at);
+        ingest(&store, id, &render(&fleet), at, false).await;
+    }
+    let samples = table_bytes(&url).await;
+    let done = tollgate::server::maintenance::roll_up(
+        &store,
+        TZ,
+        at + Duration::seconds(60),
+        std::time::Duration::from_secs(365 * 86_400),
+        std::time::Duration::from_secs(365 * 86_400),
+    )
+    .await
+    .unwrap();
+    assert!(done > 0, "rolled up nothing");
+    let rolled = table_bytes(&url).await;
+    store.close().await;
+
+    println!("storage: 1,000 peers, 361 polls 30 s apart, then one roll-up");
+    println!("{:<26} {:>10} {:>12} {:>10}", "table/index", "rows", "bytes", "B/row");
+    let mut per_row = std::collections::HashMap::new();
+    for (name, rows, bytes) in samples
+        .iter()
+        .chain(rolled.iter().filter(|(n, ..)| n.starts_with("traffic_") && !n.starts_with("traffic_samples")))
+    {
+        let b = if *rows > 0 { *bytes as f64 / *rows as f64 } else { 0.0 };
+        per_row.insert(name.clone(), b);
+        println!("{name:<26} {rows:>10} {bytes:>12} {b:>10.1}");
+    }
+    // Steady state per 1,000 clients, default settings: 30 s polls, samples kept
+    // 6 h, hourly buckets 35 days, daily and monthly rows kept for good.
+    let sample = per_row["traffic_samples"] + per_row["traffic_samples_by_time"];
+    let samples_mb = 1000.0 * (6.0 * 120.0) * sample / 1e6;
+    let hourly_mb = 1000.0 * (35.0 * 24.0) * per_row["traffic_hourly"] / 1e6;
+    let daily_mb = 1000.0 * 365.0 * per_row["traffic_daily"] / 1e6;
+    let monthly_mb = 1000.0 * 12.0 * per_row["usage_monthly"] / 1e6;
+    println!(
+        "budget per 1,000 clients: samples {samples_mb:.1} MB (steady), hourly {hourly_mb:.1} MB (steady), \
+         daily {daily_mb:.1} MB/year, monthly {monthly_mb:.2} MB/year"
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str, default: usize| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let peers = value("--peers", 10_000) as u32;
+    let polls = value("--polls", 60);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        bench_ingest(peers, polls).await;
+        if !args.iter().any(|a| a == "--no-storage") {
+            bench_storage().await;
+        }
+    });
+}
