@@ -19,22 +19,6 @@ async fn server_json(panel: &TestPanel, http: &reqwest::Client, id: i64) -> Valu
     body["server"].clone()
 }
 
-async fn add(panel: &TestPanel, http: &reqwest::Client, body: &Value) -> i64 {
-    let (status, added) = post_json(http, &panel.url("/api/servers"), body).await;
-    assert_eq!(status, StatusCode::CREATED, "{added}");
-    added["id"].as_i64().unwrap()
-}
-
-/// Polling is only by request here, so stored values can be compared with
-/// the host's counters read just before and just after one poll.
-fn manual_polling(c: tollgate::server::config::Config) -> tollgate::server::config::Config {
-    tollgate::server::config::Config {
-        poll_interval: Duration::from_secs(3600),
-        max_backoff: Duration::from_secs(3600),
-        ..c
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_panel_polls_a_real_host_and_stores_what_wg_show_reports() {
     let host = TestHost::up(11);

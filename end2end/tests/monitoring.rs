@@ -11,19 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;
-use tollgate::server::config::Config;
 
 const WAIT: Duration = Duration::from_secs(40);
-
-fn manual_polling(c: Config) -> Config {
-    Config { poll_interval: Duration::from_secs(3600), max_backoff: Duration::from_secs(3600), ..c }
-}
-
-async fn add(panel: &TestPanel, http: &reqwest::Client, body: &Value) -> i64 {
-    let (status, added) = post_json(http, &panel.url("/api/servers"), body).await;
-    assert_eq!(status, StatusCode::CREATED, "{added}");
-    added["id"].as_i64().unwrap()
-}
 
 async fn poll_now(panel: &TestPanel, http: &reqwest::Client, id: i64) -> Value {
     let (status, body) = post_json(http, &panel.url(&format!("/api/servers/{id}/sync-stats")), &json!({})).await;

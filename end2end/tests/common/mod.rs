@@ -41,20 +41,24 @@ impl TestHost {
         self.env = out.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     }
 
-    /// Runs a testhost.sh command for this host and returns its stdout.
-    pub fn script(&self, args: &[&str]) -> String {
+    /// Runs a testhost.sh command for this host (`COMMAND N ARGS…`).
+    fn run_script(&self, args: &[&str]) -> (Vec<String>, std::process::Output) {
         let mut all: Vec<String> = vec![args[0].to_owned(), self.n.to_string()];
         all.extend(args[1..].iter().map(|a| a.to_string()));
         let out = Command::new(script()).args(&all).output().expect("run testhost.sh");
+        (all, out)
+    }
+
+    /// Runs a testhost.sh command for this host and returns its stdout.
+    pub fn script(&self, args: &[&str]) -> String {
+        let (all, out) = self.run_script(args);
         assert!(out.status.success(), "testhost {all:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs a testhost.sh command for this host; false if it failed.
     pub fn try_script(&self, args: &[&str]) -> bool {
-        let mut all: Vec<String> = vec![args[0].to_owned(), self.n.to_string()];
-        all.extend(args[1..].iter().map(|a| a.to_string()));
-        Command::new(script()).args(&all).output().expect("run testhost.sh").status.success()
+        self.run_script(args).1.status.success()
     }
 
     /// Runs a command inside the host's network namespace; panics on failure.
@@ -79,12 +83,7 @@ impl TestHost {
 
     /// `(rx, tx)` of a peer as `wg show dump` reports it on the host right now.
     pub fn wg_counters(&self, public_key: &str) -> (u64, u64) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", self.get("TESTHOST_NETNS"), "wg", "show", self.get("TESTHOST_IFACE"), "dump"])
-            .output()
-            .expect("wg show");
-        assert!(out.status.success());
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = self.in_host(&["wg", "show", self.get("TESTHOST_IFACE"), "dump"]);
         let line = text
             .lines()
             .skip(1)
@@ -117,6 +116,19 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         let _ = Command::new(script()).args(["down", &self.n.to_string()]).output();
     }
+}
+
+/// Polling only by request, so stored values can be compared with the
+/// host's counters read just before and just after one poll.
+pub fn manual_polling(c: Config) -> Config {
+    Config { poll_interval: Duration::from_secs(3600), max_backoff: Duration::from_secs(3600), ..c }
+}
+
+/// Adds a server through `POST /api/servers` and returns its id.
+pub async fn add(panel: &TestPanel, http: &reqwest::Client, body: &Value) -> i64 {
+    let (status, added) = post_json(http, &panel.url("/api/servers"), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    added["id"].as_i64().unwrap()
 }
 
 /// A panel serving on 127.0.0.1:<random> with its own database.
