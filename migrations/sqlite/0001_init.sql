@@ -38,7 +38,7 @@ CREATE TABLE servers (
     last_success_at             INTEGER,
     last_error                  TEXT,
     consecutive_failures        INTEGER NOT NULL DEFAULT 0,
-    last_sample_at              INTEGER, -- the last applied poll; older or equal polls are ignored
+    last_sample_at              INTEGER, -- the last applied poll (Unix ms); older or equal polls are ignored
     polls_applied               INTEGER NOT NULL DEFAULT 0,
     total_rx                    INTEGER NOT NULL DEFAULT 0,
     total_tx                    INTEGER NOT NULL DEFAULT 0,

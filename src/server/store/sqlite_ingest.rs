@@ -35,7 +35,9 @@ async fn begin(store: &SqliteStore, id: ServerId, at: DateTime<Utc>) -> Result<O
         .await?
         .ok_or(StoreError::NotFound("server"))?;
     let last: Option<i64> = row.try_get("last_sample_at")?;
-    if last.is_some_and(|last| last >= secs(at)) {
+    // Milliseconds: two distinct polls within one second (a CLI run right
+    // after the panel's poll) are both applied; the same poll twice is not.
+    if last.is_some_and(|last| last >= at.timestamp_millis()) {
         tx.rollback().await?;
         return Ok(None);
     }
@@ -92,7 +94,7 @@ async fn add_traffic(
     }
     let lifetime = new.saturating_add(carried);
     sqlx::query(
-        "UPDATE servers SET total_rx = total_rx + ?2, total_tx = total_tx + ?3, last_sample_at = ?4, \
+        "UPDATE servers SET total_rx = total_rx + ?2, total_tx = total_tx + ?3, last_sample_at = ?5, \
          polls_applied = polls_applied + 1, last_poll_at = ?4, last_success_at = ?4, last_error = NULL, \
          consecutive_failures = 0 WHERE id = ?1",
     )
@@ -100,6 +102,7 @@ async fn add_traffic(
     .bind(db_bytes(lifetime.rx))
     .bind(db_bytes(lifetime.tx))
     .bind(secs(at))
+    .bind(at.timestamp_millis())
     .execute(&mut **tx)
     .await?;
     Ok(())
