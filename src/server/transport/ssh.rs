@@ -218,10 +218,29 @@ enum ExecError {
     Failed(TransportError),
 }
 
-/// The first line of stderr, cleaned for display.
+/// The end of stderr, cleaned for display: the last non-empty lines (at
+/// most three), joined. A command's own error comes last; whatever the
+/// remote shell's start-up files printed before it (a noisy `.bashrc`)
+/// comes first and is what gets dropped when the text is long.
 fn summarize(stderr: &str) -> String {
-    let line = stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("(no error output)");
-    line.chars().filter(|c| !c.is_control()).take(300).collect()
+    const MAX_LINES: usize = 3;
+    const MAX_CHARS: usize = 300;
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(|l| l.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return "(no error output)".into();
+    }
+    let joined = lines[lines.len().saturating_sub(MAX_LINES)..].join(" · ");
+    let count = joined.chars().count();
+    if count <= MAX_CHARS {
+        joined
+    } else {
+        let tail: String = joined.chars().skip(count - MAX_CHARS).collect();
+        format!("…{tail}")
+    }
 }
 
 impl SshTransport {
@@ -338,12 +357,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stderr_is_summarised_to_one_clean_line() {
+    fn stderr_is_summarised_to_its_clean_last_lines() {
         assert_eq!(
-            summarize("\n  Unable to access interface: No such device\nmore"),
+            summarize("\n  Unable to access interface: No such device\n\n"),
             "Unable to access interface: No such device"
         );
         assert_eq!(summarize(""), "(no error output)");
+        assert_eq!(summarize(" \n\t\n"), "(no error output)");
         assert_eq!(summarize("a\u{1b}[31mred"), "a[31mred");
+    }
+
+    #[test]
+    fn noise_from_the_remote_shells_start_up_files_does_not_hide_the_error() {
+        // Captured: a host whose root .bashrc runs `pyenv rehash` while
+        // another login does the same.
+        let stderr = "rm: cannot remove '/root/.pyenv/shims/tmp.JQGBJjDZL6': No such file or directory\n\
+                      Unable to access interface: No such device\n";
+        let shown = summarize(stderr);
+        assert!(shown.ends_with("Unable to access interface: No such device"), "{shown}");
+
+        let long = format!("{}\nUnable to access interface: No such device\n", "noise ".repeat(200));
+        let shown = summarize(&long);
+        assert!(shown.starts_with('…') && shown.ends_with("No such device"), "{shown}");
+        assert!(shown.chars().count() <= 301, "{}", shown.chars().count());
     }
 }
