@@ -164,8 +164,9 @@ async fn table_bytes(url: &str) -> Vec<(String, i64, i64)> {
         "clients",
         "connections",
         "usage_monthly",
-        "traffic_samples",
-        "traffic_samples_by_time",
+        "server_state",
+        "traffic_polls",
+        "traffic_polls_by_time",
         "traffic_hourly",
         "traffic_daily",
     ];
@@ -177,7 +178,7 @@ async fn table_bytes(url: &str) -> Vec<(String, i64, i64)> {
             .await
             .unwrap()
             .get("b");
-        let table = if t == "traffic_samples_by_time" { "traffic_samples" } else { t };
+        let table = if t == "traffic_polls_by_time" { "traffic_polls" } else { t };
         let rows: i64 =
             sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(&pool).await.unwrap().get("n");
         out.push((t.to_owned(), rows, bytes));
@@ -221,7 +222,7 @@ async fn bench_storage() {
     let mut per_row = std::collections::HashMap::new();
     for (name, rows, bytes) in samples
         .iter()
-        .chain(rolled.iter().filter(|(n, ..)| n.starts_with("traffic_") && !n.starts_with("traffic_samples")))
+        .chain(rolled.iter().filter(|(n, ..)| n.starts_with("traffic_") && !n.starts_with("traffic_polls")))
     {
         let b = if *rows > 0 { *bytes as f64 / *rows as f64 } else { 0.0 };
         per_row.insert(name.clone(), b);
@@ -229,8 +230,9 @@ async fn bench_storage() {
     }
     // Steady state per 1,000 clients, default settings: 30 s polls, samples kept
     // 6 h, hourly buckets 35 days, daily and monthly rows kept for good.
-    let sample = per_row["traffic_samples"] + per_row["traffic_samples_by_time"];
-    let samples_mb = 1000.0 * (6.0 * 120.0) * sample / 1e6;
+    // A raw-sample row holds one poll of all 1,000 peers.
+    let poll_row = per_row["traffic_polls"] + per_row["traffic_polls_by_time"];
+    let samples_mb = (6.0 * 120.0) * poll_row / 1e6;
     let hourly_mb = 1000.0 * (35.0 * 24.0) * per_row["traffic_hourly"] / 1e6;
     let daily_mb = 1000.0 * 365.0 * per_row["traffic_daily"] / 1e6;
     let monthly_mb = 1000.0 * 12.0 * per_row["usage_monthly"] / 1e6;

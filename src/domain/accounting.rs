@@ -52,6 +52,10 @@ impl Counters {
     pub fn saturating_add(self, other: Counters) -> Counters {
         Counters { rx: self.rx.saturating_add(other.rx), tx: self.tx.saturating_add(other.tx) }
     }
+
+    pub fn saturating_sub(self, other: Counters) -> Counters {
+        Counters { rx: self.rx.saturating_sub(other.rx), tx: self.tx.saturating_sub(other.tx) }
+    }
 }
 
 impl std::ops::AddAssign for Counters {

@@ -8,7 +8,9 @@ use super::openvpn::{OvpnSession, OvpnStatus};
 use super::sessions::{gone_step, last_seen_after, wireguard_step, SessionStep};
 use super::wg_dump::{WgDump, WgPeer};
 use chrono::{DateTime, Utc};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 
 /// A WireGuard peer as the panel knew it before the poll.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +25,8 @@ pub struct PeerBefore {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerPlan<'a> {
     pub peer: &'a WgPeer,
+    /// The public key in base64: the client's identity.
+    pub identity: String,
     pub client_id: Option<i64>,
     pub delta: Delta,
     pub session: SessionStep,
@@ -48,10 +52,10 @@ pub struct WireguardPlan<'a> {
     pub carried: Counters,
 }
 
-/// Plans a WireGuard or AmneziaWG poll. `before` is keyed by public key;
-/// `first_poll` is true when the server never had a poll applied.
-pub fn plan_wireguard<'a>(
-    before: &HashMap<String, PeerBefore>,
+/// Plans a WireGuard or AmneziaWG poll. `before` is keyed by public key
+/// (base64); `first_poll` is true when the server never had a poll applied.
+pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq>(
+    before: &HashMap<K, PeerBefore>,
     dump: &'a WgDump,
     at: DateTime<Utc>,
     first_poll: bool,
@@ -65,8 +69,8 @@ pub fn plan_wireguard<'a>(
     };
     let mut seen = HashSet::with_capacity(dump.peers.len());
     for peer in &dump.peers {
-        let key = peer.public_key.to_string();
-        let known = before.get(&key);
+        let identity = peer.public_key.to_base64();
+        let known = before.get(identity.as_str());
         let now = Counters::new(peer.rx.get(), peer.tx.get());
         let d = delta(known.map(|k| SourceState { last: k.counters, present: k.on_host }), now, first_sight);
         let open = known.and_then(|k| k.open_session);
@@ -75,20 +79,23 @@ pub fn plan_wireguard<'a>(
         let last_seen = last_seen_after(last_seen_before, peer.latest_handshake, !d.new.is_zero(), at);
         plan.new += d.new;
         plan.carried += d.carried;
+        if let Some(k) = known {
+            seen.insert(k.client_id);
+        }
         plan.peers.push(PeerPlan {
             peer,
+            identity,
             client_id: known.map(|k| k.client_id),
             delta: d,
             session,
             open_session: open,
             last_seen,
         });
-        seen.insert(key);
     }
     let mut gone: Vec<Gone> = before
-        .iter()
-        .filter(|(key, k)| k.on_host && !seen.contains(*key))
-        .map(|(_, k)| Gone {
+        .values()
+        .filter(|k| k.on_host && !seen.contains(&k.client_id))
+        .map(|k| Gone {
             client_id: k.client_id,
             open_session: k.open_session,
             session: gone_step(k.open_session.is_some(), k.last_seen, at),
@@ -217,7 +224,7 @@ mod tests {
     #[test]
     fn the_first_poll_carries_counters_in_and_opens_sessions_for_fresh_handshakes() {
         let dump = parse_wg_dump(SERVER).unwrap();
-        let plan = plan_wireguard(&HashMap::new(), &dump, at(10), true);
+        let plan = plan_wireguard(&HashMap::<String, _>::new(), &dump, at(10), true);
         assert_eq!(plan.new, Counters::ZERO);
         assert_eq!(plan.carried, Counters::new(5572 + 612, 5452 + 524));
         let active = plan.peers.iter().find(|p| p.peer.public_key.to_string() == ACTIVE).unwrap();

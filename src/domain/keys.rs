@@ -43,6 +43,12 @@ impl PublicKey {
         decode_key(text.trim()).map(Self)
     }
 
+    /// The key in base64, as `wg` prints it (what `to_string` gives, with
+    /// one allocation instead of two).
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -151,8 +151,11 @@ pub fn parse_dump(text: &str, flavor: DumpFlavor) -> Result<WgDump, DumpError> {
     let (first_no, first) = lines.next().ok_or(DumpError { line: 1, kind: DumpErrorKind::Empty })?;
     let interface = parse_interface(first, flavor).map_err(|kind| DumpError { line: first_no, kind })?;
 
-    let mut peers = Vec::new();
-    let mut seen = HashSet::new();
+    // One peer per line: reserve once instead of growing (and rehashing)
+    // a dozen times on a large interface.
+    let expected = text.bytes().filter(|&b| b == b'\n').count();
+    let mut peers = Vec::with_capacity(expected);
+    let mut seen = HashSet::with_capacity(expected);
     for (no, line) in lines {
         let peer = parse_peer(line, flavor).map_err(|kind| DumpError { line: no, kind })?;
         if !seen.insert(peer.public_key) {
@@ -164,9 +167,19 @@ pub fn parse_dump(text: &str, flavor: DumpFlavor) -> Result<WgDump, DumpError> {
 }
 
 fn fields<'a, const N: usize>(line: &'a str, line_kind: &'static str) -> Result<[&'a str; N], DumpErrorKind> {
-    let parts: Vec<&str> = line.split('\t').collect();
-    let found = parts.len();
-    parts.try_into().map_err(|_| DumpErrorKind::FieldCount { expected: N, found, line_kind })
+    let mut out = [""; N];
+    let mut found = 0;
+    for part in line.split('\t') {
+        if let Some(slot) = out.get_mut(found) {
+            *slot = part;
+        }
+        found += 1;
+    }
+    if found == N {
+        Ok(out)
+    } else {
+        Err(DumpErrorKind::FieldCount { expected: N, found, line_kind })
+    }
 }
 
 /// An AmneziaWG interface line has at least this many fields (1.x).

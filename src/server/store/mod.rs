@@ -6,6 +6,7 @@ mod model_tests;
 pub mod sqlite;
 mod sqlite_ingest;
 mod sqlite_usage;
+mod state;
 
 use crate::api::Protocol;
 use crate::domain::accounting::Counters;

@@ -340,6 +340,9 @@ proptest! {
     }
 }
 
+/// Every byte in the raw samples (one row per poll, a JSON array per row).
+const SAMPLES: &str = "SELECT SUM(j.value ->> 1), SUM(j.value ->> 2) FROM traffic_polls t, json_each(t.data) AS j";
+
 async fn sum(store: &SqliteStore, sql: &str) -> (i64, i64) {
     let row = sqlx::query(sql).fetch_one(&store.read).await.unwrap();
     use sqlx::Row;
@@ -366,8 +369,10 @@ async fn samples_roll_up_into_hours_and_days_without_losing_a_byte() {
         assert!(store.apply_wireguard_poll(id, &poll).await.unwrap().applied);
         at += Duration::minutes(10);
     }
-    let counted = sum(&store, "SELECT SUM(rx), SUM(tx) FROM usage_monthly").await;
-    assert_eq!(counted, sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_samples").await);
+    let months = store.usage(&UsageQuery::default()).await.unwrap();
+    let monthly = months.iter().fold(Counters::ZERO, |sum, row| sum.saturating_add(row.bytes));
+    let counted = (i64::try_from(monthly.rx).unwrap(), i64::try_from(monthly.tx).unwrap());
+    assert_eq!(counted, sum(&store, SAMPLES).await);
 
     // Polls ran until 01:05 UTC; at 01:07 only hours ending by 01:02 are settled.
     let now = Utc.with_ymd_and_hms(2026, 11, 21, 1, 7, 0).single().unwrap();
@@ -376,14 +381,14 @@ async fn samples_roll_up_into_hours_and_days_without_losing_a_byte() {
     let written = crate::server::maintenance::roll_up(&store, TZ, now, hours, days).await.unwrap();
     assert_eq!(written, 4 * 3, "four clients, hours 22, 23 and 00 UTC");
     let hourly = sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await;
-    let left = sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_samples WHERE at >= 1795222800").await;
+    let left = sum(&store, &format!("{SAMPLES} WHERE t.at >= 1795222800")).await;
     assert_eq!((hourly.0 + left.0, hourly.1 + left.1), counted, "rolled up + not yet rolled up = all");
     assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, hourly);
     let local_days: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT day FROM traffic_daily ORDER BY day").fetch_all(&store.read).await.unwrap();
     assert_eq!(local_days, ["2026-11-20", "2026-11-21"], "days are local (Berlin) days");
     // Samples older than the retention (1 h) and rolled up are gone; newer ones stay.
-    let oldest: i64 = sqlx::query_scalar("SELECT MIN(at) FROM traffic_samples").fetch_one(&store.read).await.unwrap();
+    let oldest: i64 = sqlx::query_scalar("SELECT MIN(at) FROM traffic_polls").fetch_one(&store.read).await.unwrap();
     assert!(oldest >= (now - Duration::hours(1)).timestamp(), "{oldest}");
 
     // Running again changes nothing; a later run picks up the next hour exactly once.

@@ -5,6 +5,8 @@
 //! their own files; this one holds the connection setup, admins, sessions,
 //! servers and clients.
 
+use super::sqlite_ingest::current_state;
+use super::state::{ClientState, ServerState};
 use super::{
     AdminRecord, ClientRecord, HostKeyPin, HourlyBucket, NewServer, OpenVpnAccess, OpenvpnPoll, PollOutcome,
     ServerRecord, SessionFilter, SessionRecord, SshKeySource, Store, StoreError, UsageQuery, UsageRow, WireguardPoll,
@@ -21,7 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -128,13 +130,32 @@ const SERVER_COLUMNS: &str = "s.id, s.name, s.protocol, s.host, s.port, s.ssh_us
     s.ssh_private_key, s.interface, s.command_prefix, s.openvpn_status_path, s.openvpn_management_port, \
     s.openvpn_management_password, s.host_key, s.host_key_fingerprint, s.created_at, \
     s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.total_rx, s.total_tx, \
-    COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
-    (SELECT COUNT(*) FROM clients c WHERE c.server_id = s.id AND (c.on_host = 1 OR s.protocol = 'openvpn')) \
-        AS client_count, \
-    (SELECT COUNT(*) FROM clients c WHERE c.server_id = s.id AND c.on_host = 1 \
-        AND (s.protocol = 'openvpn' OR c.latest_handshake > ?1)) AS online_count";
+    COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx";
 
-const SERVER_FROM: &str = "FROM servers s LEFT JOIN server_usage_monthly m ON m.server_id = s.id AND m.month = ?2";
+const SERVER_FROM: &str = "FROM servers s LEFT JOIN server_usage_monthly m ON m.server_id = s.id AND m.month = ?1";
+
+/// Clients present (WireGuard: on the host; OpenVPN: every user known) and,
+/// of those, online at `now`.
+fn client_counts(protocol: Protocol, state: &ServerState, now: DateTime<Utc>) -> (u32, u32) {
+    let openvpn = protocol == Protocol::Openvpn;
+    let since = secs(now - ONLINE_WINDOW);
+    let present = state.clients.iter().filter(|c| c.on_host || openvpn);
+    let online =
+        state.clients.iter().filter(|c| c.on_host && (openvpn || c.latest_handshake.is_some_and(|h| h > since)));
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    (count(present.count()), count(online.count()))
+}
+
+async fn server_with_counts(
+    conn: &mut SqliteConnection,
+    row: &SqliteRow,
+    now: DateTime<Utc>,
+) -> Result<ServerRecord, StoreError> {
+    let mut server = server_from_row(row)?;
+    let state = current_state(conn, server.id).await?;
+    (server.clients, server.online) = client_counts(server.protocol, &state, now);
+    Ok(server)
+}
 
 fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
     let name: String = row.try_get("name")?;
@@ -195,23 +216,38 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
         last_success_at: opt_instant(row.try_get("last_success_at")?)?,
         last_error: row.try_get("last_error")?,
         consecutive_failures: count("consecutive_failures")?,
-        clients: count("client_count")?,
-        online: count("online_count")?,
+        clients: 0,
+        online: 0,
         total: counters(row, "total_rx", "total_tx")?,
         month: counters(row, "month_rx", "month_tx")?,
     })
 }
 
 const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name, c.username, c.access, c.managed, \
-    c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.latest_handshake, c.last_seen_at, c.on_host, \
-    c.total_rx, c.total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, c.last_sync_at \
+    c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
+    c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
+    c.seed_last_sync_at \
     FROM clients c JOIN servers s ON s.id = c.server_id \
     LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
 
-fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
+/// A client row with its live figures from the server's state (`live`);
+/// without an entry, the row's own figures.
+fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> Result<ClientRecord, StoreError> {
     let allowed: String = row.try_get("allowed_ips")?;
     let desired: Option<String> = row.try_get("desired_allowed_ips")?;
     let access: String = row.try_get("access")?;
+    let ledger = counters(row, "month_rx", "month_tx")?;
+    let (latest_handshake, last_seen, on_host, total, month, last_sync_at) = match live {
+        Some(c) => (c.latest_handshake, c.last_seen, c.on_host, c.total, c.month_usage(month, ledger), c.last_sync_at),
+        None => (
+            row.try_get("seed_latest_handshake")?,
+            row.try_get("seed_last_seen_at")?,
+            row.try_get::<i64, _>("seed_on_host")? != 0,
+            counters(row, "seed_total_rx", "seed_total_tx")?,
+            ledger,
+            row.try_get("seed_last_sync_at")?,
+        ),
+    };
     Ok(ClientRecord {
         id: ClientId::new(row.try_get("id")?),
         server_id: ServerId::new(row.try_get("server_id")?),
@@ -225,12 +261,12 @@ fn client_from_row(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
         allowed_ips: split_list(&allowed),
         desired_allowed_ips: desired.as_deref().map(split_list),
         virtual_ip: row.try_get("virtual_ip")?,
-        latest_handshake: opt_instant(row.try_get("latest_handshake")?)?,
-        last_seen: opt_instant(row.try_get("last_seen_at")?)?,
-        on_host: row.try_get::<i64, _>("on_host")? != 0,
-        total: counters(row, "total_rx", "total_tx")?,
-        month: counters(row, "month_rx", "month_tx")?,
-        last_sync_at: instant(row.try_get("last_sync_at")?)?,
+        latest_handshake: opt_instant(latest_handshake)?,
+        last_seen: opt_instant(last_seen)?,
+        on_host,
+        total,
+        month,
+        last_sync_at: instant(last_sync_at)?,
     })
 }
 
@@ -399,20 +435,28 @@ impl Store for SqliteStore {
     }
 
     async fn servers(&self, now: DateTime<Utc>, month: &str) -> Result<Vec<ServerRecord>, StoreError> {
+        // One read transaction: the rows and the states are one snapshot.
+        let mut tx = self.read.begin().await?;
         let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} ORDER BY s.name COLLATE NOCASE, s.id");
-        let rows = sqlx::query(&sql).bind(secs(now - ONLINE_WINDOW)).bind(month).fetch_all(&self.read).await?;
-        rows.iter().map(server_from_row).collect()
+        let rows = sqlx::query(&sql).bind(month).fetch_all(&mut *tx).await?;
+        let mut servers = Vec::with_capacity(rows.len());
+        for row in &rows {
+            servers.push(server_with_counts(&mut tx, row, now).await?);
+        }
+        tx.commit().await?;
+        Ok(servers)
     }
 
     async fn server(&self, id: ServerId, now: DateTime<Utc>, month: &str) -> Result<Option<ServerRecord>, StoreError> {
-        let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} WHERE s.id = ?3");
-        let row = sqlx::query(&sql)
-            .bind(secs(now - ONLINE_WINDOW))
-            .bind(month)
-            .bind(id.get())
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(server_from_row).transpose()
+        let mut tx = self.read.begin().await?;
+        let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} WHERE s.id = ?2");
+        let row = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await?;
+        let server = match row {
+            Some(row) => Some(server_with_counts(&mut tx, &row, now).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(server)
     }
 
     async fn pin_host_key(&self, id: ServerId, pin: &HostKeyPin) -> Result<(), StoreError> {
@@ -450,19 +494,36 @@ impl Store for SqliteStore {
     }
 
     async fn clients(&self, server: ServerId, month: &str) -> Result<Vec<ClientRecord>, StoreError> {
+        let mut tx = self.read.begin().await?;
         let sql = format!(
-            "SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 \
-             AND (c.on_host = 1 OR c.managed = 1 OR s.protocol = 'openvpn') \
-             ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE"
+            "SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE"
         );
-        let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&self.read).await?;
-        rows.iter().map(client_from_row).collect()
+        let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&mut *tx).await?;
+        let state = current_state(&mut tx, server).await?;
+        tx.commit().await?;
+        let live = state.by_id();
+        let mut clients = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let client = client_from_row(row, live.get(&id).copied(), month)?;
+            // WireGuard: peers on the host or part of the wanted configuration.
+            if client.on_host || client.managed || client.protocol == Protocol::Openvpn {
+                clients.push(client);
+            }
+        }
+        Ok(clients)
     }
 
     async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let mut tx = self.read.begin().await?;
         let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2");
-        let row = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&self.read).await?;
-        row.as_ref().map(client_from_row).transpose()
+        let Some(row) = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let state = current_state(&mut tx, ServerId::new(row.try_get("server_id")?)).await?;
+        tx.commit().await?;
+        let live = state.clients.iter().find(|c| c.client_id == id.get());
+        client_from_row(&row, live, month).map(Some)
     }
 
     async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {

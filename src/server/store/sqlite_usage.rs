@@ -1,18 +1,23 @@
 //! Reports from SQLite: sessions, usage, and the rollup of raw samples into
 //! hourly and daily buckets.
 
-use super::sqlite::{counters, db_bytes, instant, opt_instant, protocol, secs, SqliteStore};
+use super::sqlite::{bytes, counters, db_bytes, instant, opt_instant, protocol, secs, SqliteStore};
+use super::sqlite_ingest::current_state;
+use super::state::{ClientState, ServerState};
 use super::{HourlyBucket, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
 use crate::domain::accounting::Counters;
 use crate::domain::{ClientId, ServerId};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 const SESSION_SELECT: &str = "SELECT o.id, o.server_id, s.name AS server_name, o.client_id, c.identity, \
     c.name AS client_name, o.session_key, o.protocol, o.connected_at, o.disconnected_at, o.last_seen_at, \
-    o.endpoint, o.virtual_ip, o.rx, o.tx, o.openvpn_client_id \
+    o.endpoint, o.virtual_ip, o.rx, o.tx, o.base_rx, o.base_tx, o.openvpn_client_id, \
+    c.endpoint AS client_endpoint \
     FROM connections o JOIN servers s ON s.id = o.server_id JOIN clients c ON c.id = o.client_id";
 
 fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
@@ -35,6 +40,38 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
     })
 }
 
+/// Sessions from rows, with open WireGuard sessions brought up to date from
+/// their servers' live state: bytes (the client's total minus the session's
+/// base) and last sign of life; the endpoint is the client's.
+async fn sessions_from_rows(conn: &mut SqliteConnection, rows: &[SqliteRow]) -> Result<Vec<SessionRecord>, StoreError> {
+    let mut states: HashMap<ServerId, ServerState> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut session = session_from_row(row)?;
+        let base: (Option<i64>, Option<i64>) = (row.try_get("base_rx")?, row.try_get("base_tx")?);
+        if let (None, (Some(base_rx), Some(base_tx))) = (session.disconnected_at, base) {
+            if let Entry::Vacant(slot) = states.entry(session.server_id) {
+                slot.insert(current_state(conn, session.server_id).await?);
+            }
+            let live = states
+                .get(&session.server_id)
+                .and_then(|s| s.clients.iter().find(|c| c.client_id == session.client_id.get()));
+            if let Some(c) = live {
+                session.bytes = c.total.saturating_sub(Counters::new(bytes(base_rx), bytes(base_tx)));
+                if let Some(seen) = opt_instant(c.last_seen)? {
+                    session.last_seen_at = session.last_seen_at.max(seen);
+                }
+                let endpoint: Option<String> = row.try_get("client_endpoint")?;
+                if endpoint.is_some() {
+                    session.endpoint = endpoint;
+                }
+            }
+        }
+        out.push(session);
+    }
+    Ok(out)
+}
+
 pub(super) async fn sessions(store: &SqliteStore, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(SESSION_SELECT);
     q.push(" WHERE 1 = 1");
@@ -51,49 +88,98 @@ pub(super) async fn sessions(store: &SqliteStore, filter: &SessionFilter) -> Res
         q.push(" ORDER BY o.connected_at DESC, o.id DESC");
     }
     q.push(" LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 10_000)));
-    let rows = q.build().fetch_all(&store.read).await?;
-    rows.iter().map(session_from_row).collect()
+    let mut tx = store.read.begin().await?;
+    let rows = q.build().fetch_all(&mut *tx).await?;
+    let sessions = sessions_from_rows(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(sessions)
 }
 
 pub(super) async fn session(store: &SqliteStore, id: i64) -> Result<Option<SessionRecord>, StoreError> {
-    let row = sqlx::query(&format!("{SESSION_SELECT} WHERE o.id = ?")).bind(id).fetch_optional(&store.read).await?;
-    row.as_ref().map(session_from_row).transpose()
+    let mut tx = store.read.begin().await?;
+    let row = sqlx::query(&format!("{SESSION_SELECT} WHERE o.id = ?")).bind(id).fetch_optional(&mut *tx).await?;
+    let sessions = sessions_from_rows(&mut tx, row.as_slice()).await?;
+    tx.commit().await?;
+    Ok(sessions.into_iter().next())
 }
 
 pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-    let mut q: QueryBuilder<Sqlite> = if query.accumulated {
-        QueryBuilder::new(
-            "SELECT s.name AS server, c.identity, c.name, NULL AS month, c.total_rx AS rx, c.total_tx AS tx \
-             FROM clients c JOIN servers s ON s.id = c.server_id WHERE 1 = 1",
-        )
-    } else {
-        QueryBuilder::new(
-            "SELECT s.name AS server, c.identity, c.name, m.month, m.rx, m.tx FROM usage_monthly m \
-             JOIN clients c ON c.id = m.client_id JOIN servers s ON s.id = c.server_id WHERE 1 = 1",
-        )
-    };
-    if let (Some(month), false) = (&query.month, query.accumulated) {
-        q.push(" AND m.month = ").push_bind(month.clone());
-    }
+    let mut tx = store.read.begin().await?;
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT c.id, c.server_id, s.name AS server, c.identity, c.name FROM clients c \
+         JOIN servers s ON s.id = c.server_id WHERE 1 = 1",
+    );
     if let Some(identity) = &query.identity {
         q.push(" AND c.identity = ").push_bind(identity.clone());
     }
     if let Some(server) = query.server {
         q.push(" AND c.server_id = ").push_bind(server.get());
     }
-    q.push(if query.accumulated { " ORDER BY s.name, c.identity" } else { " ORDER BY m.month, s.name, c.identity" });
-    let rows = q.build().fetch_all(&store.read).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(UsageRow {
-                server: r.try_get("server")?,
-                identity: r.try_get("identity")?,
-                name: r.try_get("name")?,
-                month: r.try_get("month")?,
-                bytes: counters(r, "rx", "tx")?,
-            })
-        })
-        .collect()
+    let clients = q.build().fetch_all(&mut *tx).await?;
+    let mut states: HashMap<i64, ServerState> = HashMap::new();
+    let mut live: HashMap<i64, ClientState> = HashMap::new();
+    for r in &clients {
+        let server: i64 = r.try_get("server_id")?;
+        if let Entry::Vacant(slot) = states.entry(server) {
+            slot.insert(current_state(&mut tx, ServerId::new(server)).await?);
+        }
+    }
+    for state in states.into_values() {
+        live.extend(state.clients.into_iter().map(|c| (c.client_id, c)));
+    }
+    // (client, month) -> bytes: past months from the ledger, the current
+    // month from the live state.
+    let mut months: BTreeMap<(i64, String), Counters> = BTreeMap::new();
+    if !query.accumulated {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT m.client_id, m.month, m.rx, m.tx FROM usage_monthly m \
+             JOIN clients c ON c.id = m.client_id WHERE 1 = 1",
+        );
+        if let Some(month) = &query.month {
+            q.push(" AND m.month = ").push_bind(month.clone());
+        }
+        if let Some(identity) = &query.identity {
+            q.push(" AND c.identity = ").push_bind(identity.clone());
+        }
+        if let Some(server) = query.server {
+            q.push(" AND c.server_id = ").push_bind(server.get());
+        }
+        for r in q.build().fetch_all(&mut *tx).await? {
+            months.insert((r.try_get("client_id")?, r.try_get("month")?), counters(&r, "rx", "tx")?);
+        }
+        for c in live.values() {
+            let wanted = query.month.as_ref().is_none_or(|m| *m == c.month);
+            if wanted && !c.month_bytes.is_zero() {
+                let bytes = months.entry((c.client_id, c.month.clone())).or_insert(Counters::ZERO);
+                *bytes = bytes.saturating_add(c.month_bytes);
+            }
+        }
+    }
+    tx.commit().await?;
+
+    let mut rows = Vec::new();
+    for r in &clients {
+        let id: i64 = r.try_get("id")?;
+        let server: String = r.try_get("server")?;
+        let identity: String = r.try_get("identity")?;
+        let name: Option<String> = r.try_get("name")?;
+        if query.accumulated {
+            let total = live.get(&id).map(|c| c.total).unwrap_or(Counters::ZERO);
+            rows.push(UsageRow { server, identity, name, month: None, bytes: total });
+        } else {
+            for ((_, month), bytes) in months.range((id, String::new())..).take_while(|((c, _), _)| *c == id) {
+                rows.push(UsageRow {
+                    server: server.clone(),
+                    identity: identity.clone(),
+                    name: name.clone(),
+                    month: Some(month.clone()),
+                    bytes: *bytes,
+                });
+            }
+        }
+    }
+    rows.sort_by(|a, b| (&a.month, &a.server, &a.identity).cmp(&(&b.month, &b.server, &b.identity)));
+    Ok(rows)
 }
 
 pub(super) async fn sample_buckets(
@@ -102,8 +188,9 @@ pub(super) async fn sample_buckets(
     to: DateTime<Utc>,
 ) -> Result<Vec<HourlyBucket>, StoreError> {
     let rows = sqlx::query(
-        "SELECT client_id, (at / 3600) * 3600 AS hour, SUM(rx) AS rx, SUM(tx) AS tx FROM traffic_samples \
-         WHERE at >= ? AND at < ? GROUP BY client_id, hour",
+        "SELECT j.value ->> 0 AS client_id, (t.at / 3600) * 3600 AS hour, \
+           SUM(j.value ->> 1) AS rx, SUM(j.value ->> 2) AS tx \
+         FROM traffic_polls t, json_each(t.data) AS j WHERE t.at >= ? AND t.at < ? GROUP BY 1, 2",
     )
     .bind(secs(from))
     .bind(secs(to))
@@ -160,7 +247,7 @@ pub(super) async fn store_rollup(
     .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE rollup_state SET rolled_up_to = ? WHERE id = 1").bind(secs(to)).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM traffic_samples WHERE at < MIN(?1, ?2)")
+    sqlx::query("DELETE FROM traffic_polls WHERE at < MIN(?1, ?2)")
         .bind(secs(keep_samples_since))
         .bind(secs(to))
         .execute(&mut *tx)
