@@ -16,7 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::sqlite::SqliteStore;
-use super::{NewServer, SshKeySource, Store, UsageQuery, WireguardPoll};
+use super::{NewServer, SessionFilter, SshKeySource, Store, UsageQuery, WireguardPoll};
 use crate::api::Protocol;
 use crate::domain::accounting::{month_key, Counters};
 use crate::domain::wg_dump::{WgDump, WgInterface, WgPeer};
@@ -398,5 +398,103 @@ async fn samples_roll_up_into_hours_and_days_without_losing_a_byte() {
     assert_eq!(crate::server::maintenance::roll_up(&store, TZ, later, hours, days).await.unwrap(), 4);
     assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await, counted);
     assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, counted);
+    store.close().await;
+}
+
+async fn poll_once(store: &SqliteStore, id: ServerId, peers: Vec<WgPeer>, at: DateTime<Utc>) -> bool {
+    let dump = dump(peers);
+    let month = month_key(at, &TZ);
+    let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: false };
+    store.apply_wireguard_poll(id, &poll).await.unwrap().applied
+}
+
+#[tokio::test]
+async fn a_database_from_before_packed_state_keeps_every_figure_through_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let url = format!("sqlite://{}", path.display());
+    // A database as the first schema left it, with a month of history, an
+    // open WireGuard session and raw samples not yet rolled up.
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite/0001_init.sql"), first.join("0001_init.sql"))
+        .unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(first.as_path()).await.unwrap().run(&pool).await.unwrap();
+    let key = KEYS[0];
+    let seen = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap().timestamp();
+    for sql in [
+        format!(
+            "INSERT INTO servers (id, name, protocol, host, port, ssh_user, ssh_key_path, interface, created_at, \
+             last_sample_at, polls_applied, total_rx, total_tx) \
+             VALUES (1, 'old', 'wireguard', '198.18.0.2', 22, 'root', '/k', 'wg0', 0, {}, 9, 3000, 300)",
+            seen * 1000
+        ),
+        format!(
+            "INSERT INTO clients (id, server_id, identity, endpoint, allowed_ips, rx_counter, tx_counter, total_rx, \
+             total_tx, latest_handshake, last_seen_at, on_host, first_seen_at, last_sync_at) \
+             VALUES (1, 1, '{key}', '198.18.0.10:51820', '10.0.0.2/32', 1000, 100, 3000, 300, {seen}, {seen}, 1, 0, \
+             {seen})"
+        ),
+        "INSERT INTO usage_monthly VALUES (1, '2026-10', 2000, 200), (1, '2026-11', 1000, 100)".to_owned(),
+        format!(
+            "INSERT INTO connections (id, server_id, client_id, session_key, source, protocol, connected_at, \
+             last_seen_at, rx, tx) VALUES (7, 1, 1, 'wg:{key}', '{key}', 'wireguard', {}, {seen}, 600, 60)",
+            seen - 600
+        ),
+        format!("INSERT INTO traffic_samples VALUES (1, {}, 500, 50), (1, {seen}, 100, 10)", seen - 30),
+    ] {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    let id = ServerId::new(1);
+    let clients = store.clients(id, "2026-11").await.unwrap();
+    assert_eq!(clients.len(), 1);
+    assert_eq!((clients[0].total, clients[0].month), (Counters::new(3000, 300), Counters::new(1000, 100)));
+    assert!(clients[0].on_host);
+    let months: Vec<_> = store.usage(&UsageQuery::default()).await.unwrap().into_iter().map(|r| r.bytes).collect();
+    assert_eq!(months, [Counters::new(2000, 200), Counters::new(1000, 100)]);
+    let open = SessionFilter { open: true, limit: 10, ..SessionFilter::default() };
+    let sessions = store.sessions(&open).await.unwrap();
+    assert_eq!(sessions[0].bytes, Counters::new(600, 60), "the open session keeps its bytes");
+    let hours = store.sample_buckets(DateTime::UNIX_EPOCH, Utc::now()).await.unwrap();
+    assert_eq!(hours.iter().fold(Counters::ZERO, |s, b| s.saturating_add(b.bytes)), Counters::new(600, 60));
+
+    // The first poll after the upgrade counts from the old counters on.
+    let at = DateTime::from_timestamp(seen + 30, 0).unwrap();
+    assert!(poll_once(&store, id, vec![peer_line(0, Counters::new(1500, 150), at)], at).await);
+    let client = &store.clients(id, "2026-11").await.unwrap()[0];
+    assert_eq!((client.total, client.month), (Counters::new(3500, 350), Counters::new(1500, 150)));
+    let sessions = store.sessions(&open).await.unwrap();
+    assert_eq!((sessions.len(), sessions[0].bytes), (1, Counters::new(1100, 110)));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_client_row_removed_outside_a_poll_leaves_the_state_and_comes_back_as_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("gone.db").display())).await.unwrap();
+    let id = add_server(&store).await;
+    let mut at = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
+    let both = |rx: u64, at| vec![peer_line(0, Counters::new(rx, 1), at), peer_line(1, Counters::new(rx, 1), at)];
+    assert!(poll_once(&store, id, both(100, at), at).await);
+    at += Duration::seconds(30);
+    assert!(poll_once(&store, id, both(300, at), at).await);
+    sqlx::query("DELETE FROM clients WHERE identity = ?").bind(KEYS[0]).execute(&store.write).await.unwrap();
+    assert_eq!(store.clients(id, "2026-11").await.unwrap().len(), 1, "readers see the removal at once");
+
+    at += Duration::seconds(30);
+    assert!(poll_once(&store, id, both(400, at), at).await);
+    let clients = store.clients(id, "2026-11").await.unwrap();
+    let total = |key: &str| clients.iter().find(|c| c.identity == key).map(|c| c.total);
+    // Still on the host: a new client, whose counters are all new traffic.
+    assert_eq!(total(KEYS[0]), Some(Counters::new(400, 1)));
+    // The other keeps counting from where it was.
+    assert_eq!(total(KEYS[1]), Some(Counters::new(400, 1)));
+    let server = store.server(id, at, "2026-11").await.unwrap().unwrap();
+    assert_eq!(server.clients, 2);
     store.close().await;
 }
