@@ -128,6 +128,15 @@ async fn bench_ingest(n: u32, polls: usize) {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
     let id = server(&store).await;
+    // As in the panel, the write-ahead log is checkpointed in the
+    // background, beside the polls; here far more often than the panel's
+    // 5 s, as the polls come back to back.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let checkpointer = tokio::spawn(tollgate::server::maintenance::checkpoints(
+        std::sync::Arc::new(store.clone()),
+        std::time::Duration::from_millis(200),
+        cancel.clone(),
+    ));
     let mut rng = StdRng::seed_from_u64(42);
     let mut fleet = peers(n);
     let mut at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
@@ -155,6 +164,8 @@ async fn bench_ingest(n: u32, polls: usize) {
         percentile(&times, 95.0),
         times[times.len() - 1],
     );
+    cancel.cancel();
+    checkpointer.await.unwrap();
     store.close().await;
 }
 

@@ -72,6 +72,26 @@ pub async fn run(
     }
 }
 
+/// How often [`checkpoints`] runs.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// Checkpoints the store every `every` until cancelled, so polls' commits
+/// never do it themselves.
+pub async fn checkpoints(store: Arc<dyn Store>, every: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "could not checkpoint the database");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

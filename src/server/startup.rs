@@ -111,6 +111,11 @@ pub async fn run(
         .instrument(tracing::info_span!("rollup")),
     );
 
+    let checkpointer = tokio::spawn(
+        maintenance::checkpoints(store.clone(), maintenance::CHECKPOINT_EVERY, background.clone())
+            .instrument(tracing::info_span!("checkpointer")),
+    );
+
     tracing::info!(%addr, servers, poll_interval_secs = config.poll_interval.as_secs(), "Tollgate is listening");
     let served = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
@@ -119,7 +124,7 @@ pub async fn run(
     tracing::info!("shutting down");
     background.cancel();
     poller.shutdown(config.shutdown_grace).await;
-    for (name, task) in [("session sweeper", sweeper), ("rollup", rollup)] {
+    for (name, task) in [("session sweeper", sweeper), ("rollup", rollup), ("checkpointer", checkpointer)] {
         if tokio::time::timeout(config.shutdown_grace, task).await.is_err() {
             tracing::warn!(task = name, "a background task did not stop in time");
         }

@@ -321,4 +321,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Where the last rollup stopped.
     async fn rolled_up_to(&self) -> Result<DateTime<Utc>, StoreError>;
+    /// Moves written data from a write-ahead log into the database proper,
+    /// off the path of polls (a no-op for backends without one).
+    async fn checkpoint(&self) -> Result<(), StoreError>;
 }

@@ -30,10 +30,18 @@ use std::time::Duration;
 
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The writer checkpoints the write-ahead log itself only past this many
+/// pages (64 MiB); normally [`Store::checkpoint`], called in the background,
+/// keeps it far smaller, so a poll's commit never pays for a checkpoint.
+const WAL_BACKSTOP_PAGES: &str = "16384";
+
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(super) write: SqlitePool,
     pub(super) read: SqlitePool,
+    /// One connection that moves the write-ahead log into the database
+    /// file, beside the writer rather than in its commits.
+    checkpointer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -50,20 +58,26 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         restrict_permissions(options.get_filename().to_path_buf());
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(Self { write, read })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Self { write, read, checkpointer })
     }
 
     pub async fn close(&self) {
         self.read.close().await;
+        self.checkpointer.close().await;
         self.write.close().await;
     }
 }
@@ -566,6 +580,13 @@ impl Store for SqliteStore {
         keep_hourly_since: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         super::sqlite_usage::store_rollup(self, from, to, hourly, daily, keep_samples_since, keep_hourly_since).await
+    }
+
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        // PASSIVE: copies what it can without waiting for readers or the
+        // writer, so it never holds up a poll.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.checkpointer).await?;
+        Ok(())
     }
 
     async fn rolled_up_to(&self) -> Result<DateTime<Utc>, StoreError> {
