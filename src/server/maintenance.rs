@@ -84,8 +84,15 @@ pub async fn checkpoints(store: Arc<dyn Store>, every: Duration, cancel: Cancell
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
-                if let Err(e) = store.checkpoint().await {
-                    tracing::warn!(error = %e, "could not checkpoint the database");
+                // Shutdown does not wait for a slow checkpoint: the next
+                // start (or closing the last connection) finishes it.
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    done = store.checkpoint() => {
+                        if let Err(e) = done {
+                            tracing::warn!(error = %e, "could not checkpoint the database");
+                        }
+                    }
                 }
             }
         }

@@ -478,12 +478,16 @@ async fn a_client_row_removed_outside_a_poll_leaves_the_state_and_comes_back_as_
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("gone.db").display())).await.unwrap();
     let id = add_server(&store).await;
-    let mut at = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
+    let mut at = start;
     let both = |rx: u64, at| vec![peer_line(0, Counters::new(rx, 1), at), peer_line(1, Counters::new(rx, 1), at)];
     assert!(poll_once(&store, id, both(100, at), at).await);
     at += Duration::seconds(30);
     assert!(poll_once(&store, id, both(300, at), at).await);
-    sqlx::query("DELETE FROM clients WHERE identity = ?").bind(KEYS[0]).execute(&store.write).await.unwrap();
+    let id_of = |clients: &[super::ClientRecord], key: &str| clients.iter().find(|c| c.identity == key).map(|c| c.id);
+    let old_id = id_of(&store.clients(id, "2026-11").await.unwrap(), KEYS[1]).unwrap();
+    // The newest client goes: SQLite gives its id to the next client added.
+    sqlx::query("DELETE FROM clients WHERE identity = ?").bind(KEYS[1]).execute(&store.write).await.unwrap();
     assert_eq!(store.clients(id, "2026-11").await.unwrap().len(), 1, "readers see the removal at once");
 
     at += Duration::seconds(30);
@@ -491,10 +495,42 @@ async fn a_client_row_removed_outside_a_poll_leaves_the_state_and_comes_back_as_
     let clients = store.clients(id, "2026-11").await.unwrap();
     let total = |key: &str| clients.iter().find(|c| c.identity == key).map(|c| c.total);
     // Still on the host: a new client, whose counters are all new traffic.
-    assert_eq!(total(KEYS[0]), Some(Counters::new(400, 1)));
-    // The other keeps counting from where it was.
     assert_eq!(total(KEYS[1]), Some(Counters::new(400, 1)));
+    assert_eq!(id_of(&clients, KEYS[1]), Some(old_id), "the id was reused");
+    // The other keeps counting from where it was.
+    assert_eq!(total(KEYS[0]), Some(Counters::new(400, 1)));
     let server = store.server(id, at, "2026-11").await.unwrap().unwrap();
     assert_eq!(server.clients, 2);
+    // The removed client's samples are not credited to the one with its id.
+    let buckets = store.sample_buckets(start, at + Duration::seconds(1)).await.unwrap();
+    let sampled =
+        buckets.iter().filter(|b| b.client_id == old_id.get()).fold(Counters::ZERO, |s, b| s.saturating_add(b.bytes));
+    assert_eq!(sampled, Counters::new(400, 1));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_damaged_state_row_stops_its_servers_polls_and_the_server_list_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("bad.db").display())).await.unwrap();
+    let id = add_server(&store).await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
+    assert!(poll_once(&store, id, vec![peer_line(0, Counters::new(10, 1), at)], at).await);
+    sqlx::query("UPDATE server_state SET data = x'01ff' WHERE server_id = ?")
+        .bind(id.get())
+        .execute(&store.write)
+        .await
+        .unwrap();
+    let later = at + Duration::seconds(30);
+    let dump = dump(vec![peer_line(0, Counters::new(20, 2), later)]);
+    let poll = WireguardPoll { protocol: Protocol::Wireguard, at: later, month: "2026-11", dump: &dump, import: false };
+    let refused = store.apply_wireguard_poll(id, &poll).await.unwrap_err();
+    assert!(refused.to_string().contains("state of server"), "{refused}");
+    let kept: Vec<u8> = sqlx::query_scalar("SELECT data FROM server_state").fetch_one(&store.read).await.unwrap();
+    assert_eq!(kept, [1, 0xff], "the damaged row is left for repair, not overwritten");
+
+    let servers = store.servers(later, "2026-11").await.unwrap();
+    assert_eq!(servers.len(), 1);
+    assert!(servers[0].last_error.as_deref().unwrap_or("").contains("damaged"), "{:?}", servers[0].last_error);
     store.close().await;
 }

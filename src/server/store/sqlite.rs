@@ -166,8 +166,16 @@ async fn server_with_counts(
     now: DateTime<Utc>,
 ) -> Result<ServerRecord, StoreError> {
     let mut server = server_from_row(row)?;
-    let state = current_state(conn, server.id).await?;
-    (server.clients, server.online) = client_counts(server.protocol, &state, now);
+    match current_state(conn, server.id).await {
+        Ok(state) => (server.clients, server.online) = client_counts(server.protocol, &state, now),
+        // One damaged server must not hide the others: its polls fail with
+        // the same error until the row is repaired from a backup.
+        Err(StoreError::Corrupt(e)) => {
+            tracing::error!(server = %server.name, error = %e, "stored client figures are damaged");
+            server.last_error = Some(format!("stored client figures are damaged: {e}"));
+        }
+        Err(e) => return Err(e),
+    }
     Ok(server)
 }
 

@@ -44,18 +44,18 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
 /// their servers' live state: bytes (the client's total minus the session's
 /// base) and last sign of life; the endpoint is the client's.
 async fn sessions_from_rows(conn: &mut SqliteConnection, rows: &[SqliteRow]) -> Result<Vec<SessionRecord>, StoreError> {
-    let mut states: HashMap<ServerId, ServerState> = HashMap::new();
+    // Per server, its clients' live figures by client id.
+    let mut states: HashMap<ServerId, HashMap<i64, ClientState>> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let mut session = session_from_row(row)?;
         let base: (Option<i64>, Option<i64>) = (row.try_get("base_rx")?, row.try_get("base_tx")?);
         if let (None, (Some(base_rx), Some(base_tx))) = (session.disconnected_at, base) {
             if let Entry::Vacant(slot) = states.entry(session.server_id) {
-                slot.insert(current_state(conn, session.server_id).await?);
+                let state = current_state(conn, session.server_id).await?;
+                slot.insert(state.clients.into_iter().map(|c| (c.client_id, c)).collect());
             }
-            let live = states
-                .get(&session.server_id)
-                .and_then(|s| s.clients.iter().find(|c| c.client_id == session.client_id.get()));
+            let live = states.get(&session.server_id).and_then(|s| s.get(&session.client_id.get()));
             if let Some(c) = live {
                 session.bytes = c.total.saturating_sub(Counters::new(bytes(base_rx), bytes(base_tx)));
                 if let Some(seen) = opt_instant(c.last_seen)? {
@@ -182,15 +182,20 @@ pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec
     Ok(rows)
 }
 
+/// Samples of a removed client are skipped, also once its id has been given
+/// to a new client (SQLite reuses the highest freed id): every sample of the
+/// removed one is older than the new one's first sight.
 pub(super) async fn sample_buckets(
     store: &SqliteStore,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<HourlyBucket>, StoreError> {
     let rows = sqlx::query(
-        "SELECT j.value ->> 0 AS client_id, (t.at / 3600) * 3600 AS hour, \
+        "SELECT c.id AS client_id, (t.at / 3600) * 3600 AS hour, \
            SUM(j.value ->> 1) AS rx, SUM(j.value ->> 2) AS tx \
-         FROM traffic_polls t, json_each(t.data) AS j WHERE t.at >= ? AND t.at < ? GROUP BY 1, 2",
+         FROM traffic_polls t, json_each(t.data) AS j \
+         CROSS JOIN clients c ON c.id = j.value ->> 0 AND c.server_id = t.server_id AND c.first_seen_at <= t.at \
+         WHERE t.at >= ? AND t.at < ? GROUP BY 1, 2",
     )
     .bind(secs(from))
     .bind(secs(to))

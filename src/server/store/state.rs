@@ -15,7 +15,7 @@
 //! is in that month.
 //!
 //! Format: a version byte, then per client LEB128 varints (zigzag for
-//! instants, `0` for none and `v + 1` for some in optional values) and
+//! instants; optional values are a `0` or a `1` followed by the value) and
 //! length-prefixed UTF-8 strings. Decoding checks every length and value;
 //! a damaged value is an error, never a panic.
 
@@ -131,7 +131,10 @@ fn put_i64(out: &mut Vec<u8>, v: i64) {
 fn put_opt_i64(out: &mut Vec<u8>, v: Option<i64>) {
     match v {
         None => put_u64(out, 0),
-        Some(v) => put_u64(out, (((v << 1) ^ (v >> 63)) as u64).saturating_add(1)),
+        Some(v) => {
+            put_u64(out, 1);
+            put_i64(out, v);
+        }
     }
 }
 
@@ -198,12 +201,10 @@ impl<'a> Reader<'a> {
     }
 
     fn opt_i64(&mut self) -> Result<Option<i64>, StateError> {
-        match self.u64()? {
+        match self.byte()? {
             0 => Ok(None),
-            z => {
-                let z = z - 1;
-                Ok(Some(((z >> 1) as i64) ^ -((z & 1) as i64)))
-            }
+            1 => self.i64().map(Some),
+            _ => Err(StateError::Invalid),
         }
     }
 
@@ -293,7 +294,7 @@ mod tests {
             total: Counters::new(1 << 40, 12_345),
             month: "2026-11".into(),
             month_bytes: Counters::new(7, 8),
-            latest_handshake: Some(1_790_000_000),
+            latest_handshake: Some(if i == 3 { i64::MIN } else { 1_790_000_000 }),
             last_seen: if i % 2 == 0 { None } else { Some(-5) },
             last_sync_at: i64::MIN,
             on_host: i % 3 == 0,
