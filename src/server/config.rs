@@ -39,6 +39,8 @@ pub struct Config {
     pub sample_retention: Duration,
     /// How long hourly buckets are kept (daily and monthly ones are kept).
     pub hourly_retention: Duration,
+    /// How long ended VPN sessions are kept (open ones always are).
+    pub session_history: Duration,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             timezone: Tz::UTC,
             sample_retention: Duration::from_secs(6 * 3600),
             hourly_retention: Duration::from_secs(35 * 86_400),
+            session_history: Duration::from_secs(180 * 86_400),
         }
     }
 }
@@ -85,10 +88,12 @@ pub struct Layer {
     pub sample_retention_hours: Option<u64>,
     /// Days.
     pub hourly_retention_days: Option<u64>,
+    /// Days.
+    pub session_history_days: Option<u64>,
 }
 
 /// Environment variables and the keys they set.
-pub const ENV_KEYS: [(&str, &str); 15] = [
+pub const ENV_KEYS: [(&str, &str); 16] = [
     ("DATABASE_URL", "database_url"),
     ("LEPTOS_SITE_ADDR", "site_addr"),
     ("LEPTOS_SITE_ROOT", "site_root"),
@@ -104,6 +109,7 @@ pub const ENV_KEYS: [(&str, &str); 15] = [
     ("TOLLGATE_TIMEZONE", "timezone"),
     ("TOLLGATE_SAMPLE_RETENTION_HOURS", "sample_retention_hours"),
     ("TOLLGATE_HOURLY_RETENTION_DAYS", "hourly_retention_days"),
+    ("TOLLGATE_SESSION_HISTORY_DAYS", "session_history_days"),
 ];
 
 impl Layer {
@@ -153,6 +159,7 @@ impl Layer {
             "timezone" => self.timezone = Some(value.to_owned()),
             "sample_retention_hours" => self.sample_retention_hours = Some(secs(value)?),
             "hourly_retention_days" => self.hourly_retention_days = Some(secs(value)?),
+            "session_history_days" => self.session_history_days = Some(secs(value)?),
             "trusted_proxies" => {
                 self.trusted_proxies = Some(
                     value
@@ -218,6 +225,9 @@ impl Config {
         if let Some(v) = layer.hourly_retention_days {
             self.hourly_retention = Duration::from_secs(v.saturating_mul(86_400));
         }
+        if let Some(v) = layer.session_history_days {
+            self.session_history = Duration::from_secs(v.saturating_mul(86_400));
+        }
         Ok(self)
     }
 
@@ -243,6 +253,9 @@ impl Config {
         }
         if self.hourly_retention < Duration::from_secs(2 * 86_400) {
             bail!("hourly_retention_days must be at least 2");
+        }
+        if self.session_history < Duration::from_secs(86_400) {
+            bail!("session_history_days must be at least 1");
         }
         if !self.database_url.starts_with("sqlite:") {
             if self.database_url.starts_with("postgres") {

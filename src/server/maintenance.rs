@@ -49,23 +49,36 @@ pub async fn roll_up(
     Ok(if done { hourly.len() } else { 0 })
 }
 
-/// Runs [`roll_up`] every ten minutes until cancelled.
-pub async fn run(
-    store: Arc<dyn Store>,
-    tz: Tz,
-    sample_retention: Duration,
-    hourly_retention: Duration,
-    cancel: CancellationToken,
-) {
+/// What the maintenance task keeps, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub samples: Duration,
+    pub hourly: Duration,
+    /// Ended VPN sessions.
+    pub sessions: Duration,
+}
+
+/// Deletes sessions that ended more than `keep` before `now`.
+pub async fn prune_sessions(store: &dyn Store, now: DateTime<Utc>, keep: Duration) -> Result<u64, StoreError> {
+    store.delete_sessions_ended_before(now - TimeDelta::from_std(keep).unwrap_or(TimeDelta::MAX)).await
+}
+
+/// Runs [`roll_up`] and [`prune_sessions`] every ten minutes until cancelled.
+pub async fn run(store: Arc<dyn Store>, tz: Tz, keep: Retention, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
-                match roll_up(store.as_ref(), tz, Utc::now(), sample_retention, hourly_retention).await {
+                match roll_up(store.as_ref(), tz, Utc::now(), keep.samples, keep.hourly).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(buckets = n, "rolled up traffic samples"),
                     Err(e) => tracing::warn!(error = %e, "could not roll up traffic samples"),
+                }
+                match prune_sessions(store.as_ref(), Utc::now(), keep.sessions).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(sessions = n, "deleted old ended sessions"),
+                    Err(e) => tracing::warn!(error = %e, "could not delete old ended sessions"),
                 }
             }
         }

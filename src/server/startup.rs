@@ -104,8 +104,11 @@ pub async fn run(
         maintenance::run(
             store.clone(),
             config.timezone,
-            config.sample_retention,
-            config.hourly_retention,
+            maintenance::Retention {
+                samples: config.sample_retention,
+                hourly: config.hourly_retention,
+                sessions: config.session_history,
+            },
             background.clone(),
         )
         .instrument(tracing::info_span!("rollup")),

@@ -534,3 +534,36 @@ async fn a_damaged_state_row_stops_its_servers_polls_and_the_server_list_still_l
     assert!(servers[0].last_error.as_deref().unwrap_or("").contains("damaged"), "{:?}", servers[0].last_error);
     store.close().await;
 }
+
+#[tokio::test]
+async fn ended_sessions_older_than_the_history_are_deleted_and_open_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("history.db").display())).await.unwrap();
+    let id = add_server(&store).await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
+    assert!(poll_once(&store, id, vec![peer_line(0, Counters::new(10, 1), now)], now).await);
+    let day = 86_400;
+    let t = now.timestamp();
+    // Ended 200 and 10 days ago, besides the session the poll opened.
+    for (key, connected, ended) in [("old", t - 201 * day, t - 200 * day), ("recent", t - 11 * day, t - 10 * day)] {
+        sqlx::query(
+            "INSERT INTO connections (server_id, client_id, session_key, source, protocol, connected_at, \
+             disconnected_at, last_seen_at) VALUES (?1, (SELECT id FROM clients), ?2, ?2, 'wireguard', ?3, ?4, ?4)",
+        )
+        .bind(id.get())
+        .bind(key)
+        .bind(connected)
+        .bind(ended)
+        .execute(&store.write)
+        .await
+        .unwrap();
+    }
+    let keep = std::time::Duration::from_secs(180 * 86_400);
+    assert_eq!(crate::server::maintenance::prune_sessions(&store, now, keep).await.unwrap(), 1);
+    let left = store.sessions(&SessionFilter { limit: 10, ..SessionFilter::default() }).await.unwrap();
+    let mut keys: Vec<_> = left.iter().map(|s| (s.session_key.as_str(), s.disconnected_at.is_some())).collect();
+    keys.sort();
+    assert_eq!(keys, [("recent", true), (format!("wg:{}", KEYS[0]).as_str(), false)]);
+    assert_eq!(crate::server::maintenance::prune_sessions(&store, now, keep).await.unwrap(), 0);
+    store.close().await;
+}

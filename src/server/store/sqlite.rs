@@ -570,6 +570,24 @@ impl Store for SqliteStore {
         super::sqlite_usage::session(self, id).await
     }
 
+    async fn delete_sessions_ended_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // In batches, so the writer is never held for long.
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM connections WHERE id IN \
+                 (SELECT id FROM connections WHERE disconnected_at < ? LIMIT 5000)",
+            )
+            .bind(secs(before))
+            .execute(&self.write)
+            .await?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < 5000 {
+                return Ok(deleted);
+            }
+        }
+    }
+
     async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         super::sqlite_usage::usage(self, query).await
     }
