@@ -142,6 +142,13 @@ fn dump(peers: Vec<WgPeer>) -> WgDump {
     WgDump { interface, peers }
 }
 
+/// A new store in `dir` with one WireGuard server.
+async fn store_with_server(dir: &tempfile::TempDir, file: &str) -> (SqliteStore, ServerId) {
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join(file).display())).await.unwrap();
+    let id = add_server(&store).await;
+    (store, id)
+}
+
 async fn add_server(store: &SqliteStore) -> ServerId {
     let server = NewServer {
         name: ServerName::parse("model").unwrap(),
@@ -352,9 +359,7 @@ async fn sum(store: &SqliteStore, sql: &str) -> (i64, i64) {
 #[tokio::test]
 async fn samples_roll_up_into_hours_and_days_without_losing_a_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("rollup.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    let id = add_server(&store).await;
+    let (store, id) = store_with_server(&dir, "rollup.db").await;
     // 23:00 in Berlin: the three hours polled straddle a local midnight.
     let start = Utc.with_ymd_and_hms(2026, 11, 20, 21, 55, 0).single().unwrap();
     let mut counters = [Counters::ZERO; 4];
@@ -476,8 +481,7 @@ async fn a_database_from_before_packed_state_keeps_every_figure_through_the_upgr
 #[tokio::test]
 async fn a_client_row_removed_outside_a_poll_leaves_the_state_and_comes_back_as_new() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("gone.db").display())).await.unwrap();
-    let id = add_server(&store).await;
+    let (store, id) = store_with_server(&dir, "gone.db").await;
     let start = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
     let mut at = start;
     let both = |rx: u64, at| vec![peer_line(0, Counters::new(rx, 1), at), peer_line(1, Counters::new(rx, 1), at)];
@@ -512,8 +516,7 @@ async fn a_client_row_removed_outside_a_poll_leaves_the_state_and_comes_back_as_
 #[tokio::test]
 async fn a_damaged_state_row_stops_its_servers_polls_and_the_server_list_still_loads() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("bad.db").display())).await.unwrap();
-    let id = add_server(&store).await;
+    let (store, id) = store_with_server(&dir, "bad.db").await;
     let at = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
     assert!(poll_once(&store, id, vec![peer_line(0, Counters::new(10, 1), at)], at).await);
     sqlx::query("UPDATE server_state SET data = x'01ff' WHERE server_id = ?")
@@ -538,8 +541,7 @@ async fn a_damaged_state_row_stops_its_servers_polls_and_the_server_list_still_l
 #[tokio::test]
 async fn ended_sessions_older_than_the_history_are_deleted_and_open_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("history.db").display())).await.unwrap();
-    let id = add_server(&store).await;
+    let (store, id) = store_with_server(&dir, "history.db").await;
     let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).single().unwrap();
     assert!(poll_once(&store, id, vec![peer_line(0, Counters::new(10, 1), now)], now).await);
     let day = 86_400;

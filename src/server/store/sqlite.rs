@@ -523,11 +523,11 @@ impl Store for SqliteStore {
         let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&mut *tx).await?;
         let state = current_state(&mut tx, server).await?;
         tx.commit().await?;
-        let live = state.by_id();
+        let live = state.into_by_id();
         let mut clients = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: i64 = row.try_get("id")?;
-            let client = client_from_row(row, live.get(&id).copied(), month)?;
+            let client = client_from_row(row, live.get(&id), month)?;
             // WireGuard: peers on the host or part of the wanted configuration.
             if client.on_host || client.managed || client.protocol == Protocol::Openvpn {
                 clients.push(client);

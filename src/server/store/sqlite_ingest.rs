@@ -75,6 +75,21 @@ fn peer_attributes(peer: &WgPeer) -> u64 {
     fingerprint(&[&bytes])
 }
 
+/// A peer's row attributes as written to `clients`, after `head` (its
+/// identity or id): `[head, endpoint, allowed_ips, virtual_ip,
+/// has_preshared_key, persistent_keepalive]`.
+fn peer_row(head: Value, peer: &WgPeer) -> Value {
+    let allowed = peer.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    json!([
+        head,
+        peer.endpoint.map(|e| e.to_string()),
+        allowed,
+        wireguard_virtual_ip(peer),
+        i64::from(peer.has_preshared_key),
+        peer.persistent_keepalive,
+    ])
+}
+
 /// The server's live state as of this transaction. The stored row is used
 /// when it was written after the last change to the server's client rows;
 /// otherwise it is brought up to date from them: entries of removed clients
@@ -98,7 +113,7 @@ pub(super) async fn current_state(conn: &mut SqliteConnection, id: ServerId) -> 
         (Some(state), Some(v)) if v == version => return Ok(state),
         (stored, _) => stored.unwrap_or_default(),
     };
-    let mut kept: HashMap<i64, ClientState> = stored.clients.into_iter().map(|c| (c.client_id, c)).collect();
+    let mut kept = stored.into_by_id();
     let rows = sqlx::query(
         "SELECT c.id, c.identity, c.seed_rx_counter, c.seed_tx_counter, c.seed_total_rx, c.seed_total_tx, \
            c.seed_latest_handshake, c.seed_last_seen_at, c.seed_last_sync_at, c.seed_on_host, o.id AS open_session \
@@ -274,22 +289,8 @@ async fn write_wireguard(
     roll_month(tx, state, poll.month).await?;
 
     // New peers get a row first: everything else refers to its id.
-    let fresh: Vec<Value> = plan
-        .peers
-        .iter()
-        .filter(|p| p.client_id.is_none())
-        .map(|p| {
-            let allowed = p.peer.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-            json!([
-                p.identity,
-                p.peer.endpoint.map(|e| e.to_string()),
-                allowed,
-                wireguard_virtual_ip(p.peer),
-                i64::from(p.peer.has_preshared_key),
-                p.peer.persistent_keepalive,
-            ])
-        })
-        .collect();
+    let fresh: Vec<Value> =
+        plan.peers.iter().filter(|p| p.client_id.is_none()).map(|p| peer_row(json!(p.identity), p.peer)).collect();
     let mut index: HashMap<i64, usize> = HashMap::with_capacity(state.clients.len() + fresh.len());
     for (i, c) in state.clients.iter().enumerate() {
         index.insert(c.client_id, i);
@@ -330,7 +331,7 @@ async fn write_wireguard(
         if let (SessionStep::Close { disconnected_at }, Some(conn)) = (p.session, p.open_session) {
             // As before this poll, but with its traffic.
             let mut closing = c.clone();
-            closing.total = closing.total.saturating_add(p.delta.new).saturating_add(p.delta.carried);
+            closing.count(p.delta);
             closes.push(close_row(conn, disconnected_at, &closing));
             c.open_session = None;
         }
@@ -339,22 +340,13 @@ async fn write_wireguard(
         if endpoint != c.endpoint || attributes != c.attributes {
             // New rows were written with these attributes just now.
             if p.client_id.is_some() {
-                let allowed = p.peer.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-                changed.push(json!([
-                    c.client_id,
-                    p.peer.endpoint.map(|e| e.to_string()),
-                    allowed,
-                    wireguard_virtual_ip(p.peer),
-                    i64::from(p.peer.has_preshared_key),
-                    p.peer.persistent_keepalive
-                ]));
+                changed.push(peer_row(json!(c.client_id), p.peer));
             }
             c.endpoint = endpoint;
             c.attributes = attributes;
         }
         c.counters = Counters::new(p.peer.rx.get(), p.peer.tx.get());
-        c.total = c.total.saturating_add(p.delta.new).saturating_add(p.delta.carried);
-        c.month_bytes = c.month_bytes.saturating_add(p.delta.new);
+        c.count(p.delta);
         c.latest_handshake = p.peer.latest_handshake.map(secs).or(c.latest_handshake);
         c.last_seen = p.last_seen.map(secs);
         c.on_host = true;
@@ -526,8 +518,7 @@ async fn write_openvpn(
     for c in &mut state.clients {
         match plan.users.get(&c.identity) {
             Some(u) => {
-                c.total = c.total.saturating_add(u.delta.new).saturating_add(u.delta.carried);
-                c.month_bytes = c.month_bytes.saturating_add(u.delta.new);
+                c.count(u.delta);
                 c.last_seen = Some(at);
                 c.last_sync_at = at;
                 c.on_host = true;

@@ -53,7 +53,7 @@ async fn sessions_from_rows(conn: &mut SqliteConnection, rows: &[SqliteRow]) -> 
         if let (None, (Some(base_rx), Some(base_tx))) = (session.disconnected_at, base) {
             if let Entry::Vacant(slot) = states.entry(session.server_id) {
                 let state = current_state(conn, session.server_id).await?;
-                slot.insert(state.clients.into_iter().map(|c| (c.client_id, c)).collect());
+                slot.insert(state.into_by_id());
             }
             let live = states.get(&session.server_id).and_then(|s| s.get(&session.client_id.get()));
             if let Some(c) = live {
@@ -125,7 +125,7 @@ pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec
         }
     }
     for state in states.into_values() {
-        live.extend(state.clients.into_iter().map(|c| (c.client_id, c)));
+        live.extend(state.into_by_id());
     }
     // (client, month) -> bytes: past months from the ledger, the current
     // month from the live state.

@@ -19,7 +19,7 @@
 //! length-prefixed UTF-8 strings. Decoding checks every length and value;
 //! a damaged value is an error, never a panic.
 
-use crate::domain::accounting::Counters;
+use crate::domain::accounting::{Counters, Delta};
 use std::collections::HashMap;
 
 const FORMAT: u8 = 1;
@@ -71,6 +71,13 @@ impl ClientState {
         }
     }
 
+    /// Counts one poll's bytes: new traffic into the lifetime total and the
+    /// month, carried-in counters into the lifetime total only.
+    pub fn count(&mut self, delta: Delta) {
+        self.total = self.total.saturating_add(delta.new).saturating_add(delta.carried);
+        self.month_bytes = self.month_bytes.saturating_add(delta.new);
+    }
+
     /// The bytes of `month`, given its `usage_monthly` row.
     pub fn month_usage(&self, month: &str, ledger: Counters) -> Counters {
         if self.month == month {
@@ -88,8 +95,9 @@ pub(super) struct ServerState {
 }
 
 impl ServerState {
-    pub fn by_id(&self) -> HashMap<i64, &ClientState> {
-        self.clients.iter().map(|c| (c.client_id, c)).collect()
+    /// The clients by id.
+    pub fn into_by_id(self) -> HashMap<i64, ClientState> {
+        self.clients.into_iter().map(|c| (c.client_id, c)).collect()
     }
 }
 
