@@ -17,7 +17,7 @@ CARGO_LEPTOS_TOOLCHAIN=1.96.0
 
 APT_PACKAGES=(
   build-essential pkg-config libssl-dev ca-certificates  # native build deps
-  wireguard-go wireguard-tools iproute2 iputils-ping openssh-server  # test hosts
+  wireguard-go wireguard-tools iproute2 iputils-ping openssh-server openvpn  # test hosts
   chromium  # Playwright drives Debian's Chromium; no browser is downloaded
 )
 # wasm-opt comes from npm (binaryen 132): Debian's binaryen 108 corrupts the

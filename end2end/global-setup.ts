@@ -38,6 +38,8 @@ export default async function globalSetup() {
     TOLLGATE_POLL_INTERVAL: '2',
     TOLLGATE_MAX_BACKOFF: '4',
     TOLLGATE_LOG: 'info,tollgate=debug',
+    // The test host's panel key lives under testhost.sh's directory.
+    TOLLGATE_SSH_KEY_DIR: process.env.TOLLGATE_TESTHOST_DIR ?? '/tmp/tollgate-testhost',
   };
   delete (env as Record<string, string | undefined>).TOLLGATE_CONFIG;
   execFileSync(binary(), ['admin', 'create', panelState.admin], { env, input: `${panelState.password}\n` });

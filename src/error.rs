@@ -15,11 +15,15 @@ pub enum ErrorKind {
     BadRequest,
     /// Not logged in, or the session expired.
     Unauthorized,
+    /// A state-changing request from another site (cross-site request forgery).
+    Forbidden,
     NotFound,
     /// The thing already exists (a server name, a username).
     Conflict,
     /// Login throttled; `retry_after` says when to try again.
     TooManyRequests,
+    /// A JSON endpoint was sent something other than JSON.
+    UnsupportedMediaType,
     /// A VPN host could not be reached or refused us; the message says why.
     HostUnavailable,
     /// Something broke on the panel; the cause is in its log only.
@@ -69,12 +73,22 @@ impl AppError {
         Self::new(ErrorKind::HostUnavailable, message)
     }
 
-    /// Logs `cause` on the server and returns an error that does not reveal it.
+    /// Logs `cause` on the server under a new reference and returns an
+    /// error that shows only the reference.
     #[cfg(feature = "ssr")]
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorKind::Internal, "Something went wrong on the panel; the cause is in its log.")
+        let reference = error_reference();
+        tracing::error!(error = %cause, %reference, "internal error");
+        Self::new(ErrorKind::Internal, format!("Internal error (ref {reference}); the cause is in the panel's log."))
     }
+}
+
+/// A short random reference that ties a message shown to a user to the log
+/// line holding its cause.
+#[cfg(feature = "ssr")]
+pub fn error_reference() -> String {
+    use rand::Rng;
+    format!("{:08x}", rand::thread_rng().gen::<u32>())
 }
 
 impl FromServerFnError for AppError {
@@ -105,9 +119,11 @@ mod http {
             match self {
                 ErrorKind::BadRequest => StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::Conflict => StatusCode::CONFLICT,
                 ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorKind::HostUnavailable => StatusCode::BAD_GATEWAY,
                 ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             }

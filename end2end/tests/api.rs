@@ -231,3 +231,110 @@ async fn behind_a_trusted_proxy_one_guessing_client_does_not_lock_out_another() 
     assert_eq!(other.status(), StatusCode::OK);
     panel.stop().await;
 }
+
+/// A form on another site, posted by the admin's browser with its cookie.
+fn cross_site(
+    http: &reqwest::Client,
+    url: String,
+    origin: Option<&str>,
+    fetch_site: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut req = http.post(url).header("content-type", "application/x-www-form-urlencoded").body(
+        "name=evil&host=127.0.0.1&port=1&user=root&private_key_path=&private_key=x&protocol=&interface=wg0\
+               &command_prefix=&status_path=&management_port=&management_password=&host_key_fingerprint=&halt=true",
+    );
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    if let Some(site) = fetch_site {
+        req = req.header("sec-fetch-site", site);
+    }
+    req
+}
+
+#[tokio::test]
+async fn cross_origin_form_posts_are_refused_and_change_nothing() {
+    let panel = TestPanel::start().await;
+    let http = panel.login().await;
+    for path in ["/rpc/add_server", "/api/sessions/1/disconnect", "/api/servers/1/sync-stats", "/api/servers"] {
+        for (origin, site) in [
+            (Some("https://evil.example"), Some("cross-site")),
+            (Some("http://evil.example"), None),
+            (None, Some("same-site")),
+            (Some("null"), None),
+        ] {
+            let res = cross_site(&http, panel.url(path), origin, site).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path} from {origin:?}/{site:?}");
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["success"], false);
+        }
+    }
+    // A JSON endpoint takes JSON only, whoever sends it.
+    let res = cross_site(&http, panel.url("/api/servers"), None, None).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let res = cross_site(&http, panel.url("/api/sessions/1/disconnect"), None, None).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (_, list) = get_json(&http, &panel.url("/api/servers")).await;
+    assert_eq!(list["servers"], json!([]), "nothing stored");
+
+    // The panel's own forms (same origin) still reach their handlers.
+    let own =
+        cross_site(&http, panel.url("/rpc/add_server"), Some(&panel.base), Some("same-origin")).send().await.unwrap();
+    assert_ne!(own.status(), StatusCode::FORBIDDEN);
+    let (status, _) = post_json(&http, &panel.url("/api/servers/1/sync-stats"), &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a same-origin JSON call without Origin is served");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_parallel_wrong_passwords_verify_at_most_the_allowed_five() {
+    let panel = TestPanel::start().await;
+    let http = panel.client();
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let req =
+            http.post(panel.url("/api/auth/login")).json(&json!({ "username": ADMIN, "password": "not the password" }));
+        tries.spawn(async move { req.send().await.unwrap().status() });
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    while let Some(status) = tries.join_next().await {
+        *counts.entry(status.unwrap().as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(counts.get(&401), Some(&5), "{counts:?}");
+    assert_eq!(counts.get(&429), Some(&45), "{counts:?}");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_file_outside_the_key_directory_is_one_422_naming_the_field() {
+    let panel = TestPanel::start_with(|c| tollgate::server::config::Config { ssh_key_dir: None, ..c }).await;
+    let http = panel.login().await;
+    let keys = panel.config.key_dir();
+    let db = panel.database_url.trim_start_matches("sqlite://").to_owned();
+    assert_eq!(keys, std::path::Path::new(&db).parent().unwrap().join("keys"), "keys/ beside the database");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("notes.txt"), "not a key\n").unwrap();
+    let mut answers = Vec::new();
+    for path in [
+        "/etc/shadow".to_owned(),
+        "/nonexistent/key".to_owned(),
+        format!("{}/../../../etc/passwd", keys.display()),
+        format!("{}/missing", keys.display()),
+        format!("{}/notes.txt", keys.display()),
+    ] {
+        let body = json!({
+            "name": "k", "host": "127.0.0.1", "port": 1, "user": "root",
+            "private_key_path": path, "interface": "wg0",
+        });
+        let (status, refused) = post_json(&http, &panel.url("/api/servers"), &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {refused}");
+        let message = refused["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("private_key_path"), "{message}");
+        assert!(!message.contains("No such file") && !message.contains("denied"), "{message}");
+        answers.push(message);
+    }
+    assert_eq!(answers[0], answers[1], "whether a file exists outside the key directory is not told");
+    let (_, list) = get_json(&http, &panel.url("/api/servers")).await;
+    assert_eq!(list["servers"], json!([]));
+    panel.stop().await;
+}

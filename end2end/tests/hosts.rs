@@ -215,10 +215,10 @@ async fn a_host_without_the_interface_is_not_added() {
     assert!(message.contains("wg-missing") && message.contains("Unable to access interface"), "{message}");
 
     let mut body = host.add_request("Host 17");
-    body["private_key_path"] = json!("/nonexistent/key");
+    body["private_key_path"] = json!(format!("{}/17/no-such-key", testhost_dir().display()));
     let (status, refused) = post_json(&http, &panel.url("/api/servers"), &body).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{refused}");
-    assert!(refused["error"].as_str().unwrap().contains("cannot read the key file"), "{refused}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a bad key file is the request's fault: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("private_key_path"), "{refused}");
 
     let (_, list) = get_json(&http, &panel.url("/api/servers")).await;
     assert_eq!(list["servers"], json!([]), "nothing stored");

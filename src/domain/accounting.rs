@@ -92,8 +92,43 @@ pub enum FirstSight {
     Count,
 }
 
+/// Whether a source's counters can start again from zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CounterScope {
+    /// A WireGuard peer: its counters are lost when the interface restarts
+    /// or the peer is removed, so a lower reading is a reset.
+    Resettable,
+    /// An OpenVPN session: its key includes its start, so its counters only
+    /// grow. A lower reading is stale data (a status file that lags the
+    /// management interface) and adds nothing; an absence does not end the
+    /// counters either.
+    Monotonic,
+}
+
 /// The bytes to add for a source now reading `now`, given what was known.
 pub fn delta(previous: Option<SourceState>, now: Counters, first_sight: FirstSight) -> Delta {
+    scoped_delta(CounterScope::Resettable, previous, now, first_sight)
+}
+
+/// The counters to remember after reading `now`: for a monotonic source the
+/// highest seen in each direction, else the reading itself.
+pub fn remembered(scope: CounterScope, last: Option<Counters>, now: Counters) -> Counters {
+    match (scope, last) {
+        (CounterScope::Monotonic, Some(last)) => Counters::new(last.rx.max(now.rx), last.tx.max(now.tx)),
+        _ => now,
+    }
+}
+
+/// [`delta`] for a source of the given scope.
+pub fn scoped_delta(
+    scope: CounterScope,
+    previous: Option<SourceState>,
+    now: Counters,
+    first_sight: FirstSight,
+) -> Delta {
+    if let (CounterScope::Monotonic, Some(state)) = (scope, previous) {
+        return Delta { new: now.saturating_sub(state.last), carried: Counters::ZERO };
+    }
     match previous {
         None => match first_sight {
             FirstSight::CarryIn => Delta { new: Counters::ZERO, carried: now },
@@ -166,6 +201,27 @@ mod tests {
     fn a_source_back_after_an_absence_is_a_new_counter_object() {
         let gone = Some(SourceState { last: Counters::new(400, 400), present: false });
         assert_eq!(delta(gone, Counters::new(900, 100), FirstSight::Count).new, Counters::new(900, 100));
+    }
+
+    #[test]
+    fn a_lower_reading_of_a_session_counter_is_stale_and_adds_nothing() {
+        let last = Counters::new(200_000, 300_000);
+        let state = Some(SourceState { last, present: true });
+        let stale = Counters::new(150_000, 250_000);
+        let d = scoped_delta(CounterScope::Monotonic, state, stale, FirstSight::Count);
+        assert_eq!(d, Delta::default());
+        assert_eq!(remembered(CounterScope::Monotonic, Some(last), stale), last);
+        // A reading lower in one direction only still counts the other's growth once.
+        let mixed = Counters::new(199_000, 300_500);
+        assert_eq!(scoped_delta(CounterScope::Monotonic, state, mixed, FirstSight::Count).new, Counters::new(0, 500));
+        assert_eq!(remembered(CounterScope::Monotonic, Some(last), mixed), Counters::new(200_000, 300_500));
+        // Absent from the previous poll and back: only its growth counts.
+        let back = Some(SourceState { last, present: false });
+        let grown = Counters::new(201_000, 302_000);
+        assert_eq!(
+            scoped_delta(CounterScope::Monotonic, back, grown, FirstSight::Count).new,
+            Counters::new(1_000, 2_000)
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! reports now, the bytes to add, the sessions to open, continue or close,
 //! and each client's last sign of life. The store only carries out a plan.
 
-use super::accounting::{delta, Counters, Delta, FirstSight, SourceState};
+use super::accounting::{delta, remembered, scoped_delta, CounterScope, Counters, Delta, FirstSight, SourceState};
 use super::net::client_address;
 use super::openvpn::{OvpnSession, OvpnStatus};
 use super::sessions::{gone_step, last_seen_after, wireguard_step, SessionStep};
@@ -106,21 +106,56 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq>(
     plan
 }
 
-/// An open OpenVPN session as the panel knew it before the poll.
+/// An OpenVPN session the panel knows: every open one, and closed ones
+/// whose [`OvpnSession::source`] the poll reports again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionBefore {
     pub connection_id: i64,
+    pub source: String,
+    /// The session's start as first read, Unix seconds.
+    pub since: Option<i64>,
+    pub since_exact: bool,
+    /// The highest counters read so far.
     pub counters: Counters,
     pub last_seen: DateTime<Utc>,
+    pub open: bool,
+}
+
+/// The widest gap between a version-1 time (the host's local time) and UTC.
+const MAX_ZONE_OFFSET_SECS: i64 = 14 * 3600;
+/// Every zone offset in use is a whole number of quarter hours.
+const ZONE_OFFSET_STEP_SECS: i64 = 900;
+
+/// Whether a reading that started at `since` is the known session (same
+/// [`OvpnSession::source`]) that started at `known`. Starts read the same way
+/// must be equal. A version-1 file prints the host's local time, so between
+/// it and an exact time they may differ by a zone offset: a whole number of
+/// quarter hours, at most 14 hours. (A client reconnecting from the very
+/// same address and port exactly such a span after its previous session
+/// began, read once each way, would be taken for that session.)
+pub fn same_session(known: Option<i64>, known_exact: bool, since: Option<i64>, exact: bool) -> bool {
+    match (known, since) {
+        (Some(a), Some(b)) if known_exact != exact => {
+            let gap = (a - b).abs();
+            gap % ZONE_OFFSET_STEP_SECS == 0 && gap <= MAX_ZONE_OFFSET_SECS
+        }
+        (a, b) => a == b,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct OvpnSessionPlan<'a> {
     pub session: &'a OvpnSession,
     pub source: String,
-    /// The open connection row, if the session was known.
+    /// The known session, if any.
     pub connection_id: Option<i64>,
+    /// The known session had been closed (it was missing from a reading).
+    pub reopen: bool,
     pub delta: Delta,
+    /// The counters to remember: the highest read so far.
+    pub counters: Counters,
+    /// The session's start, when this reading is exact and the known one was not.
+    pub exact_since: Option<i64>,
 }
 
 /// One OpenVPN user (common name), summed over their sessions in this poll.
@@ -145,13 +180,11 @@ pub struct OpenvpnPlan<'a> {
     pub carried: Counters,
 }
 
-/// Plans an OpenVPN poll. `before` holds the open sessions, keyed by
-/// [`OvpnSession::source_key`].
-pub fn plan_openvpn<'a>(
-    before: &HashMap<String, SessionBefore>,
-    status: &'a OvpnStatus,
-    first_poll: bool,
-) -> OpenvpnPlan<'a> {
+/// Plans an OpenVPN poll. Session counters only grow (see
+/// [`CounterScope::Monotonic`]): a stale reading adds nothing, a session read
+/// again after it was missing adds only its growth, and a closed session read
+/// again without growth (an old status file) is left closed.
+pub fn plan_openvpn<'a>(before: &[SessionBefore], status: &'a OvpnStatus, first_poll: bool) -> OpenvpnPlan<'a> {
     let first_sight = if first_poll { FirstSight::CarryIn } else { FirstSight::Count };
     let mut plan = OpenvpnPlan {
         sessions: Vec::with_capacity(status.sessions.len()),
@@ -160,15 +193,39 @@ pub fn plan_openvpn<'a>(
         new: Counters::ZERO,
         carried: Counters::ZERO,
     };
-    let mut seen = HashSet::new();
+    let mut by_source: HashMap<&str, Vec<&SessionBefore>> = HashMap::new();
+    for k in before {
+        by_source.entry(k.source.as_str()).or_default().push(k);
+    }
+    // Open sessions first, then the most recently closed.
+    for list in by_source.values_mut() {
+        list.sort_by_key(|k| (!k.open, std::cmp::Reverse(k.last_seen), k.connection_id));
+    }
+    let mut matched: HashSet<i64> = HashSet::new();
+    let mut seen: HashSet<(String, Option<i64>)> = HashSet::new();
     let mut newest: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
     for session in &status.sessions {
-        let source = session.source_key();
-        if !seen.insert(source.clone()) {
+        let source = session.source();
+        let since = session.connected_since.map(|t| t.timestamp());
+        if !seen.insert((source.clone(), since)) {
             continue; // the same session listed twice: count it once
         }
-        let known = before.get(&source);
-        let d = delta(known.map(|k| SourceState { last: k.counters, present: true }), session.counters, first_sight);
+        let known = by_source.get(source.as_str()).and_then(|list| {
+            list.iter()
+                .find(|k| {
+                    !matched.contains(&k.connection_id)
+                        && same_session(k.since, k.since_exact, since, session.since_exact)
+                })
+                .copied()
+        });
+        let state = known.map(|k| SourceState { last: k.counters, present: k.open });
+        let d = scoped_delta(CounterScope::Monotonic, state, session.counters, first_sight);
+        if let Some(k) = known {
+            matched.insert(k.connection_id);
+            if !k.open && d.new.is_zero() {
+                continue; // an old reading of a session that has ended
+            }
+        }
         plan.new += d.new;
         plan.carried += d.carried;
         let user = plan.users.entry(session.common_name.clone()).or_default();
@@ -188,13 +245,16 @@ pub fn plan_openvpn<'a>(
             session,
             source,
             connection_id: known.map(|k| k.connection_id),
+            reopen: known.is_some_and(|k| !k.open),
             delta: d,
+            counters: remembered(CounterScope::Monotonic, known.map(|k| k.counters), session.counters),
+            exact_since: known.filter(|k| !k.since_exact && session.since_exact).and(since),
         });
     }
     let mut ended: Vec<(i64, DateTime<Utc>)> = before
         .iter()
-        .filter(|(source, _)| !seen.contains(*source))
-        .map(|(_, k)| (k.connection_id, k.last_seen))
+        .filter(|k| k.open && !matched.contains(&k.connection_id))
+        .map(|k| (k.connection_id, k.last_seen))
         .collect();
     ended.sort();
     plan.ended = ended;
@@ -275,26 +335,61 @@ mod tests {
         );
     }
 
+    fn known(status: &OvpnStatus, name: &str, id: i64, rx: u64, open: bool) -> SessionBefore {
+        let s = status.sessions.iter().find(|s| s.common_name == name).unwrap();
+        SessionBefore {
+            connection_id: id,
+            source: s.source(),
+            since: s.connected_since.map(|t| t.timestamp()),
+            since_exact: s.since_exact,
+            counters: Counters::new(rx, rx),
+            last_seen: at(0),
+            open,
+        }
+    }
+
     #[test]
     fn openvpn_sessions_sum_per_user_and_ended_ones_close() {
         let status = parse_status(V2).unwrap();
-        let alice = status.sessions.iter().find(|s| s.common_name == "alice").unwrap();
-        let mut before = HashMap::new();
-        before.insert(
-            alice.source_key(),
-            SessionBefore { connection_id: 5, counters: Counters::new(3000, 3000), last_seen: at(0) },
-        );
-        before.insert(
-            "cid:7@1".to_owned(),
-            SessionBefore { connection_id: 6, counters: Counters::new(9, 9), last_seen: at(-3) },
-        );
+        let gone = SessionBefore {
+            connection_id: 6,
+            source: "carol|198.18.202.9:1".into(),
+            since: Some(1),
+            since_exact: true,
+            counters: Counters::new(9, 9),
+            last_seen: at(-3),
+            open: true,
+        };
+        let before = vec![known(&status, "alice", 5, 3000, true), gone];
         let plan = plan_openvpn(&before, &status, false);
         assert_eq!(plan.users["alice"].delta.new, Counters::new(686, 686));
         assert_eq!(plan.users["bob"].delta.new, Counters::new(2066, 2070), "a new session counts fully");
         assert_eq!(plan.users["bob"].virtual_ip.as_deref(), Some("10.78.202.3"));
         assert_eq!(plan.ended, vec![(6, at(-3))]);
-        let first = plan_openvpn(&HashMap::new(), &status, true);
+        let first = plan_openvpn(&[], &status, true);
         assert_eq!(first.new, Counters::ZERO);
         assert_eq!(first.carried, Counters::new(3686 + 2066, 3686 + 2070));
+    }
+
+    #[test]
+    fn a_closed_session_read_again_counts_only_its_growth_and_an_old_echo_nothing() {
+        let status = parse_status(V2).unwrap();
+        let plan = plan_openvpn(&[known(&status, "alice", 5, 3000, false)], &status, false);
+        let alice = plan.sessions.iter().find(|s| s.session.common_name == "alice").unwrap();
+        assert_eq!((alice.connection_id, alice.reopen, alice.delta.new), (Some(5), true, Counters::new(686, 686)));
+        let echo = plan_openvpn(&[known(&status, "alice", 5, 9000, false)], &status, false);
+        assert!(echo.sessions.iter().all(|s| s.session.common_name != "alice"), "left closed");
+        assert!(!echo.users.contains_key("alice"));
+    }
+
+    #[test]
+    fn a_version_1_start_in_local_time_matches_the_exact_one_a_zone_offset_away() {
+        let exact = 1_795_364_967;
+        assert!(same_session(Some(exact), true, Some(exact + 3 * 3600), false), "UTC+3 host");
+        assert!(same_session(Some(exact + 5 * 3600 + 1800), false, Some(exact), true), "UTC+5:30 host");
+        assert!(!same_session(Some(exact), true, Some(exact + 3 * 3600 + 1), false));
+        assert!(!same_session(Some(exact), true, Some(exact + 15 * 3600), false));
+        assert!(!same_session(Some(exact), true, Some(exact + 900), true), "two exact starts must be equal");
+        assert!(same_session(None, false, None, false));
     }
 }

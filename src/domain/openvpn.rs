@@ -41,6 +41,9 @@ pub struct OvpnSession {
     /// Bytes this session moved (they start at zero per session).
     pub counters: Counters,
     pub connected_since: Option<DateTime<Utc>>,
+    /// Whether `connected_since` is an exact Unix time (versions 2 and 3);
+    /// version 1 prints the host's local time, read here as UTC.
+    pub since_exact: bool,
     /// The management interface's client id (versions 2 and 3).
     pub client_id: Option<u64>,
     pub peer_id: Option<u64>,
@@ -48,16 +51,16 @@ pub struct OvpnSession {
 }
 
 impl OvpnSession {
-    /// What tells this session apart from every other on the server, across
-    /// server restarts (client ids restart at 0): id or address, plus start.
-    pub fn source_key(&self) -> String {
-        let who = match (self.client_id, &self.real_address) {
-            (Some(id), _) => format!("cid:{id}"),
-            (None, Some(addr)) => format!("addr:{addr}"),
-            (None, None) => format!("cn:{}", self.common_name),
-        };
-        let since = self.connected_since.map(|t| t.timestamp()).unwrap_or_default();
-        format!("{who}@{since}")
+    /// Who the session is, in every status form alike: the common name and
+    /// the client's real address (the client id where no address is given).
+    /// With [`OvpnSession::connected_since`] it tells sessions apart, also
+    /// across server restarts, which start client ids again at 0.
+    pub fn source(&self) -> String {
+        match (&self.real_address, self.client_id) {
+            (Some(addr), _) => format!("{}|{addr}", self.common_name),
+            (None, Some(id)) => format!("{}|cid:{id}", self.common_name),
+            (None, None) => format!("{}|", self.common_name),
+        }
     }
 }
 
@@ -192,7 +195,8 @@ fn parse_v1(lines: &[(usize, &str)], titled: bool) -> Result<OvpnStatus, StatusE
     let mut sessions = Vec::new();
     let mut routes: HashMap<(String, String), IpAddr> = HashMap::new();
     let mut section = "clients";
-    let mut ended = !titled;
+    // Every form ends with END; a reply without it was cut short.
+    let mut ended = false;
     for (n, l) in rows {
         match *l {
             "ROUTING TABLE" => section = "routes",
@@ -217,6 +221,7 @@ fn parse_v1(lines: &[(usize, &str)], titled: bool) -> Result<OvpnStatus, StatusE
                     virtual_ipv6: None,
                     counters: Counters::new(parse_u64(*n, "Bytes Received", f[2])?, parse_u64(*n, "Bytes Sent", f[3])?),
                     connected_since: Some(parse_text_date(*n, f[4])?),
+                    since_exact: false,
                     client_id: None,
                     peer_id: None,
                     cipher: None,
@@ -306,6 +311,7 @@ fn parse_v2_v3(lines: &[(usize, &str)], sep: char) -> Result<OvpnStatus, StatusE
                         parse_u64(*n, "Bytes Sent", need("Bytes Sent")?)?,
                     ),
                     connected_since: since,
+                    since_exact: get("Connected Since (time_t)").is_some(),
                     client_id: id("Client ID")?,
                     peer_id: id("Peer ID")?,
                     cipher: get("Data Channel Cipher").and_then(optional),
@@ -420,20 +426,24 @@ mod tests {
     fn the_bare_client_list_of_older_tools_parses() {
         let text = "Common Name,Real Address,Bytes Received,Bytes Sent,Connected Since\n\
                     username1,192.168.1.100:54321,1024,2048,2025-08-06 18:30:15\n\
-                    username2,192.168.1.101:54322,2048,4096,Wed Aug  6 18:25:30 2025\n";
+                    username2,192.168.1.101:54322,2048,4096,Wed Aug  6 18:25:30 2025\nEND\n";
         let s = parse_status(text).unwrap();
+        let cut = &text[..text.find("username2").unwrap()];
+        assert_eq!(parse_status(cut).unwrap_err().kind, StatusErrorKind::Unterminated);
         assert_eq!(s.format, StatusFormat::ClientList);
         assert_eq!(s.sessions[0].counters, Counters::new(1024, 2048));
         assert_eq!(s.sessions[1].connected_since.unwrap().to_rfc3339(), "2025-08-06T18:25:30+00:00");
     }
 
     #[test]
-    fn session_keys_survive_client_id_reuse_after_a_server_restart() {
+    fn every_status_form_names_a_session_alike() {
         let s = parse_status(V2).unwrap();
         let bob = by_name(&s, "bob");
-        assert_eq!(bob.source_key(), "cid:1@1795364967");
+        assert_eq!(bob.source(), "bob|198.18.202.6:47564");
+        assert!(bob.since_exact);
         let v1 = parse_status(V1).unwrap();
-        assert_eq!(by_name(&v1, "bob").source_key(), format!("addr:198.18.202.6:40922@{}", 1_795_364_959));
+        assert_eq!(by_name(&v1, "bob").source(), "bob|198.18.202.6:40922");
+        assert!(!by_name(&v1, "bob").since_exact);
     }
 
     #[test]

@@ -11,6 +11,14 @@ pub struct Limit {
     pub window: TimeDelta,
 }
 
+/// A login attempt under way, counted as a failure until it succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    address: String,
+    username: String,
+    at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct LoginThrottle {
     per_user: Limit,
@@ -67,6 +75,27 @@ impl LoginThrottle {
             Err(u64::try_from((wait + TimeDelta::milliseconds(999)).num_seconds()).unwrap_or(1).max(1))
         } else {
             Ok(())
+        }
+    }
+
+    /// Starts a login attempt: `Err(seconds)` when it must wait; otherwise
+    /// the attempt is counted as a failure at once, before the password is
+    /// checked, so that parallel attempts cannot all pass [`Self::check`].
+    /// A right password takes it back with [`Self::succeeded`].
+    pub fn begin(&mut self, address: &str, username: &str, now: DateTime<Utc>) -> Result<Attempt, u64> {
+        self.check(address, username, now)?;
+        self.record_failure(address, username, now);
+        Ok(Attempt { address: address.to_owned(), username: username.to_owned(), at: now })
+    }
+
+    /// The attempt's password was right: the username's failures are
+    /// cleared and the attempt no longer counts against the address.
+    pub fn succeeded(&mut self, attempt: &Attempt) {
+        self.record_success(&attempt.username);
+        if let Some(times) = self.failures.get_mut(&format!("addr:{}", attempt.address)) {
+            if let Some(i) = times.iter().rposition(|t| *t == attempt.at) {
+                times.remove(i);
+            }
         }
     }
 
@@ -135,6 +164,23 @@ mod tests {
         assert_eq!(th.check("10.0.0.2", "Admin", t(10)), Err(15 * 60 - 10));
         assert_eq!(th.check("10.0.0.2", "other", t(10)), Ok(()));
         assert_eq!(th.check("10.0.0.2", "admin", t(15 * 60)), Ok(()));
+    }
+
+    #[test]
+    fn attempts_count_before_their_passwords_are_checked() {
+        let mut th = LoginThrottle::default();
+        let started: Vec<_> = (0..50).map(|_| th.begin("10.0.0.1", "admin", t(0))).collect();
+        assert_eq!(started.iter().filter(|a| a.is_ok()).count(), 5, "only five checked at once");
+        // A right password among them frees the user and its own address slot.
+        th.succeeded(started[0].as_ref().unwrap());
+        assert!(th.begin("10.0.0.1", "admin", t(1)).is_ok());
+        // The lockout ends with the window: the admin gets in afterwards.
+        let mut th = LoginThrottle::default();
+        for i in 0..5 {
+            th.begin("10.0.0.1", "admin", t(i)).unwrap();
+        }
+        assert!(th.begin("10.0.0.2", "admin", t(60)).is_err());
+        assert!(th.begin("10.0.0.2", "admin", t(15 * 60 + 4)).is_ok());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use crate::api::Protocol;
 use crate::domain::accounting::Counters;
 use crate::domain::wg_dump::WgDump;
 use crate::domain::{ByteCount, IpNetwork, PublicKey, RemoteCommand};
-use crate::server::poller::{poll_server, read_server, store_reading, transport_for, PollSettings, Reading};
+use crate::server::poll::{poll_server, read_server, store_reading, Reading};
+use crate::server::poller::{transport_for, PollSettings};
 use crate::server::store::{ServerRecord, Store, UsageQuery, UsageRow};
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -45,7 +46,7 @@ pub async fn collect(store: &dyn Store, settings: &PollSettings, out: &mut impl 
     let mut failed = 0;
     for mut record in servers {
         let mut transport = transport_for(&record, settings.ssh);
-        match poll_server(transport.as_mut(), &mut record, store, settings).await {
+        match poll_server(transport.as_mut(), &mut record, store, settings.limits()).await {
             Ok(o) if o.applied => writeln!(
                 out,
                 "{}: ok, {} {}, +{} up, +{} down, {} sessions opened, {} closed",

@@ -21,7 +21,14 @@ pub struct Config {
     /// Longest wait between polls of a failing host.
     pub max_backoff: Duration,
     pub ssh_connect_timeout: Duration,
+    /// Logging in once connected (key exchange done).
+    pub ssh_auth_timeout: Duration,
     pub ssh_command_timeout: Duration,
+    /// One whole poll: connect, log in, every command and management read.
+    pub poll_deadline: Duration,
+    /// Where SSH private key files given by path must live; `None`: `keys/`
+    /// beside the database file.
+    pub ssh_key_dir: Option<PathBuf>,
     pub session_ttl: Duration,
     /// Mark the session cookie `Secure` (serve over HTTPS, or behind a proxy that does).
     pub secure_cookies: bool,
@@ -52,7 +59,10 @@ impl Default for Config {
             poll_interval: Duration::from_secs(30),
             max_backoff: Duration::from_secs(300),
             ssh_connect_timeout: Duration::from_secs(10),
+            ssh_auth_timeout: Duration::from_secs(10),
             ssh_command_timeout: Duration::from_secs(20),
+            poll_deadline: Duration::from_secs(60),
+            ssh_key_dir: None,
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             shutdown_grace: Duration::from_secs(10),
@@ -77,7 +87,10 @@ pub struct Layer {
     pub poll_interval: Option<u64>,
     pub max_backoff: Option<u64>,
     pub ssh_connect_timeout: Option<u64>,
+    pub ssh_auth_timeout: Option<u64>,
     pub ssh_command_timeout: Option<u64>,
+    pub poll_deadline: Option<u64>,
+    pub ssh_key_dir: Option<PathBuf>,
     pub session_ttl: Option<u64>,
     pub secure_cookies: Option<bool>,
     pub shutdown_grace: Option<u64>,
@@ -93,14 +106,17 @@ pub struct Layer {
 }
 
 /// Environment variables and the keys they set.
-pub const ENV_KEYS: [(&str, &str); 16] = [
+pub const ENV_KEYS: [(&str, &str); 19] = [
     ("DATABASE_URL", "database_url"),
     ("LEPTOS_SITE_ADDR", "site_addr"),
     ("LEPTOS_SITE_ROOT", "site_root"),
     ("TOLLGATE_POLL_INTERVAL", "poll_interval"),
     ("TOLLGATE_MAX_BACKOFF", "max_backoff"),
     ("TOLLGATE_SSH_CONNECT_TIMEOUT", "ssh_connect_timeout"),
+    ("TOLLGATE_SSH_AUTH_TIMEOUT", "ssh_auth_timeout"),
     ("TOLLGATE_SSH_COMMAND_TIMEOUT", "ssh_command_timeout"),
+    ("TOLLGATE_POLL_DEADLINE", "poll_deadline"),
+    ("TOLLGATE_SSH_KEY_DIR", "ssh_key_dir"),
     ("TOLLGATE_SESSION_TTL", "session_ttl"),
     ("TOLLGATE_SECURE_COOKIES", "secure_cookies"),
     ("TOLLGATE_SHUTDOWN_GRACE", "shutdown_grace"),
@@ -146,6 +162,9 @@ impl Layer {
             "max_backoff" => self.max_backoff = Some(secs(value)?),
             "ssh_connect_timeout" => self.ssh_connect_timeout = Some(secs(value)?),
             "ssh_command_timeout" => self.ssh_command_timeout = Some(secs(value)?),
+            "ssh_auth_timeout" => self.ssh_auth_timeout = Some(secs(value)?),
+            "poll_deadline" => self.poll_deadline = Some(secs(value)?),
+            "ssh_key_dir" => self.ssh_key_dir = Some(PathBuf::from(value)),
             "session_ttl" => self.session_ttl = Some(secs(value)?),
             "shutdown_grace" => self.shutdown_grace = Some(secs(value)?),
             "secure_cookies" => {
@@ -201,6 +220,15 @@ impl Config {
         if let Some(v) = layer.ssh_command_timeout {
             self.ssh_command_timeout = d(v);
         }
+        if let Some(v) = layer.ssh_auth_timeout {
+            self.ssh_auth_timeout = d(v);
+        }
+        if let Some(v) = layer.poll_deadline {
+            self.poll_deadline = d(v);
+        }
+        if let Some(v) = layer.ssh_key_dir {
+            self.ssh_key_dir = Some(v);
+        }
         if let Some(v) = layer.session_ttl {
             self.session_ttl = d(v);
         }
@@ -241,7 +269,9 @@ impl Config {
         }
         for (name, value) in [
             ("ssh_connect_timeout", self.ssh_connect_timeout),
+            ("ssh_auth_timeout", self.ssh_auth_timeout),
             ("ssh_command_timeout", self.ssh_command_timeout),
+            ("poll_deadline", self.poll_deadline),
             ("session_ttl", self.session_ttl),
         ] {
             if value.is_zero() {
@@ -264,6 +294,17 @@ impl Config {
             bail!("DATABASE_URL must start with sqlite://");
         }
         Ok(self)
+    }
+
+    /// The directory SSH key files must be in: `ssh_key_dir`, or `keys/`
+    /// beside the SQLite database file.
+    pub fn key_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.ssh_key_dir {
+            return dir.clone();
+        }
+        let file = self.database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let file = file.split('?').next().unwrap_or(file);
+        Path::new(file).parent().map(|p| p.join("keys")).unwrap_or_else(|| PathBuf::from("keys"))
     }
 
     /// Defaults, then the file (if any), then the real environment, then `flags`.
@@ -312,6 +353,9 @@ mod tests {
         assert_eq!(config.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(config.trusted_proxies, ["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
         assert_eq!(config.ssh_connect_timeout, Config::default().ssh_connect_timeout);
+        assert_eq!(config.key_dir(), PathBuf::from("keys"), "keys/ beside a database in the working directory");
+        let data = Config { database_url: "sqlite:///var/lib/tollgate/tollgate.db".into(), ..Config::default() };
+        assert_eq!(data.key_dir(), PathBuf::from("/var/lib/tollgate/keys"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::api::AddServerRequest;
 use crate::domain::net::request_origin;
 use crate::domain::{ClientId, ServerId};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorKind};
 use crate::server::panel::Admin;
 use crate::server::panel::RECENT;
 use crate::server::store::SessionFilter;
@@ -235,6 +235,59 @@ pub async fn require_session(State(state): State<AppState>, request: Request, ne
     }
 }
 
+/// Cross-site request forgery: a state-changing request (anything but GET,
+/// HEAD, OPTIONS) is refused when a browser says it comes from another site
+/// (`Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` whose
+/// host differs from `Host`). Clients that are not browsers (the CLI, curl,
+/// scripts) send neither header and pass. JSON endpoints (`/api/…`) also
+/// refuse any body that is not `application/json`, so no HTML form can
+/// reach them. A reverse proxy must pass the `Host` header through.
+pub async fn same_origin_only(request: Request, next: Next) -> Response {
+    use axum::http::Method;
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    if let Err(refused) = check_origin(request.headers()) {
+        tracing::warn!(path = %request.uri().path(), reason = refused, "refused a cross-site request");
+        return AppError::new(ErrorKind::Forbidden, "Cross-site requests are refused.").into_response();
+    }
+    if request.uri().path().starts_with("/api/") && !is_json_or_absent(request.headers()) {
+        return AppError::new(ErrorKind::UnsupportedMediaType, "This endpoint takes application/json.").into_response();
+    }
+    next.run(request).await
+}
+
+/// `Err(reason)` when the browser's headers say the request is cross-site.
+fn check_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+    match headers.get("sec-fetch-site").map(|v| v.to_str().unwrap_or("")) {
+        Some("same-origin" | "none") => return Ok(()),
+        Some(_) => return Err("sec-fetch-site"),
+        None => {}
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| "origin")?;
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).ok_or("origin")?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).ok_or("host")?;
+    if origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err("origin")
+    }
+}
+
+fn is_json_or_absent(headers: &HeaderMap) -> bool {
+    match headers.get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json")),
+    }
+}
+
 /// Headers every response carries.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
@@ -248,6 +301,36 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_same_origin_browsers_and_non_browsers_may_change_state() {
+        assert!(check_origin(&headers(&[])).is_ok(), "the CLI and scripts send no Origin");
+        assert!(check_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
+        assert!(check_origin(&headers(&[("origin", "http://panel:3000"), ("host", "panel:3000")])).is_ok());
+        assert!(check_origin(&headers(&[("origin", "https://PANEL"), ("host", "panel")])).is_ok());
+        for bad in [
+            headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://panel"), ("host", "panel")]),
+            headers(&[("sec-fetch-site", "same-site")]),
+            headers(&[("origin", "http://evil"), ("host", "panel")]),
+            headers(&[("origin", "http://panel.evil"), ("host", "panel")]),
+            headers(&[("origin", "null"), ("host", "panel")]),
+            headers(&[("origin", "http://panel")]),
+        ] {
+            assert!(check_origin(&bad).is_err(), "{bad:?}");
+        }
+        assert!(is_json_or_absent(&headers(&[])));
+        assert!(is_json_or_absent(&headers(&[("content-type", "application/json; charset=utf-8")])));
+        assert!(!is_json_or_absent(&headers(&[("content-type", "application/x-www-form-urlencoded")])));
+        assert!(!is_json_or_absent(&headers(&[("content-type", "text/plain")])));
+    }
 
     #[test]
     fn only_login_assets_and_the_api_skip_the_page_gate() {

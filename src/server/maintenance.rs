@@ -1,7 +1,7 @@
 //! Housekeeping: rolling raw samples up into hourly and daily buckets and
 //! dropping what is past its retention.
 
-use crate::domain::accounting::{day_key, hour_key, Counters};
+use crate::domain::accounting::{day_key, Counters};
 use crate::server::store::{Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -22,11 +22,9 @@ pub fn daily_from_hourly(buckets: &[crate::server::store::HourlyBucket], tz: &Tz
     days.into_iter().map(|((c, d), bytes)| (c, d, bytes)).collect()
 }
 
-/// Longer than any poll takes (SSH timeouts bound it).
-const ROLLUP_DELAY: TimeDelta = TimeDelta::minutes(5);
-
-/// Rolls up every complete UTC hour not yet rolled up. Returns the number of
-/// hourly buckets written.
+/// Rolls up every raw sample committed since the last roll-up, whatever
+/// time its poll began at: hourly and daily sums always equal the monthly
+/// ledger. Returns the number of hourly buckets written.
 pub async fn roll_up(
     store: &dyn Store,
     tz: Tz,
@@ -34,19 +32,14 @@ pub async fn roll_up(
     sample_retention: Duration,
     hourly_retention: Duration,
 ) -> Result<usize, StoreError> {
-    let from = store.rolled_up_to().await?;
-    // Hours that ended at least ROLLUP_DELAY ago: a poll stamped just before
-    // the hour may still be committing its samples.
-    let settled = now - ROLLUP_DELAY;
-    let to = DateTime::from_timestamp(hour_key(settled), 0).unwrap_or(settled);
-    if to <= from {
+    let pending = store.pending_samples().await?;
+    if pending.to <= pending.from {
         return Ok(0);
     }
-    let hourly = store.sample_buckets(from, to).await?;
-    let daily = daily_from_hourly(&hourly, &tz);
+    let daily = daily_from_hourly(&pending.hourly, &tz);
     let keep = |d: Duration| now - TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
-    let done = store.store_rollup(from, to, &hourly, &daily, keep(sample_retention), keep(hourly_retention)).await?;
-    Ok(if done { hourly.len() } else { 0 })
+    let done = store.store_rollup(&pending, &daily, keep(sample_retention), keep(hourly_retention)).await?;
+    Ok(if done { pending.hourly.len() } else { 0 })
 }
 
 /// What the maintenance task keeps, and for how long.

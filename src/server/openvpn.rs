@@ -170,14 +170,25 @@ async fn management(
     ManagementClient::connect(tunnel, access.management_password.as_ref(), wait).await
 }
 
+/// Why the status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusReadError {
+    #[error("OpenVPN management port {port}: {error}")]
+    Management { port: u16, error: ManagementError },
+    #[error("reading the OpenVPN status file: {0}")]
+    File(TransportError),
+    #[error("no OpenVPN management port or status file configured")]
+    NotConfigured,
+}
+
 /// The server's status text: from the management interface when configured,
-/// else from the status file.
+/// else (or when it fails) from the status file.
 pub async fn read_status(
     transport: &mut dyn HostTransport,
     access: &OpenVpnAccess,
     prefix: &CommandPrefix,
     wait: Duration,
-) -> Result<String, String> {
+) -> Result<String, StatusReadError> {
     if let Some(port) = access.management_port {
         let via_management = async {
             let mut client = management(transport, access, port, wait).await?;
@@ -188,16 +199,16 @@ pub async fn read_status(
         .await;
         match (via_management, &access.status_path) {
             (Ok(text), _) => return Ok(text),
-            (Err(e), None) => return Err(format!("OpenVPN management port {port}: {e}")),
+            (Err(error), None) => return Err(StatusReadError::Management { port, error }),
             (Err(e), Some(path)) => {
                 tracing::warn!(error = %e, %path, "management interface failed; reading the status file");
             }
         }
     }
     let Some(path) = &access.status_path else {
-        return Err("no OpenVPN management port or status file configured".to_owned());
+        return Err(StatusReadError::NotConfigured);
     };
-    let output = transport.run(&RemoteCommand::read_file(prefix, path)).await.map_err(|e| e.to_string())?;
+    let output = transport.run(&RemoteCommand::read_file(prefix, path)).await.map_err(StatusReadError::File)?;
     Ok(output.stdout)
 }
 

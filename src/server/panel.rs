@@ -17,17 +17,18 @@ use crate::error::{AppError, ErrorKind};
 use crate::server::auth;
 use crate::server::config::Config;
 use crate::server::openvpn::KillTarget;
-use crate::server::poller::{read_server, store_reading, PollTarget, Supervisor, WorkerError};
+use crate::server::poll::{read_server, store_reading, PollError, PollTarget};
+use crate::server::poller::{FirstPoll, Supervisor, WorkerError};
 use crate::server::secret::Secret;
 use crate::server::store::{
     ClientRecord, NewServer, OpenVpnAccess, PollOutcome, ServerRecord, SessionFilter, SessionRecord, SshKeySource,
     Store, StoreError,
 };
-use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTransport};
+use crate::server::transport::ssh::{load_key, HostKeyPolicy, SshTarget, SshTransport};
 use crate::server::transport::HostTransport;
 use axum::http::HeaderMap;
 use chrono::{DateTime, TimeDelta, Utc};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub struct Panel {
@@ -155,6 +156,23 @@ pub fn session_view(s: &SessionRecord) -> SessionView {
     }
 }
 
+/// A poll's failure as the API shows it: host-side causes as they are (502),
+/// the panel's own as a reference (500).
+fn poll_error(e: PollError) -> AppError {
+    match e {
+        PollError::Internal(_) => AppError::new(ErrorKind::Internal, e.to_string()),
+        host => AppError::host_unavailable(host.to_string()),
+    }
+}
+
+fn worker_error(e: WorkerError) -> AppError {
+    match e {
+        WorkerError::Poll(e) => poll_error(e),
+        WorkerError::Failed(message) => AppError::host_unavailable(message),
+        WorkerError::NotRunning => AppError::internal("no poller for an existing server"),
+    }
+}
+
 fn blank_to_none(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
@@ -186,7 +204,45 @@ struct Draft {
     host_key: HostKeyPolicy,
 }
 
-fn validate(req: AddServerRequest) -> Result<Draft, AppError> {
+/// A key file given by path must be an unencrypted private key inside
+/// `key_dir` (symbolic links resolved). A path outside it gets one answer,
+/// whether or not a file is there, so the form cannot probe the panel's
+/// machine.
+fn key_file(key_dir: &Path, raw: &str) -> Result<SshKeySource, String> {
+    let outside = || format!("must be an absolute path to a private key file in {}", key_dir.display());
+    let path = PathBuf::from(raw);
+    if !path.is_absolute() {
+        return Err(outside());
+    }
+    let dir = std::fs::canonicalize(key_dir).map_err(|_| outside())?;
+    let inside = |p: &Path| p.starts_with(&dir);
+    // Judge the path as written before asking the file system about it.
+    let lexical: PathBuf = path.components().fold(PathBuf::new(), |mut acc, c| {
+        match c {
+            std::path::Component::ParentDir => {
+                acc.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => acc.push(other),
+        }
+        acc
+    });
+    if !inside(&lexical) && !lexical.starts_with(key_dir) {
+        return Err(outside());
+    }
+    let Ok(real) = std::fs::canonicalize(&path) else {
+        return Err(format!("there is no file {} in the key directory", path.display()));
+    };
+    if !inside(&real) {
+        return Err(outside());
+    }
+    let source = SshKeySource::File(real);
+    load_key(&source)
+        .map_err(|_| format!("{} is not an unencrypted SSH private key (OpenSSH or PEM)", path.display()))?;
+    Ok(source)
+}
+
+fn validate(req: AddServerRequest, key_dir: &Path) -> Result<Draft, AppError> {
     let mut problems: Vec<String> = Vec::new();
     fn check<T, E: ToString>(problems: &mut Vec<String>, field: &str, r: Result<T, E>) -> Option<T> {
         r.map_err(|e| problems.push(format!("{field}: {}", e.to_string()))).ok()
@@ -255,23 +311,25 @@ fn validate(req: AddServerRequest) -> Result<Draft, AppError> {
             Some(_) => Err("must be a string or an array of strings".to_owned()),
         },
     );
-    let key = check(
-        &mut problems,
-        "private_key",
-        match (blank_to_none(req.private_key_path), req.private_key.filter(|k| !k.trim().is_empty())) {
-            (Some(path), None) => {
-                let path = PathBuf::from(path);
-                if path.is_absolute() {
-                    Ok(SshKeySource::File(path))
-                } else {
-                    Err("private_key_path must be an absolute path".to_owned())
-                }
-            }
-            (None, Some(text)) => Ok(SshKeySource::Inline(Secret::new(text))),
-            (Some(_), Some(_)) => Err("give private_key_path or private_key, not both".to_owned()),
-            (None, None) => Err("give private_key_path or private_key".to_owned()),
-        },
-    );
+    let key = match (blank_to_none(req.private_key_path), req.private_key.filter(|k| !k.trim().is_empty())) {
+        (Some(path), None) => check(&mut problems, "private_key_path", key_file(key_dir, &path)),
+        (None, Some(text)) => {
+            let inline = SshKeySource::Inline(Secret::new(text));
+            let checked = load_key(&inline).map(|_| inline);
+            check(
+                &mut problems,
+                "private_key",
+                checked.map_err(|_| "not an unencrypted SSH private key (OpenSSH or PEM)"),
+            )
+        }
+        (Some(_), Some(_)) => {
+            check::<(), _>(&mut problems, "private_key", Err("give private_key_path or private_key, not both"))
+                .and(None)
+        }
+        (None, None) => {
+            check::<(), _>(&mut problems, "private_key", Err("give private_key_path or private_key")).and(None)
+        }
+    };
     let host_key = match blank_to_none(req.host_key_fingerprint) {
         None => Some(HostKeyPolicy::TrustOnFirstUse),
         Some(fp) => parse_fingerprint(&fp).map(HostKeyPolicy::Fingerprint).map_err(|e| problems.push(e)).ok(),
@@ -304,10 +362,15 @@ impl Panel {
     pub async fn login(&self, address: &str, username: &str, password: &str) -> Result<String, AppError> {
         let now = Utc::now();
         let username = username.trim();
-        if let Err(wait) = self.throttle()?.check(address, username, now) {
-            tracing::warn!(%address, "login throttled");
-            return Err(AppError::too_many_requests(wait));
-        }
+        // The attempt counts as a failure before the (slow) password check,
+        // so parallel guesses cannot all slip past the limit.
+        let attempt = match self.throttle()?.begin(address, username, now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                tracing::warn!(%address, "login throttled");
+                return Err(AppError::too_many_requests(wait));
+            }
+        };
         let admin = self.store.admin_by_username(username).await?;
         let stored = admin.as_ref().map(|a| a.password_hash.clone());
         let password = Secret::new(password.to_owned());
@@ -315,11 +378,10 @@ impl Panel {
             .await
             .map_err(AppError::internal)?;
         let Some(admin) = admin.filter(|_| ok) else {
-            self.throttle()?.record_failure(address, username, now);
             tracing::info!(%address, "failed login");
             return Err(AppError::new(ErrorKind::Unauthorized, "Invalid username or password."));
         };
-        self.throttle()?.record_success(username);
+        self.throttle()?.succeeded(&attempt);
         let (token, hash) = auth::new_session_token();
         let ttl = TimeDelta::from_std(self.config.session_ttl).map_err(AppError::internal)?;
         self.store.create_session(&hash, admin.id, now, now + ttl).await?;
@@ -398,7 +460,7 @@ impl Panel {
     /// reading it once), and only then stores the server, imports what the
     /// host has, and starts polling it.
     pub async fn add_server(&self, req: AddServerRequest) -> Result<AddedServer, AppError> {
-        let draft = validate(req)?;
+        let draft = validate(req, &self.config.key_dir())?;
         let now = Utc::now();
         if self.store.servers(now, &self.month(now)).await?.iter().any(|s| s.name == draft.name) {
             return Err(AppError::conflict(format!("A server named {} already exists.", draft.name)));
@@ -420,9 +482,10 @@ impl Panel {
             command_prefix: &draft.command_prefix,
             openvpn: draft.openvpn.as_ref(),
         };
-        let reading = read_server(&mut transport, &target, settings.ssh.command)
-            .await
-            .map_err(|e| AppError::host_unavailable(format!("Could not read {}: {e}", draft.host)))?;
+        let reading = read_server(&mut transport, &target, settings.ssh.command).await.map_err(|e| match e {
+            PollError::Internal(_) => poll_error(e),
+            host => AppError::host_unavailable(format!("Could not read {}: {host}", draft.host)),
+        })?;
         let pin =
             transport.host_key().cloned().ok_or_else(|| AppError::internal("connected without seeing a host key"))?;
         let new = NewServer {
@@ -441,21 +504,17 @@ impl Panel {
         let at = Utc::now();
         store_reading(self.store.as_ref(), id, new.protocol, &reading, at, settings.timezone, true)
             .await
-            .map_err(AppError::internal)?;
+            .map_err(poll_error)?;
         let record = self.record(id).await?;
         tracing::info!(server_id = %id, server = %record.name, fingerprint = %pin.fingerprint, "server added");
-        self.poller.spawn(record, Box::new(transport), false);
+        self.poller.spawn(record, Box::new(transport), FirstPoll::AfterInterval);
         Ok(AddedServer { id, host_key_fingerprint: pin.fingerprint })
     }
 
     /// Polls a server now.
     pub async fn sync_now(&self, id: ServerId) -> Result<PollOutcome, AppError> {
         self.record(id).await?;
-        match self.poller.poll_now(id).await {
-            Ok(outcome) => Ok(outcome),
-            Err(WorkerError::Failed(message)) => Err(AppError::host_unavailable(message)),
-            Err(WorkerError::NotRunning) => Err(AppError::internal("no poller for an existing server")),
-        }
+        self.poller.poll_now(id).await.map_err(worker_error)
     }
 
     /// Ends an open OpenVPN session on its server. With `halt` the client is
@@ -475,14 +534,9 @@ impl Panel {
             (None, Some(addr)) => KillTarget::Address(addr),
             (None, None) => return Err(AppError::bad_request("The session has no client id or address to end it by.")),
         };
-        match self.poller.kill(session.server_id, target, halt).await {
-            Ok(reply) => {
-                tracing::info!(session = session_id, key = %session.session_key, halt, "ended a session");
-                Ok(reply)
-            }
-            Err(WorkerError::Failed(message)) => Err(AppError::host_unavailable(message)),
-            Err(WorkerError::NotRunning) => Err(AppError::internal("no poller for an existing server")),
-        }
+        let reply = self.poller.kill(session.server_id, target, halt).await.map_err(worker_error)?;
+        tracing::info!(session = session_id, key = %session.session_key, halt, "ended a session");
+        Ok(reply)
     }
 }
 
@@ -490,16 +544,59 @@ impl Panel {
 mod tests {
     use super::*;
 
+    /// A key directory holding one real key, `id_ed25519`, made by ssh-keygen.
+    fn keys() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.path().join("id_ed25519"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        dir
+    }
+
+    thread_local! {
+        static KEYS: tempfile::TempDir = keys();
+    }
+
+    fn key_dir() -> PathBuf {
+        KEYS.with(|d| d.path().to_path_buf())
+    }
+
+    fn validate(req: AddServerRequest) -> Result<Draft, AppError> {
+        super::validate(req, &key_dir())
+    }
+
     fn request() -> AddServerRequest {
         AddServerRequest {
             name: "Frankfurt 1".into(),
             host: "198.18.1.2".into(),
             port: None,
             user: "root".into(),
-            private_key_path: Some("/etc/tollgate/id_ed25519".into()),
+            private_key_path: Some(key_dir().join("id_ed25519").display().to_string()),
             interface: Some("wg0".into()),
             ..AddServerRequest::default()
         }
+    }
+
+    #[test]
+    fn a_key_file_must_be_a_key_inside_the_key_directory() {
+        let dir = key_dir();
+        std::fs::write(dir.join("notes.txt"), "not a key").unwrap();
+        let outside = key_file(&dir, "/etc/shadow").unwrap_err();
+        assert_eq!(outside, key_file(&dir, "/nonexistent/key").unwrap_err(), "no hint whether a file exists");
+        let escape = format!("{}/../../etc/passwd", dir.display());
+        assert_eq!(key_file(&dir, &escape).unwrap_err(), outside);
+        assert!(key_file(&dir, &format!("{}/missing", dir.display())).unwrap_err().contains("no file"));
+        assert!(key_file(&dir, &format!("{}/notes.txt", dir.display())).unwrap_err().contains("not an unencrypted"));
+        assert!(key_file(&dir, "relative/key").unwrap_err().contains("absolute path"));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/etc/hostname", dir.join("link")).unwrap();
+            assert_eq!(key_file(&dir, &format!("{}/link", dir.display())).unwrap_err(), outside, "links are followed");
+        }
+        assert!(matches!(key_file(&dir, &format!("{}/id_ed25519", dir.display())), Ok(SshKeySource::File(_))));
     }
 
     #[test]

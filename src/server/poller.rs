@@ -3,27 +3,28 @@
 //! Each task owns its host connection (reused between polls), polls at the
 //! configured interval, backs off while the host fails, and records every
 //! outcome on the server row. Tasks are independent: a host that hangs only
-//! holds up its own task, and only until the transport's timeouts fire.
-//! Every task has a cancellation token; shutdown cancels them all and waits
-//! a bounded time. Anything else that must talk to a host the task owns
-//! (poll now, end a session) is sent to the task as a request.
+//! holds up its own task, and only until the poll's deadline. Every task has
+//! a cancellation token; shutdown cancels them all and waits a bounded time.
+//! A task that panics is restarted (with backoff, on a fresh connection) and
+//! the panic is recorded on its server. Anything else that must talk to a
+//! host the task owns (poll now, end a session) is sent to the task as a
+//! request.
 
-use crate::api::Protocol;
 use crate::domain::accounting::month_key;
-use crate::domain::openvpn::parse_status;
-use crate::domain::wg_dump::{parse_dump, DumpFlavor};
-use crate::domain::{CommandPrefix, InterfaceName, RemoteCommand, ServerId};
-use crate::server::openvpn::{kill_session, read_status, KillTarget};
-use crate::server::store::{OpenVpnAccess, OpenvpnPoll, PollOutcome, ServerRecord, Store, WireguardPoll};
+use crate::domain::ServerId;
+use crate::server::openvpn::{kill_session, KillTarget};
+use crate::server::poll::{poll_server, PollError, PollLimits};
+use crate::server::store::{PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
+use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -33,6 +34,8 @@ pub struct PollSettings {
     pub interval: Duration,
     pub max_backoff: Duration,
     pub ssh: SshTimeouts,
+    /// One whole poll, however many remote calls it makes.
+    pub deadline: Duration,
     /// The time zone of the monthly ledger.
     pub timezone: Tz,
 }
@@ -47,135 +50,14 @@ impl PollSettings {
         let factor = 1u32 << failures.saturating_sub(1).min(16);
         self.interval.saturating_mul(factor).min(self.max_backoff)
     }
-}
 
-/// Reads a server's state over `transport`, without storing anything.
-pub enum Reading {
-    Wireguard(crate::domain::wg_dump::WgDump),
-    Openvpn(crate::domain::openvpn::OvpnStatus),
-}
-
-/// What to read on a host: enough of a server to poll it.
-pub struct PollTarget<'a> {
-    pub protocol: Protocol,
-    pub interface: Option<&'a InterfaceName>,
-    pub command_prefix: &'a CommandPrefix,
-    pub openvpn: Option<&'a OpenVpnAccess>,
-}
-
-impl ServerRecord {
-    pub fn target(&self) -> PollTarget<'_> {
-        PollTarget {
-            protocol: self.protocol,
-            interface: self.interface.as_ref(),
-            command_prefix: &self.command_prefix,
-            openvpn: self.openvpn.as_ref(),
-        }
+    pub fn limits(&self) -> PollLimits {
+        PollLimits { call: self.ssh.command, deadline: self.deadline, timezone: self.timezone }
     }
 }
 
-/// Fetches and parses what the host reports now.
-pub async fn read_server(
-    transport: &mut dyn HostTransport,
-    target: &PollTarget<'_>,
-    wait: Duration,
-) -> Result<Reading, String> {
-    match target.protocol {
-        Protocol::Wireguard | Protocol::Amneziawg => {
-            let (tool, flavor) = match target.protocol {
-                Protocol::Amneziawg => ("awg", DumpFlavor::AmneziaWg),
-                _ => ("wg", DumpFlavor::WireGuard),
-            };
-            let interface = target.interface.ok_or("the server has no interface")?;
-            let command = RemoteCommand::dump(target.command_prefix, tool, interface);
-            let output = transport.run(&command).await.map_err(|e| e.to_string())?;
-            parse_dump(&output.stdout, flavor)
-                .map(Reading::Wireguard)
-                .map_err(|e| format!("the host's answer to `{command}` is not a {} dump: {e}", target.protocol.label()))
-        }
-        Protocol::Openvpn => {
-            let access = target.openvpn.ok_or("the server has no OpenVPN settings")?;
-            let text = read_status(transport, access, target.command_prefix, wait).await?;
-            parse_status(&text).map(Reading::Openvpn).map_err(|e| format!("the OpenVPN status is unreadable: {e}"))
-        }
-    }
-}
-
-/// Stores a reading taken at `at`.
-pub async fn store_reading(
-    store: &dyn Store,
-    id: ServerId,
-    protocol: Protocol,
-    reading: &Reading,
-    at: DateTime<Utc>,
-    timezone: Tz,
-    import: bool,
-) -> Result<PollOutcome, String> {
-    let month = month_key(at, &timezone);
-    let outcome = match reading {
-        Reading::Wireguard(dump) => {
-            let poll = WireguardPoll { protocol, at, month: &month, dump, import };
-            store.apply_wireguard_poll(id, &poll).await
-        }
-        Reading::Openvpn(status) => store.apply_openvpn_poll(id, &OpenvpnPoll { at, month: &month, status }).await,
-    };
-    outcome.map_err(|e| format!("could not save the poll: {e}"))
-}
-
-/// One poll: read, parse, store; a failure is recorded on the server row
-/// and returned as the message shown to admins.
-pub async fn poll_server(
-    transport: &mut dyn HostTransport,
-    record: &mut ServerRecord,
-    store: &dyn Store,
-    settings: &PollSettings,
-) -> Result<PollOutcome, String> {
-    let at = Utc::now();
-    let result = async {
-        let reading = read_server(transport, &record.target(), settings.ssh.command).await?;
-        if record.host_key.is_none() {
-            if let Some(pin) = transport.host_key().cloned() {
-                store.pin_host_key(record.id, &pin).await.map_err(|e| e.to_string())?;
-                tracing::info!(fingerprint = %pin.fingerprint, "pinned host key on first contact");
-                record.host_key = Some(pin);
-            }
-        }
-        store_reading(store, record.id, record.protocol, &reading, at, settings.timezone, false).await
-    }
-    .await;
-    if let Err(message) = &result {
-        if let Err(e) = store.record_poll_failure(record.id, at, message).await {
-            tracing::error!(error = %e, "could not record the failed poll");
-        }
-    }
-    result
-}
-
-enum Request {
-    PollNow(oneshot::Sender<Result<PollOutcome, String>>),
-    Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
-}
-
-struct Worker {
-    cancel: CancellationToken,
-    requests: mpsc::Sender<Request>,
-}
-
-pub struct Supervisor {
-    store: Arc<dyn Store>,
-    settings: PollSettings,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    workers: Mutex<HashMap<ServerId, Worker>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("no poller runs for this server")]
-    NotRunning,
-    #[error("{0}")]
-    Failed(String),
-}
+/// Makes the transport for a server: SSH in the panel, a fake in tests.
+pub type TransportFactory = Arc<dyn Fn(&ServerRecord) -> Box<dyn HostTransport> + Send + Sync>;
 
 /// The transport a server's record calls for.
 pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn HostTransport> {
@@ -195,11 +77,59 @@ pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn Ho
     ))
 }
 
+enum Request {
+    PollNow(oneshot::Sender<Result<PollOutcome, PollError>>),
+    Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
+}
+
+type Requests = Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>;
+
+struct Worker {
+    cancel: CancellationToken,
+    requests: mpsc::Sender<Request>,
+}
+
+/// When a new task polls first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstPoll {
+    /// At a random moment within one interval, so that a panel starting
+    /// with many servers does not poll them all in the same instant.
+    Jittered,
+    /// After one interval (the server was just read).
+    AfterInterval,
+}
+
+pub struct Supervisor {
+    store: Arc<dyn Store>,
+    settings: PollSettings,
+    factory: TransportFactory,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    workers: Mutex<HashMap<ServerId, Worker>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("no poller runs for this server")]
+    NotRunning,
+    #[error(transparent)]
+    Poll(#[from] PollError),
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl Supervisor {
+    /// A supervisor that reaches hosts over SSH.
     pub fn new(store: Arc<dyn Store>, settings: PollSettings) -> Arc<Self> {
+        let timeouts = settings.ssh;
+        Self::with_factory(store, settings, Arc::new(move |record: &ServerRecord| transport_for(record, timeouts)))
+    }
+
+    pub fn with_factory(store: Arc<dyn Store>, settings: PollSettings, factory: TransportFactory) -> Arc<Self> {
         Arc::new(Self {
             store,
             settings,
+            factory,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             workers: Mutex::new(HashMap::new()),
@@ -216,16 +146,15 @@ impl Supervisor {
         let servers = self.store.servers(now, &month_key(now, &self.settings.timezone)).await?;
         let count = servers.len();
         for record in servers {
-            let transport = transport_for(&record, self.settings.ssh);
-            self.spawn(record, transport, true);
+            let transport = (self.factory)(&record);
+            self.spawn(record, transport, FirstPoll::Jittered);
         }
         Ok(count)
     }
 
     /// Starts polling `record` with `transport` (which may already hold a
-    /// session, as after adding a server). With `poll_first`, the first poll
-    /// runs at once; otherwise after one interval.
-    pub fn spawn(&self, record: ServerRecord, transport: Box<dyn HostTransport>, poll_first: bool) {
+    /// session, as after adding a server), under supervision.
+    pub fn spawn(&self, record: ServerRecord, transport: Box<dyn HostTransport>, first: FirstPoll) {
         if self.shutdown.is_cancelled() {
             return;
         }
@@ -240,9 +169,19 @@ impl Supervisor {
         }
         drop(workers);
         let span = tracing::info_span!("poller", server_id = %record.id, server = %record.name, host = %record.host);
-        let job =
-            PollJob { record, transport, store: self.store.clone(), settings: self.settings, cancel, requests: rx };
-        self.tracker.spawn(job.run(poll_first).instrument(span));
+        let delay = match first {
+            FirstPoll::Jittered => jitter(self.settings.interval),
+            FirstPoll::AfterInterval => self.settings.interval,
+        };
+        let supervision = Supervision {
+            store: self.store.clone(),
+            settings: self.settings,
+            factory: self.factory.clone(),
+            tracker: self.tracker.clone(),
+            cancel,
+            requests: Arc::new(tokio::sync::Mutex::new(rx)),
+        };
+        self.tracker.spawn(supervision.run(record, transport, delay).instrument(span));
     }
 
     async fn ask<T>(&self, id: ServerId, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, WorkerError> {
@@ -257,7 +196,7 @@ impl Supervisor {
 
     /// Polls the server now and waits for the outcome.
     pub async fn poll_now(&self, id: ServerId) -> Result<PollOutcome, WorkerError> {
-        self.ask(id, Request::PollNow).await?.map_err(WorkerError::Failed)
+        Ok(self.ask(id, Request::PollNow).await??)
     }
 
     /// Ends an OpenVPN session through the server's management interface.
@@ -278,26 +217,92 @@ impl Supervisor {
     }
 }
 
+/// A random delay in `[0, interval)`.
+fn jitter(interval: Duration) -> Duration {
+    let millis = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(rand::thread_rng().gen_range(0..millis))
+}
+
+/// Runs a server's poll task and restarts it when it panics.
+struct Supervision {
+    store: Arc<dyn Store>,
+    settings: PollSettings,
+    factory: TransportFactory,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    requests: Requests,
+}
+
+impl Supervision {
+    async fn run(self, mut record: ServerRecord, transport: Box<dyn HostTransport>, first_delay: Duration) {
+        let mut transport = Some(transport);
+        let mut delay = first_delay;
+        let mut panics: u32 = 0;
+        loop {
+            let job = PollJob {
+                record: record.clone(),
+                transport: transport.take().unwrap_or_else(|| (self.factory)(&record)),
+                store: self.store.clone(),
+                settings: self.settings,
+                cancel: self.cancel.clone(),
+                requests: self.requests.clone(),
+            };
+            let task = self.tracker.spawn(job.run(delay).in_current_span());
+            let panic = match task.await {
+                Ok(()) => return,
+                Err(e) if e.is_panic() => e.into_panic(),
+                Err(_) => return, // cancelled by the runtime shutting down
+            };
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            panics = panics.saturating_add(1);
+            let error = PollError::internal(format!("the poll task panicked: {message}"));
+            let shown = format!("the poller crashed and was restarted: {error}");
+            if let Err(e) = self.store.record_poll_failure(record.id, Utc::now(), &shown).await {
+                tracing::error!(error = %e, "could not record the panic");
+            }
+            let backoff = self.settings.delay_after(panics);
+            tracing::warn!(panics, backoff_secs = backoff.as_secs(), "restarting the poll task");
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = sleep(backoff) => {}
+            }
+            let now = Utc::now();
+            match self.store.server(record.id, now, &month_key(now, &self.settings.timezone)).await {
+                Ok(Some(fresh)) => record = fresh,
+                Ok(None) => return, // the server was removed
+                Err(e) => tracing::warn!(error = %e, "could not reload the server; restarting with what was known"),
+            }
+            delay = Duration::ZERO;
+        }
+    }
+}
+
 struct PollJob {
     record: ServerRecord,
     transport: Box<dyn HostTransport>,
     store: Arc<dyn Store>,
     settings: PollSettings,
     cancel: CancellationToken,
-    requests: mpsc::Receiver<Request>,
+    requests: Requests,
 }
 
 impl PollJob {
-    async fn run(mut self, poll_first: bool) {
+    async fn run(mut self, first_delay: Duration) {
         tracing::debug!("poller started");
+        let requests = self.requests.clone();
+        let mut requests = requests.lock().await;
         let mut failures: u32 = 0;
-        let mut next = if poll_first { Instant::now() } else { Instant::now() + self.settings.interval };
+        let mut next = Instant::now() + first_delay;
         let cancel = self.cancel.clone();
         loop {
             let request = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                request = self.requests.recv() => match request {
+                request = requests.recv() => match request {
                     Some(r) => Some(r),
                     None => break,
                 },
@@ -306,15 +311,16 @@ impl PollJob {
             let reply = match request {
                 Some(Request::Kill { target, halt, reply }) => {
                     let access = self.record.openvpn.clone();
+                    let wait = self.settings.ssh.command;
                     let outcome = tokio::select! {
                         biased;
                         _ = cancel.cancelled() => break,
-                        outcome = async {
+                        outcome = tokio::time::timeout(self.settings.deadline, async {
                             match &access {
-                                Some(access) => kill_session(self.transport.as_mut(), access, &target, halt, self.settings.ssh.command).await,
+                                Some(access) => kill_session(self.transport.as_mut(), access, &target, halt, wait).await,
                                 None => Err("only OpenVPN sessions can be ended".to_owned()),
                             }
-                        } => outcome,
+                        }) => outcome.unwrap_or_else(|_| Err("the host did not answer in time".to_owned())),
                     };
                     let _ = reply.send(outcome);
                     continue;
@@ -322,10 +328,11 @@ impl PollJob {
                 Some(Request::PollNow(reply)) => Some(reply),
                 None => None,
             };
+            let limits = self.settings.limits();
             let outcome = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                outcome = poll_server(self.transport.as_mut(), &mut self.record, self.store.as_ref(), &self.settings) => outcome,
+                outcome = poll_server(self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits) => outcome,
             };
             match &outcome {
                 Ok(report) => {
@@ -334,9 +341,9 @@ impl PollJob {
                     }
                     failures = 0;
                 }
-                Err(message) => {
+                Err(error) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(failures, error = %message, "poll failed");
+                    tracing::warn!(failures, %error, "poll failed");
                 }
             }
             next = Instant::now() + self.settings.delay_after(failures);
@@ -349,23 +356,4 @@ impl PollJob {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_per_failure_up_to_the_cap() {
-        let s = PollSettings {
-            interval: Duration::from_secs(30),
-            max_backoff: Duration::from_secs(300),
-            ssh: SshTimeouts {
-                connect: Duration::from_secs(1),
-                authenticate: Duration::from_secs(1),
-                command: Duration::from_secs(1),
-            },
-            timezone: Tz::UTC,
-        };
-        let secs: Vec<u64> = (0..7).map(|f| s.delay_after(f).as_secs()).collect();
-        assert_eq!(secs, [30, 30, 60, 120, 240, 300, 300]);
-        assert_eq!(s.delay_after(u32::MAX), Duration::from_secs(300));
-    }
-}
+mod tests;

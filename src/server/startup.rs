@@ -44,9 +44,10 @@ pub fn poll_settings(config: &Config) -> PollSettings {
         max_backoff: config.max_backoff,
         ssh: SshTimeouts {
             connect: config.ssh_connect_timeout,
-            authenticate: config.ssh_connect_timeout,
+            authenticate: config.ssh_auth_timeout,
             command: config.ssh_command_timeout,
         },
+        deadline: config.poll_deadline,
         timezone: config.timezone,
     }
 }
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(from_fn_with_state(state.clone(), http::require_session))
+        .layer(from_fn(http::same_origin_only))
         .layer(from_fn(http::security_headers))
         .with_state(state)
 }

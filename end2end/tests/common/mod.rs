@@ -17,6 +17,11 @@ use tollgate::server::store::Store;
 pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "a long test password";
 
+/// Where `end2end/testhost.sh` keeps its hosts (`TOLLGATE_TESTHOST_DIR`).
+pub fn testhost_dir() -> PathBuf {
+    PathBuf::from(std::env::var("TOLLGATE_TESTHOST_DIR").unwrap_or_else(|_| "/tmp/tollgate-testhost".to_owned()))
+}
+
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("end2end/testhost.sh")
 }
@@ -150,6 +155,8 @@ pub fn test_config(database_url: &str) -> Config {
         ssh_connect_timeout: Duration::from_secs(3),
         ssh_command_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
+        // The test hosts' panel keys live under testhost.sh's directory.
+        ssh_key_dir: Some(testhost_dir()),
         ..Config::default()
     }
 }

@@ -3,10 +3,14 @@
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod ovpn_model_tests;
 pub mod sqlite;
 mod sqlite_ingest;
 mod sqlite_usage;
 mod state;
+#[cfg(test)]
+pub mod test_support;
 
 use crate::api::Protocol;
 use crate::domain::accounting::Counters;
@@ -249,6 +253,15 @@ pub struct HourlyBucket {
     pub bytes: Counters,
 }
 
+/// Raw samples not yet rolled up: those committed after the roll-up mark
+/// `from` up to `to` (positions in commit order), summed per client and hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingSamples {
+    pub from: i64,
+    pub to: i64,
+    pub hourly: Vec<HourlyBucket>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn create_admin(
@@ -306,24 +319,22 @@ pub trait Store: Send + Sync + 'static {
 
     async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError>;
 
-    /// Hourly sums of the raw samples in `[from, to)`.
-    async fn sample_buckets(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<HourlyBucket>, StoreError>;
-    /// Adds rolled-up buckets, moves the rollup mark from `from` to `to`, and
-    /// drops samples older than `keep_samples_since` that are rolled up and
-    /// hourly buckets older than `keep_hourly_since`, in one transaction.
-    /// Returns false (and changes nothing) if the mark is no longer at
-    /// `from`: another process rolled up meanwhile.
+    /// The raw samples committed since the last roll-up, summed per client
+    /// and hour. Samples are taken in commit order, so a poll that began
+    /// before an hour was rolled up but committed after is not skipped.
+    async fn pending_samples(&self) -> Result<PendingSamples, StoreError>;
+    /// Adds `pending`'s buckets and `daily`, moves the roll-up mark from
+    /// `pending.from` to `pending.to`, and drops rolled-up samples older than
+    /// `keep_samples_since` and hourly buckets older than `keep_hourly_since`,
+    /// in one transaction. Returns false (and changes nothing) if the mark is
+    /// no longer at `pending.from`: another process rolled up meanwhile.
     async fn store_rollup(
         &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        hourly: &[HourlyBucket],
+        pending: &PendingSamples,
         daily: &[(i64, String, Counters)],
         keep_samples_since: DateTime<Utc>,
         keep_hourly_since: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Where the last rollup stopped.
-    async fn rolled_up_to(&self) -> Result<DateTime<Utc>, StoreError>;
     /// Moves written data from a write-ahead log into the database proper,
     /// off the path of polls (a no-op for backends without one).
     async fn checkpoint(&self) -> Result<(), StoreError>;

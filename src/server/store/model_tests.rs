@@ -16,14 +16,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::sqlite::SqliteStore;
-use super::{NewServer, SessionFilter, SshKeySource, Store, UsageQuery, WireguardPoll};
+use super::test_support::{compare_ledgers, test_server, MonthlyLedger};
+use super::{OpenvpnPoll, SessionFilter, Store, UsageQuery, WireguardPoll};
 use crate::api::Protocol;
 use crate::domain::accounting::{month_key, Counters};
 use crate::domain::wg_dump::{WgDump, WgInterface, WgPeer};
-use crate::domain::{
-    ByteCount, CommandPrefix, HostAddress, InterfaceName, IpNetwork, PublicKey, ServerId, ServerName, SshUser,
-};
-use crate::server::store::HostKeyPin;
+use crate::domain::{ByteCount, IpNetwork, PublicKey, ServerId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -150,19 +148,7 @@ async fn store_with_server(dir: &tempfile::TempDir, file: &str) -> (SqliteStore,
 }
 
 async fn add_server(store: &SqliteStore) -> ServerId {
-    let server = NewServer {
-        name: ServerName::parse("model").unwrap(),
-        protocol: Protocol::Wireguard,
-        host: HostAddress::parse("198.18.0.2").unwrap(),
-        port: 22,
-        user: SshUser::parse("root").unwrap(),
-        key: SshKeySource::File("/nonexistent".into()),
-        interface: Some(InterfaceName::parse("wg0").unwrap()),
-        command_prefix: CommandPrefix::empty(),
-        openvpn: None,
-        host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:x".into() },
-    };
-    store.insert_server(&server, Utc::now()).await.unwrap()
+    store.insert_server(&test_server("model", Protocol::Wireguard), Utc::now()).await.unwrap()
 }
 
 async fn check(store: &SqliteStore, id: ServerId, peers: &[ModelPeer], now: DateTime<Utc>) -> Result<(), String> {
@@ -199,28 +185,13 @@ async fn check(store: &SqliteStore, id: ServerId, peers: &[ModelPeer], now: Date
             return Err(format!("peer {i} lifetime (usage): stored {:?}, model {:?}", row.bytes, peers[i].lifetime));
         }
     }
-    let rows = store.usage(&UsageQuery::default()).await.map_err(|e| e.to_string())?;
-    let mut stored: BTreeMap<(String, String), Counters> = BTreeMap::new();
-    for r in rows.into_iter().filter(|r| !r.bytes.is_zero()) {
-        stored.insert((r.identity, r.month.unwrap_or_default()), r.bytes);
-    }
-    let mut model: BTreeMap<(String, String), Counters> = BTreeMap::new();
+    let mut model = MonthlyLedger::new();
     for (i, peer) in peers.iter().enumerate() {
-        for (m, c) in peer.months.iter().filter(|(_, c)| !c.is_zero()) {
+        for (m, c) in &peer.months {
             model.insert((KEYS[i].to_owned(), m.clone()), *c);
         }
     }
-    if stored != model {
-        return Err(format!("monthly ledger: stored {stored:?}, model {model:?}"));
-    }
-    let server = store.server(id, now, &month).await.map_err(|e| e.to_string())?.ok_or("server vanished")?;
-    if server.total != server_total || server.month != server_month {
-        return Err(format!(
-            "server: stored {:?}/{:?}, model {server_total:?}/{server_month:?}",
-            server.total, server.month
-        ));
-    }
-    Ok(())
+    compare_ledgers(store, id, now, &month, &model, server_total, server_month).await
 }
 
 async fn run(initial: Vec<Option<(u64, u64)>>, ops: Vec<Op>) -> Result<(), String> {
@@ -379,15 +350,15 @@ async fn samples_roll_up_into_hours_and_days_without_losing_a_byte() {
     let counted = (i64::try_from(monthly.rx).unwrap(), i64::try_from(monthly.tx).unwrap());
     assert_eq!(counted, sum(&store, SAMPLES).await);
 
-    // Polls ran until 01:05 UTC; at 01:07 only hours ending by 01:02 are settled.
+    // Polls ran until 01:05 UTC: every committed sample is rolled up, the
+    // current hour's too (the first poll carried in: no samples).
     let now = Utc.with_ymd_and_hms(2026, 11, 21, 1, 7, 0).single().unwrap();
     let hours = std::time::Duration::from_secs(3600);
     let days = std::time::Duration::from_secs(35 * 86_400);
     let written = crate::server::maintenance::roll_up(&store, TZ, now, hours, days).await.unwrap();
-    assert_eq!(written, 4 * 3, "four clients, hours 22, 23 and 00 UTC");
+    assert_eq!(written, 4 * 4, "four clients, hours 22, 23, 00 and 01 UTC");
     let hourly = sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await;
-    let left = sum(&store, &format!("{SAMPLES} WHERE t.at >= 1795222800")).await;
-    assert_eq!((hourly.0 + left.0, hourly.1 + left.1), counted, "rolled up + not yet rolled up = all");
+    assert_eq!(hourly, counted, "rolled up = all");
     assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, hourly);
     let local_days: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT day FROM traffic_daily ORDER BY day").fetch_all(&store.read).await.unwrap();
@@ -396,13 +367,71 @@ async fn samples_roll_up_into_hours_and_days_without_losing_a_byte() {
     let oldest: i64 = sqlx::query_scalar("SELECT MIN(at) FROM traffic_polls").fetch_one(&store.read).await.unwrap();
     assert!(oldest >= (now - Duration::hours(1)).timestamp(), "{oldest}");
 
-    // Running again changes nothing; a later run picks up the next hour exactly once.
+    // Running again changes nothing; polls in the same hour later add to its bucket exactly once.
     assert_eq!(crate::server::maintenance::roll_up(&store, TZ, now, hours, days).await.unwrap(), 0);
     assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await, hourly);
+    let at = Utc.with_ymd_and_hms(2026, 11, 21, 1, 15, 0).single().unwrap();
+    for c in counters.iter_mut() {
+        *c += Counters::new(5, 5);
+    }
+    let more = dump(counters.iter().enumerate().map(|(i, c)| peer_line(i, *c, at)).collect());
+    let month = month_key(at, &TZ);
+    let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &more, import: false };
+    assert!(store.apply_wireguard_poll(id, &poll).await.unwrap().applied);
     let later = now + Duration::hours(1);
     assert_eq!(crate::server::maintenance::roll_up(&store, TZ, later, hours, days).await.unwrap(), 4);
-    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await, counted);
-    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, counted);
+    let all = (counted.0 + 20, counted.1 + 20);
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await, all);
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, all);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_poll_that_commits_after_its_hour_was_rolled_up_is_still_rolled_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, wg) = store_with_server(&dir, "late.db").await;
+    let slow = super::ovpn_model_tests::add_openvpn_server(&store, "slow").await;
+    let t = |h, m| Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).single().unwrap();
+    let month = month_key(t(9, 0), &TZ);
+    let status = |rows: &str| {
+        crate::domain::openvpn::parse_status(&format!(
+            "TITLE,OpenVPN 2.6.14\nHEADER,CLIENT_LIST,Common Name,Real Address,Virtual Address,Virtual IPv6 Address,\
+             Bytes Received,Bytes Sent,Connected Since,Connected Since (time_t),Username,Client ID,Peer ID,\
+             Data Channel Cipher\n{rows}END\n"
+        ))
+        .unwrap()
+    };
+    let first = status("");
+    assert!(
+        store
+            .apply_openvpn_poll(slow, &OpenvpnPoll { at: t(9, 0), month: &month, status: &first })
+            .await
+            .unwrap()
+            .applied
+    );
+    assert!(poll_once(&store, wg, vec![peer_line(0, Counters::ZERO, t(9, 0))], t(9, 0)).await);
+    assert!(poll_once(&store, wg, vec![peer_line(0, Counters::new(1_000, 100), t(9, 50))], t(9, 50)).await);
+    assert!(poll_once(&store, wg, vec![peer_line(0, Counters::new(3_000, 300), t(10, 20))], t(10, 20)).await);
+    let keep = std::time::Duration::from_secs(86_400);
+    crate::server::maintenance::roll_up(&store, TZ, t(10, 59), keep, keep).await.unwrap();
+    // The slow host's poll began at 09:58 and commits only now.
+    let late = status(
+        "CLIENT_LIST,alice,198.18.7.10:40000,10.8.0.2,,5000,500,2026-11-20 09:40:00,1795167600,UNDEF,0,0,AES-256-GCM\n",
+    );
+    assert!(
+        store
+            .apply_openvpn_poll(slow, &OpenvpnPoll { at: t(9, 58), month: &month, status: &late })
+            .await
+            .unwrap()
+            .applied
+    );
+    crate::server::maintenance::roll_up(&store, TZ, t(13, 0), keep, keep).await.unwrap();
+    let months = store.usage(&UsageQuery::default()).await.unwrap();
+    let monthly = months.iter().fold(Counters::ZERO, |sum, row| sum.saturating_add(row.bytes));
+    assert_eq!(monthly, Counters::new(3_000 + 5_000, 300 + 500));
+    let counted = (i64::try_from(monthly.rx).unwrap(), i64::try_from(monthly.tx).unwrap());
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_hourly").await, counted, "hourly");
+    assert_eq!(sum(&store, "SELECT SUM(rx), SUM(tx) FROM traffic_daily").await, counted, "daily");
     store.close().await;
 }
 
@@ -465,7 +494,7 @@ async fn a_database_from_before_packed_state_keeps_every_figure_through_the_upgr
     let open = SessionFilter { open: true, limit: 10, ..SessionFilter::default() };
     let sessions = store.sessions(&open).await.unwrap();
     assert_eq!(sessions[0].bytes, Counters::new(600, 60), "the open session keeps its bytes");
-    let hours = store.sample_buckets(DateTime::UNIX_EPOCH, Utc::now()).await.unwrap();
+    let hours = store.pending_samples().await.unwrap().hourly;
     assert_eq!(hours.iter().fold(Counters::ZERO, |s, b| s.saturating_add(b.bytes)), Counters::new(600, 60));
 
     // The first poll after the upgrade counts from the old counters on.
@@ -506,7 +535,7 @@ async fn a_client_row_removed_outside_a_poll_leaves_the_state_and_comes_back_as_
     let server = store.server(id, at, "2026-11").await.unwrap().unwrap();
     assert_eq!(server.clients, 2);
     // The removed client's samples are not credited to the one with its id.
-    let buckets = store.sample_buckets(start, at + Duration::seconds(1)).await.unwrap();
+    let buckets = store.pending_samples().await.unwrap().hourly;
     let sampled =
         buckets.iter().filter(|b| b.client_id == old_id.get()).fold(Counters::ZERO, |s, b| s.saturating_add(b.bytes));
     assert_eq!(sampled, Counters::new(400, 1));

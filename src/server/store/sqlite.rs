@@ -8,7 +8,7 @@
 use super::sqlite_ingest::current_state;
 use super::state::{ClientState, ServerState};
 use super::{
-    AdminRecord, ClientRecord, HostKeyPin, HourlyBucket, NewServer, OpenVpnAccess, OpenvpnPoll, PollOutcome,
+    AdminRecord, ClientRecord, HostKeyPin, NewServer, OpenVpnAccess, OpenvpnPoll, PendingSamples, PollOutcome,
     ServerRecord, SessionFilter, SessionRecord, SshKeySource, Store, StoreError, UsageQuery, UsageRow, WireguardPoll,
 };
 use crate::api::Protocol;
@@ -592,20 +592,18 @@ impl Store for SqliteStore {
         super::sqlite_usage::usage(self, query).await
     }
 
-    async fn sample_buckets(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<HourlyBucket>, StoreError> {
-        super::sqlite_usage::sample_buckets(self, from, to).await
+    async fn pending_samples(&self) -> Result<PendingSamples, StoreError> {
+        super::sqlite_usage::pending_samples(self).await
     }
 
     async fn store_rollup(
         &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        hourly: &[HourlyBucket],
+        pending: &PendingSamples,
         daily: &[(i64, String, Counters)],
         keep_samples_since: DateTime<Utc>,
         keep_hourly_since: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        super::sqlite_usage::store_rollup(self, from, to, hourly, daily, keep_samples_since, keep_hourly_since).await
+        super::sqlite_usage::store_rollup(self, pending, daily, keep_samples_since, keep_hourly_since).await
     }
 
     async fn checkpoint(&self) -> Result<(), StoreError> {
@@ -613,11 +611,5 @@ impl Store for SqliteStore {
         // writer, so it never holds up a poll.
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.checkpointer).await?;
         Ok(())
-    }
-
-    async fn rolled_up_to(&self) -> Result<DateTime<Utc>, StoreError> {
-        let secs: i64 =
-            sqlx::query_scalar("SELECT rolled_up_to FROM rollup_state WHERE id = 1").fetch_one(&self.read).await?;
-        instant(secs)
     }
 }

@@ -450,23 +450,29 @@ pub(super) async fn apply_openvpn(
         return Ok(PollOutcome { applied: false, sources: poll.status.sessions.len(), ..PollOutcome::default() });
     };
     let mut state = current_state(&mut tx, id).await?;
+    // Open sessions, and closed ones the poll reports again.
+    let sources: Vec<String> = poll.status.sessions.iter().map(|s| s.source()).collect();
     let rows = sqlx::query(
-        "SELECT id, source, rx_counter, tx_counter, last_seen_at FROM connections \
-         WHERE server_id = ? AND disconnected_at IS NULL",
+        "SELECT id, source, source_since, source_exact, rx_counter, tx_counter, last_seen_at, \
+           disconnected_at IS NULL AS open FROM connections \
+         WHERE server_id = ?1 AND protocol = 'openvpn' \
+           AND (disconnected_at IS NULL OR source IN (SELECT value FROM json_each(?2)))",
     )
     .bind(id.get())
+    .bind(to_json(&sources)?)
     .fetch_all(&mut *tx)
     .await?;
-    let mut before = HashMap::with_capacity(rows.len());
+    let mut before = Vec::with_capacity(rows.len());
     for r in &rows {
-        before.insert(
-            r.try_get::<String, _>("source")?,
-            SessionBefore {
-                connection_id: r.try_get("id")?,
-                counters: counters(r, "rx_counter", "tx_counter")?,
-                last_seen: super::sqlite::instant(r.try_get("last_seen_at")?)?,
-            },
-        );
+        before.push(SessionBefore {
+            connection_id: r.try_get("id")?,
+            source: r.try_get("source")?,
+            since: r.try_get("source_since")?,
+            since_exact: r.try_get("source_exact")?,
+            counters: counters(r, "rx_counter", "tx_counter")?,
+            last_seen: super::sqlite::instant(r.try_get("last_seen_at")?)?,
+            open: r.try_get("open")?,
+        });
     }
     let plan = plan_openvpn(&before, poll.status, first_poll);
     let outcome = write_openvpn(&mut tx, id, poll, &plan, &mut state).await?;
@@ -530,11 +536,25 @@ async fn write_openvpn(
         }
     }
 
+    // Sessions that ended are closed first: a new session from the same
+    // address may open in this very poll.
+    if !plan.ended.is_empty() {
+        let ended: Vec<[i64; 2]> = plan.ended.iter().map(|(conn, last)| [*conn, secs(*last)]).collect();
+        sqlx::query(
+            "UPDATE connections SET disconnected_at = MAX(j.value ->> 1, connected_at), \
+               last_seen_at = MAX(last_seen_at, j.value ->> 1) \
+             FROM json_each(?) AS j WHERE connections.id = j.value ->> 0",
+        )
+        .bind(to_json(&ended)?)
+        .execute(&mut **tx)
+        .await?;
+    }
     let mut opens = Vec::new();
     let mut continues = Vec::new();
     for s in &plan.sessions {
         let session = s.session;
         let endpoint = session.real_address.clone();
+        let since = session.connected_since.map(secs);
         match s.connection_id {
             None => {
                 // A session's own counters are exact: all of them are its bytes.
@@ -550,30 +570,37 @@ async fn write_openvpn(
                         id,
                         cid.map(|c| c.to_string()).unwrap_or_else(|| endpoint.clone().unwrap_or_default())
                     ),
-                    session.connected_since.map(secs).unwrap_or(at).min(at),
+                    since.unwrap_or(at).min(at),
                     endpoint,
                     session.virtual_address.or(session.virtual_ipv6).map(|ip| ip.to_string()),
-                    db_bytes(session.counters.rx),
-                    db_bytes(session.counters.tx),
+                    db_bytes(s.counters.rx),
+                    db_bytes(s.counters.tx),
                     cid.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+                    since,
+                    session.since_exact,
                 ]));
             }
             Some(conn) => continues.push(json!([
                 conn,
                 db_bytes(s.delta.new.rx),
                 db_bytes(s.delta.new.tx),
-                db_bytes(session.counters.rx),
-                db_bytes(session.counters.tx),
-                endpoint
+                db_bytes(s.counters.rx),
+                db_bytes(s.counters.tx),
+                endpoint,
+                s.exact_since,
+                s.exact_since.map(|t| t.min(at)),
+                session.client_id.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
             ])),
         }
     }
     if !opens.is_empty() {
         sqlx::query(
             "INSERT INTO connections (server_id, client_id, source, session_key, protocol, connected_at, \
-               last_seen_at, endpoint, virtual_ip, rx, tx, rx_counter, tx_counter, openvpn_client_id) \
+               last_seen_at, endpoint, virtual_ip, rx, tx, rx_counter, tx_counter, openvpn_client_id, \
+               source_since, source_exact) \
              SELECT ?1, j.value ->> 0, j.value ->> 1, j.value ->> 2, 'openvpn', j.value ->> 3, ?2, j.value ->> 4, \
-               j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 6, j.value ->> 7, j.value ->> 8 \
+               j.value ->> 5, j.value ->> 6, j.value ->> 7, j.value ->> 6, j.value ->> 7, j.value ->> 8, \
+               j.value ->> 9, j.value ->> 10 \
              FROM json_each(?3) AS j",
         )
         .bind(id.get())
@@ -582,26 +609,21 @@ async fn write_openvpn(
         .execute(&mut **tx)
         .await?;
     }
+    // Continuing sessions, and closed ones read again with more bytes
+    // (reopened): their growth only.
     if !continues.is_empty() {
         sqlx::query(
             "UPDATE connections SET rx = rx + (j.value ->> 1), tx = tx + (j.value ->> 2), \
-               rx_counter = j.value ->> 3, tx_counter = j.value ->> 4, last_seen_at = ?1, \
-               endpoint = COALESCE(j.value ->> 5, endpoint) \
+               rx_counter = j.value ->> 3, tx_counter = j.value ->> 4, last_seen_at = MAX(last_seen_at, ?1), \
+               endpoint = COALESCE(j.value ->> 5, endpoint), disconnected_at = NULL, \
+               source_since = COALESCE(j.value ->> 6, source_since), \
+               source_exact = source_exact OR (j.value ->> 6) IS NOT NULL, \
+               connected_at = COALESCE(j.value ->> 7, connected_at), \
+               openvpn_client_id = COALESCE(j.value ->> 8, openvpn_client_id) \
              FROM json_each(?2) AS j WHERE connections.id = j.value ->> 0",
         )
         .bind(at)
         .bind(to_json(&continues)?)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !plan.ended.is_empty() {
-        let ended: Vec<[i64; 2]> = plan.ended.iter().map(|(conn, last)| [*conn, secs(*last)]).collect();
-        sqlx::query(
-            "UPDATE connections SET disconnected_at = MAX(j.value ->> 1, connected_at), \
-               last_seen_at = MAX(last_seen_at, j.value ->> 1) \
-             FROM json_each(?) AS j WHERE connections.id = j.value ->> 0",
-        )
-        .bind(to_json(&ended)?)
         .execute(&mut **tx)
         .await?;
     }

@@ -4,7 +4,7 @@
 use super::sqlite::{bytes, counters, db_bytes, instant, opt_instant, protocol, secs, SqliteStore};
 use super::sqlite_ingest::current_state;
 use super::state::{ClientState, ServerState};
-use super::{HourlyBucket, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
+use super::{HourlyBucket, PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
 use crate::domain::accounting::Counters;
 use crate::domain::{ClientId, ServerId};
 use chrono::{DateTime, Utc};
@@ -185,23 +185,28 @@ pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec
 /// Samples of a removed client are skipped, also once its id has been given
 /// to a new client (SQLite reuses the highest freed id): every sample of the
 /// removed one is older than the new one's first sight.
-pub(super) async fn sample_buckets(
-    store: &SqliteStore,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<HourlyBucket>, StoreError> {
+pub(super) async fn pending_samples(store: &SqliteStore) -> Result<PendingSamples, StoreError> {
+    let from: i64 =
+        sqlx::query_scalar("SELECT rolled_up_seq FROM rollup_state WHERE id = 1").fetch_one(&store.read).await?;
+    // Every row up to the highest sequence number is committed: one writer
+    // assigns them in order inside its transactions.
+    let to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM traffic_polls").fetch_one(&store.read).await?;
+    if to <= from {
+        return Ok(PendingSamples { from, to: from, hourly: Vec::new() });
+    }
     let rows = sqlx::query(
         "SELECT c.id AS client_id, (t.at / 3600) * 3600 AS hour, \
            SUM(j.value ->> 1) AS rx, SUM(j.value ->> 2) AS tx \
          FROM traffic_polls t, json_each(t.data) AS j \
          CROSS JOIN clients c ON c.id = j.value ->> 0 AND c.server_id = t.server_id AND c.first_seen_at <= t.at \
-         WHERE t.at >= ? AND t.at < ? GROUP BY 1, 2",
+         WHERE t.seq > ? AND t.seq <= ? GROUP BY 1, 2",
     )
-    .bind(secs(from))
-    .bind(secs(to))
+    .bind(from)
+    .bind(to)
     .fetch_all(&store.read)
     .await?;
-    rows.iter()
+    let hourly = rows
+        .iter()
         .map(|r| {
             Ok(HourlyBucket {
                 client_id: r.try_get("client_id")?,
@@ -209,27 +214,29 @@ pub(super) async fn sample_buckets(
                 bytes: counters(r, "rx", "tx")?,
             })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok(PendingSamples { from, to, hourly })
 }
 
 pub(super) async fn store_rollup(
     store: &SqliteStore,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    hourly: &[HourlyBucket],
+    pending: &PendingSamples,
     daily: &[(i64, String, Counters)],
     keep_samples_since: DateTime<Utc>,
     keep_hourly_since: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
     let mark: i64 =
-        sqlx::query_scalar("SELECT rolled_up_to FROM rollup_state WHERE id = 1").fetch_one(&mut *tx).await?;
-    if mark != secs(from) {
+        sqlx::query_scalar("SELECT rolled_up_seq FROM rollup_state WHERE id = 1").fetch_one(&mut *tx).await?;
+    if mark != pending.from {
         tx.rollback().await?;
         return Ok(false);
     }
-    let hours: Vec<_> =
-        hourly.iter().map(|b| json!([b.client_id, b.hour, db_bytes(b.bytes.rx), db_bytes(b.bytes.tx)])).collect();
+    let hours: Vec<_> = pending
+        .hourly
+        .iter()
+        .map(|b| json!([b.client_id, b.hour, db_bytes(b.bytes.rx), db_bytes(b.bytes.tx)]))
+        .collect();
     let days: Vec<_> = daily.iter().map(|(c, d, b)| json!([c, d, db_bytes(b.rx), db_bytes(b.tx)])).collect();
     let encode = |v| serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a rollup: {e}")));
     // Buckets of clients deleted meanwhile are skipped by the EXISTS test.
@@ -251,10 +258,10 @@ pub(super) async fn store_rollup(
     .bind(encode(&days)?)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE rollup_state SET rolled_up_to = ? WHERE id = 1").bind(secs(to)).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM traffic_polls WHERE at < MIN(?1, ?2)")
+    sqlx::query("UPDATE rollup_state SET rolled_up_seq = ? WHERE id = 1").bind(pending.to).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM traffic_polls WHERE seq <= ? AND at < ?")
+        .bind(pending.to)
         .bind(secs(keep_samples_since))
-        .bind(secs(to))
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM traffic_hourly WHERE hour < ?").bind(secs(keep_hourly_since)).execute(&mut *tx).await?;

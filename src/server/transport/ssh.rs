@@ -91,6 +91,22 @@ impl client::Handler for KeyCheck {
     }
 }
 
+/// Reads and decodes an SSH private key (unencrypted OpenSSH or PEM).
+pub fn load_key(source: &SshKeySource) -> Result<PrivateKey, TransportError> {
+    let loaded = match source {
+        SshKeySource::File(path) => russh::keys::load_secret_key(path, None),
+        SshKeySource::Inline(secret) => russh::keys::decode_secret_key(secret.expose(), None),
+    };
+    // The error text of the key decoder never contains key material.
+    loaded.map_err(|e| match e {
+        russh::keys::Error::KeyIsEncrypted => {
+            TransportError::Key("the key is protected by a passphrase; give the panel an unencrypted key".into())
+        }
+        russh::keys::Error::IO(io) => TransportError::Key(format!("cannot read the key file: {io}")),
+        other => TransportError::Key(other.to_string()),
+    })
+}
+
 impl SshTransport {
     pub fn new(target: SshTarget, timeouts: SshTimeouts) -> Self {
         let seen_key = match &target.host_key {
@@ -109,18 +125,7 @@ impl SshTransport {
     }
 
     fn load_key(&self) -> Result<PrivateKey, TransportError> {
-        let loaded = match &self.target.key {
-            SshKeySource::File(path) => russh::keys::load_secret_key(path, None),
-            SshKeySource::Inline(secret) => russh::keys::decode_secret_key(secret.expose(), None),
-        };
-        // The error text of the key decoder never contains key material.
-        loaded.map_err(|e| match e {
-            russh::keys::Error::KeyIsEncrypted => {
-                TransportError::Key("the key is protected by a passphrase; give the panel an unencrypted key".into())
-            }
-            russh::keys::Error::IO(io) => TransportError::Key(format!("cannot read the key file: {io}")),
-            other => TransportError::Key(other.to_string()),
-        })
+        load_key(&self.target.key)
     }
 
     async fn connect(&mut self) -> Result<Handle<KeyCheck>, TransportError> {

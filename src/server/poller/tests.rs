@@ -1,0 +1,162 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::api::Protocol;
+use crate::domain::RemoteCommand;
+use crate::server::store::sqlite::SqliteStore;
+use crate::server::store::test_support::test_server;
+use crate::server::store::HostKeyPin;
+use crate::server::transport::{CommandOutput, TransportError, Tunnel};
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const DUMP: &str = include_str!("../../domain/fixtures/wg_show_server_dump.txt");
+
+/// What the fake host does on the `n`th command (counting from 0).
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Answer,
+    PanicFirst,
+    Hang,
+}
+
+struct FakeHost {
+    behaviour: Behaviour,
+    calls: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl HostTransport for FakeHost {
+    async fn run(&mut self, _command: &RemoteCommand) -> Result<CommandOutput, TransportError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.behaviour {
+            Behaviour::PanicFirst if n == 0 => panic!("the fake host's first answer is a panic"),
+            Behaviour::Hang => std::future::pending::<()>().await,
+            _ => {}
+        }
+        Ok(CommandOutput { stdout: DUMP.to_owned(), stderr: String::new(), exit_status: Some(0) })
+    }
+
+    async fn open_tcp(&mut self, _host: &str, _port: u16) -> Result<Tunnel, TransportError> {
+        Err(TransportError::Ssh("the fake host has no tunnels".into()))
+    }
+
+    fn host_key(&self) -> Option<&HostKeyPin> {
+        None
+    }
+}
+
+fn settings(deadline: Duration) -> PollSettings {
+    PollSettings {
+        interval: Duration::from_millis(200),
+        max_backoff: Duration::from_millis(400),
+        ssh: SshTimeouts {
+            connect: Duration::from_secs(3600),
+            authenticate: Duration::from_secs(3600),
+            command: Duration::from_secs(3600),
+        },
+        deadline,
+        timezone: Tz::UTC,
+    }
+}
+
+async fn store_with_server(dir: &tempfile::TempDir) -> (Arc<SqliteStore>, ServerRecord) {
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("p.db").display())).await.unwrap();
+    let id = store.insert_server(&test_server("fake", Protocol::Wireguard), Utc::now()).await.unwrap();
+    let record = store.server(id, Utc::now(), "2026-11").await.unwrap().unwrap();
+    (Arc::new(store), record)
+}
+
+async fn last_error(store: &SqliteStore, id: ServerId) -> Option<String> {
+    store.server(id, Utc::now(), "2026-11").await.unwrap().unwrap().last_error
+}
+
+#[test]
+fn backoff_doubles_per_failure_up_to_the_cap() {
+    let s = PollSettings {
+        interval: Duration::from_secs(30),
+        max_backoff: Duration::from_secs(300),
+        ..settings(Duration::from_secs(60))
+    };
+    let secs: Vec<u64> = (0..7).map(|f| s.delay_after(f).as_secs()).collect();
+    assert_eq!(secs, [30, 30, 60, 120, 240, 300, 300]);
+    assert_eq!(s.delay_after(u32::MAX), Duration::from_secs(300));
+}
+
+#[test]
+fn first_polls_spread_over_one_interval() {
+    let interval = Duration::from_secs(30);
+    let delays: Vec<Duration> = (0..200).map(|_| jitter(interval)).collect();
+    assert!(delays.iter().all(|d| *d < interval));
+    let distinct: std::collections::HashSet<_> = delays.iter().map(|d| d.as_millis() / 1000).collect();
+    assert!(distinct.len() > 10, "200 servers land on {} distinct seconds", distinct.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poller_that_panics_is_restarted_and_the_panic_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, record) = store_with_server(&dir).await;
+    let id = record.id;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let made = calls.clone();
+    let factory: TransportFactory =
+        Arc::new(move |_: &ServerRecord| Box::new(FakeHost { behaviour: Behaviour::Answer, calls: made.clone() }));
+    let supervisor = Supervisor::with_factory(store.clone(), settings(Duration::from_secs(5)), factory);
+    let panicking = FakeHost { behaviour: Behaviour::PanicFirst, calls: calls.clone() };
+    supervisor.spawn(record, Box::new(panicking), FirstPoll::Jittered);
+
+    let mut recorded = None;
+    for _ in 0..100 {
+        if let Some(e) = last_error(&store, id).await {
+            recorded = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recorded = recorded.expect("the panic is recorded on the server");
+    assert!(recorded.contains("crashed") && recorded.contains("ref "), "{recorded}");
+    assert!(!recorded.contains("fake host"), "the panic's text stays in the log: {recorded}");
+
+    let outcome = supervisor.poll_now(id).await.expect("the restarted task answers");
+    assert!(outcome.applied);
+    assert!(calls.load(Ordering::SeqCst) >= 2);
+    assert_eq!(last_error(&store, id).await, None, "a good poll clears the error");
+    assert!(supervisor.shutdown(Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_fails_the_poll_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut record) = store_with_server(&dir).await;
+    // Every per-call timeout is an hour: only the poll's deadline can end it.
+    let mut host = FakeHost { behaviour: Behaviour::Hang, calls: Arc::new(AtomicUsize::new(0)) };
+    let deadline = Duration::from_millis(300);
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        poll_server(&mut host, &mut record, store.as_ref(), settings(deadline).limits()),
+    )
+    .await
+    .expect("the poll ends by itself");
+    assert_eq!(result.unwrap_err(), PollError::Deadline(deadline));
+    let shown = last_error(&store, record.id).await.unwrap();
+    assert!(shown.contains("deadline of 300ms"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_database_failure_is_shown_as_a_reference_and_host_failures_as_they_are() {
+    let store_failure = PollError::internal("error returned from database: (code: 1) no such table: servers");
+    let shown = store_failure.to_string();
+    assert!(shown.starts_with("internal error (ref ") && !shown.contains("database"), "{shown}");
+    assert!(!store_failure.is_host_side());
+    let refused = PollError::from(TransportError::AuthRejected { user: "root".into() });
+    assert_eq!(refused, PollError::Auth("the host refused public-key login as root".into()));
+    assert!(refused.is_host_side());
+
+    // Through a real poll: the store refuses, the admin sees a reference.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut record) = store_with_server(&dir).await;
+    record.id = ServerId::new(999);
+    let mut host = FakeHost { behaviour: Behaviour::Answer, calls: Arc::new(AtomicUsize::new(0)) };
+    let e = poll_server(&mut host, &mut record, store.as_ref(), settings(Duration::from_secs(5)).limits()).await;
+    assert!(matches!(e, Err(PollError::Internal(_))), "{e:?}");
+}
