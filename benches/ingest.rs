@@ -27,12 +27,13 @@ use rand::{Rng, SeedableRng};
 use sqlx::Row;
 use std::fmt::Write as _;
 use std::time::Instant;
-use tollgate::api::Protocol;
 use tollgate::domain::accounting::month_key;
 use tollgate::domain::wg_dump::{parse_dump, DumpFlavor};
+use tollgate::domain::Protocol;
 use tollgate::domain::{CommandPrefix, HostAddress, InterfaceName, ServerId, ServerName, SshUser};
+use tollgate::domain::{HostKeyPin, SshKeySource};
 use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{HostKeyPin, NewServer, SshKeySource, Store, WireguardPoll};
+use tollgate::server::store::{IngestStore, NewServer, ServerStore, WireguardPoll};
 
 const TZ: chrono_tz::Tz = chrono_tz::UTC;
 

@@ -6,54 +6,9 @@ pub mod fns;
 
 use crate::domain::status::ConnectionStatus;
 use crate::domain::time::relative;
-use crate::domain::{ByteCount, ClientId, PublicKey, ServerId};
+use crate::domain::{ByteCount, ClientId, Protocol, PublicKey, ServerId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-/// The VPN software a server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Wireguard,
-    Amneziawg,
-    Openvpn,
-}
-
-impl Protocol {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "wireguard" | "wg" => Some(Self::Wireguard),
-            "amneziawg" | "awg" => Some(Self::Amneziawg),
-            "openvpn" | "ovpn" => Some(Self::Openvpn),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Wireguard => "wireguard",
-            Self::Amneziawg => "amneziawg",
-            Self::Openvpn => "openvpn",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Wireguard => "WireGuard",
-            Self::Amneziawg => "AmneziaWG",
-            Self::Openvpn => "OpenVPN",
-        }
-    }
-
-    /// The command-line tool of a WireGuard-family server.
-    pub fn wg_tool(self) -> Option<&'static str> {
-        match self {
-            Self::Wireguard => Some("wg"),
-            Self::Amneziawg => Some("awg"),
-            Self::Openvpn => None,
-        }
-    }
-}
 
 /// How polling a server went lately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,9 @@
 use super::components::{Ago, ConnectionBadge, ErrorNote, HealthBadge, SessionTable, TableFrame, TD, TH};
 use super::{live_resource, Page};
 use crate::api::fns::server_detail;
-use crate::api::{ClientView, Protocol, ServerView};
+use crate::api::{ClientView, ServerView};
 use crate::domain::ByteCount;
+use crate::domain::Protocol;
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;

@@ -7,12 +7,14 @@
 pub mod accounting;
 pub mod bytes;
 pub mod command;
+pub mod host;
 pub mod ids;
 pub mod ingest;
 pub mod keys;
 pub mod names;
 pub mod net;
 pub mod openvpn;
+pub mod secret;
 pub mod sessions;
 pub mod status;
 pub mod throttle;
@@ -21,8 +23,10 @@ pub mod wg_dump;
 
 pub use bytes::ByteCount;
 pub use command::RemoteCommand;
+pub use host::{HostKeyPin, Protocol, SshKeySource};
 pub use ids::{ClientId, ServerId, UserId};
 pub use keys::PublicKey;
 pub use names::{CommandPrefix, InterfaceName, RemotePath, ServerName, SshUser, Username};
 pub use net::{HostAddress, IpNetwork};
+pub use secret::Secret;
 pub use status::ConnectionStatus;

@@ -3,9 +3,9 @@
 //! same time: polls are applied in write transactions, and one not newer than
 //! the last applied is ignored).
 
-use crate::api::Protocol;
 use crate::domain::accounting::Counters;
 use crate::domain::wg_dump::WgDump;
+use crate::domain::Protocol;
 use crate::domain::{ByteCount, IpNetwork, PublicKey, RemoteCommand};
 use crate::server::poll::{poll_server, read_server, store_reading, Reading};
 use crate::server::poller::{transport_for, PollSettings};

@@ -12,7 +12,6 @@ pub mod panel;
 pub mod poll;
 pub mod poller;
 pub mod rpc;
-pub mod secret;
 pub mod startup;
 pub mod store;
 pub mod transport;

@@ -8,8 +8,8 @@
 //! session of that user.
 
 use crate::domain::openvpn::{classify_management_line, ManagementLine};
+use crate::domain::Secret;
 use crate::domain::{CommandPrefix, RemoteCommand};
-use crate::server::secret::Secret;
 use crate::server::store::OpenVpnAccess;
 use crate::server::transport::{HostTransport, TransportError, Tunnel};
 use std::net::SocketAddr;

@@ -3,10 +3,10 @@
 //! is; what went wrong inside the panel is logged with a reference and shown
 //! only as that reference.
 
-use crate::api::Protocol;
 use crate::domain::accounting::month_key;
 use crate::domain::openvpn::{parse_status, OvpnStatus};
 use crate::domain::wg_dump::{parse_dump, DumpFlavor, WgDump};
+use crate::domain::Protocol;
 use crate::domain::{CommandPrefix, InterfaceName, RemoteCommand, ServerId};
 use crate::error::error_reference;
 use crate::server::openvpn::{read_status, ManagementError, StatusReadError};

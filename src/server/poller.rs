@@ -56,25 +56,29 @@ impl PollSettings {
     }
 }
 
-/// Makes the transport for a server: SSH in the panel, a fake in tests.
-pub type TransportFactory = Arc<dyn Fn(&ServerRecord) -> Box<dyn HostTransport> + Send + Sync>;
+/// Makes the transport that reaches a host: SSH in the panel, a fake in
+/// tests.
+pub type TransportFactory = Arc<dyn Fn(SshTarget) -> Box<dyn HostTransport> + Send + Sync>;
 
-/// The transport a server's record calls for.
-pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn HostTransport> {
+/// How a stored server is reached: its pinned host key, or trust on first
+/// use if none was pinned yet.
+pub fn target_of(record: &ServerRecord) -> SshTarget {
     let host_key = match &record.host_key {
         Some(pin) => HostKeyPolicy::Pinned(pin.clone()),
         None => HostKeyPolicy::TrustOnFirstUse,
     };
-    Box::new(SshTransport::new(
-        SshTarget {
-            host: record.host.clone(),
-            port: record.port,
-            user: record.user.clone(),
-            key: record.key.clone(),
-            host_key,
-        },
-        timeouts,
-    ))
+    SshTarget {
+        host: record.host.clone(),
+        port: record.port,
+        user: record.user.clone(),
+        key: record.key.clone(),
+        host_key,
+    }
+}
+
+/// The SSH transport a server's record calls for.
+pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn HostTransport> {
+    Box::new(SshTransport::new(target_of(record), timeouts))
 }
 
 enum Request {
@@ -122,7 +126,7 @@ impl Supervisor {
     /// A supervisor that reaches hosts over SSH.
     pub fn new(store: Arc<dyn Store>, settings: PollSettings) -> Arc<Self> {
         let timeouts = settings.ssh;
-        Self::with_factory(store, settings, Arc::new(move |record: &ServerRecord| transport_for(record, timeouts)))
+        Self::with_factory(store, settings, Arc::new(move |target| Box::new(SshTransport::new(target, timeouts))))
     }
 
     pub fn with_factory(store: Arc<dyn Store>, settings: PollSettings, factory: TransportFactory) -> Arc<Self> {
@@ -140,13 +144,18 @@ impl Supervisor {
         self.settings
     }
 
+    /// A transport to `target`, made by this supervisor's factory.
+    pub fn transport(&self, target: SshTarget) -> Box<dyn HostTransport> {
+        (self.factory)(target)
+    }
+
     /// Starts a poller for every stored server. Returns how many.
     pub async fn start_all(&self) -> Result<usize, crate::server::store::StoreError> {
         let now = Utc::now();
         let servers = self.store.servers(now, &month_key(now, &self.settings.timezone)).await?;
         let count = servers.len();
         for record in servers {
-            let transport = (self.factory)(&record);
+            let transport = self.transport(target_of(&record));
             self.spawn(record, transport, FirstPoll::Jittered);
         }
         Ok(count)
@@ -241,7 +250,7 @@ impl Supervision {
         loop {
             let job = PollJob {
                 record: record.clone(),
-                transport: transport.take().unwrap_or_else(|| (self.factory)(&record)),
+                transport: transport.take().unwrap_or_else(|| (self.factory)(target_of(&record))),
                 store: self.store.clone(),
                 settings: self.settings,
                 cancel: self.cancel.clone(),

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tollgate::server::config::Config;
 use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::Store;
+use tollgate::server::store::AuthStore;
 
 pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "a long test password";

@@ -1,50 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::api::Protocol;
-use crate::domain::RemoteCommand;
+use crate::domain::Protocol;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::test_support::test_server;
-use crate::server::store::HostKeyPin;
-use crate::server::transport::{CommandOutput, TransportError, Tunnel};
-use async_trait::async_trait;
+use crate::server::store::ServerStore;
+use crate::server::transport::fake::{Behaviour, FakeHost};
+use crate::server::transport::TransportError;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-const DUMP: &str = include_str!("../../domain/fixtures/wg_show_server_dump.txt");
-
-/// What the fake host does on the `n`th command (counting from 0).
-#[derive(Clone, Copy)]
-enum Behaviour {
-    Answer,
-    PanicFirst,
-    Hang,
-}
-
-struct FakeHost {
-    behaviour: Behaviour,
-    calls: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl HostTransport for FakeHost {
-    async fn run(&mut self, _command: &RemoteCommand) -> Result<CommandOutput, TransportError> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        match self.behaviour {
-            Behaviour::PanicFirst if n == 0 => panic!("the fake host's first answer is a panic"),
-            Behaviour::Hang => std::future::pending::<()>().await,
-            _ => {}
-        }
-        Ok(CommandOutput { stdout: DUMP.to_owned(), stderr: String::new(), exit_status: Some(0) })
-    }
-
-    async fn open_tcp(&mut self, _host: &str, _port: u16) -> Result<Tunnel, TransportError> {
-        Err(TransportError::Ssh("the fake host has no tunnels".into()))
-    }
-
-    fn host_key(&self) -> Option<&HostKeyPin> {
-        None
-    }
-}
 
 fn settings(deadline: Duration) -> PollSettings {
     PollSettings {
@@ -99,10 +62,9 @@ async fn a_poller_that_panics_is_restarted_and_the_panic_is_recorded() {
     let id = record.id;
     let calls = Arc::new(AtomicUsize::new(0));
     let made = calls.clone();
-    let factory: TransportFactory =
-        Arc::new(move |_: &ServerRecord| Box::new(FakeHost { behaviour: Behaviour::Answer, calls: made.clone() }));
+    let factory: TransportFactory = Arc::new(move |_| Box::new(FakeHost::new(Behaviour::Answer, made.clone())));
     let supervisor = Supervisor::with_factory(store.clone(), settings(Duration::from_secs(5)), factory);
-    let panicking = FakeHost { behaviour: Behaviour::PanicFirst, calls: calls.clone() };
+    let panicking = FakeHost::new(Behaviour::PanicFirst, calls.clone());
     supervisor.spawn(record, Box::new(panicking), FirstPoll::Jittered);
 
     let mut recorded = None;
@@ -129,7 +91,7 @@ async fn a_host_that_never_answers_fails_the_poll_at_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut record) = store_with_server(&dir).await;
     // Every per-call timeout is an hour: only the poll's deadline can end it.
-    let mut host = FakeHost { behaviour: Behaviour::Hang, calls: Arc::new(AtomicUsize::new(0)) };
+    let mut host = FakeHost::new(Behaviour::Hang, Arc::new(AtomicUsize::new(0)));
     let deadline = Duration::from_millis(300);
     let result = tokio::time::timeout(
         Duration::from_secs(60),
@@ -156,7 +118,7 @@ async fn a_database_failure_is_shown_as_a_reference_and_host_failures_as_they_ar
     let dir = tempfile::tempdir().unwrap();
     let (store, mut record) = store_with_server(&dir).await;
     record.id = ServerId::new(999);
-    let mut host = FakeHost { behaviour: Behaviour::Answer, calls: Arc::new(AtomicUsize::new(0)) };
+    let mut host = FakeHost::new(Behaviour::Answer, Arc::new(AtomicUsize::new(0)));
     let e = poll_server(&mut host, &mut record, store.as_ref(), settings(Duration::from_secs(5)).limits()).await;
     assert!(matches!(e, Err(PollError::Internal(_))), "{e:?}");
 }

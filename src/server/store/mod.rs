@@ -6,23 +6,20 @@ mod model_tests;
 #[cfg(test)]
 mod ovpn_model_tests;
 pub mod sqlite;
-mod sqlite_ingest;
-mod sqlite_usage;
 mod state;
 #[cfg(test)]
 pub mod test_support;
 
-use crate::api::Protocol;
 use crate::domain::accounting::Counters;
 use crate::domain::openvpn::OvpnStatus;
 use crate::domain::wg_dump::WgDump;
+use crate::domain::Protocol;
 use crate::domain::{
     ClientId, CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser, UserId, Username,
 };
-use crate::server::secret::Secret;
+use crate::domain::{HostKeyPin, Secret, SshKeySource};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -57,24 +54,6 @@ impl From<sqlx::Error> for StoreError {
         }
         StoreError::Database(e)
     }
-}
-
-/// How the panel authenticates to a host's sshd.
-#[derive(Debug, Clone)]
-pub enum SshKeySource {
-    /// A private key file on the panel's machine.
-    File(PathBuf),
-    /// The private key text, stored in the database.
-    Inline(Secret),
-}
-
-/// The host key pinned for a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostKeyPin {
-    /// The key as an OpenSSH public-key line (`ssh-ed25519 AAAA…`).
-    pub openssh: String,
-    /// `SHA256:…`, as `ssh-keygen -l` prints it.
-    pub fingerprint: String,
 }
 
 /// Where an OpenVPN server's state is read: its management interface on the
@@ -262,8 +241,9 @@ pub struct PendingSamples {
     pub hourly: Vec<HourlyBucket>,
 }
 
+/// Admins and their login sessions.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait AuthStore: Send + Sync + 'static {
     async fn create_admin(
         &self,
         username: &Username,
@@ -291,18 +271,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(UserId, Username)>, StoreError>;
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
     async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
 
+/// Servers and their clients.
+#[async_trait]
+pub trait ServerStore: Send + Sync + 'static {
     async fn insert_server(&self, server: &NewServer, now: DateTime<Utc>) -> Result<ServerId, StoreError>;
     async fn servers(&self, now: DateTime<Utc>, month: &str) -> Result<Vec<ServerRecord>, StoreError>;
     async fn server(&self, id: ServerId, now: DateTime<Utc>, month: &str) -> Result<Option<ServerRecord>, StoreError>;
     async fn pin_host_key(&self, id: ServerId, pin: &HostKeyPin) -> Result<(), StoreError>;
-
-    /// Applies a WireGuard/AmneziaWG poll in one transaction: accounting,
-    /// ledgers, samples, sessions and the server's poll state.
-    async fn apply_wireguard_poll(&self, id: ServerId, poll: &WireguardPoll<'_>) -> Result<PollOutcome, StoreError>;
-    /// The same for an OpenVPN poll.
-    async fn apply_openvpn_poll(&self, id: ServerId, poll: &OpenvpnPoll<'_>) -> Result<PollOutcome, StoreError>;
-    async fn record_poll_failure(&self, id: ServerId, at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
 
     /// A server's clients: WireGuard peers on the host or managed, every
     /// OpenVPN user ever seen. `month` picks the monthly figures.
@@ -310,7 +287,22 @@ pub trait Store: Send + Sync + 'static {
     async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError>;
     /// Marks clients managed, with the allowed IPs the host should have.
     async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError>;
+}
 
+/// Applying polls.
+#[async_trait]
+pub trait IngestStore: Send + Sync + 'static {
+    /// Applies a WireGuard/AmneziaWG poll in one transaction: accounting,
+    /// ledgers, samples, sessions and the server's poll state.
+    async fn apply_wireguard_poll(&self, id: ServerId, poll: &WireguardPoll<'_>) -> Result<PollOutcome, StoreError>;
+    /// The same for an OpenVPN poll.
+    async fn apply_openvpn_poll(&self, id: ServerId, poll: &OpenvpnPoll<'_>) -> Result<PollOutcome, StoreError>;
+    async fn record_poll_failure(&self, id: ServerId, at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
+}
+
+/// Sessions, usage and the roll-up of raw samples.
+#[async_trait]
+pub trait ReportStore: Send + Sync + 'static {
     async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError>;
     async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError>;
     /// Deletes sessions that ended before `before` (open ones are kept);
@@ -339,3 +331,9 @@ pub trait Store: Send + Sync + 'static {
     /// off the path of polls (a no-op for backends without one).
     async fn checkpoint(&self) -> Result<(), StoreError>;
 }
+
+/// Everything the panel keeps, split by capability; one backend implements
+/// every part.
+pub trait Store: AuthStore + ServerStore + IngestStore + ReportStore {}
+
+impl<T: AuthStore + ServerStore + IngestStore + ReportStore> Store for T {}

@@ -17,10 +17,10 @@
 
 use super::sqlite::SqliteStore;
 use super::test_support::{compare_ledgers, test_server, MonthlyLedger};
-use super::{OpenvpnPoll, SessionFilter, Store, UsageQuery, WireguardPoll};
-use crate::api::Protocol;
+use super::{IngestStore, OpenvpnPoll, ReportStore, ServerStore, SessionFilter, UsageQuery, WireguardPoll};
 use crate::domain::accounting::{month_key, Counters};
 use crate::domain::wg_dump::{WgDump, WgInterface, WgPeer};
+use crate::domain::Protocol;
 use crate::domain::{ByteCount, IpNetwork, PublicKey, ServerId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;

@@ -21,10 +21,10 @@
 
 use super::sqlite::SqliteStore;
 use super::test_support::{compare_ledgers, test_server, MonthlyLedger};
-use super::{OpenvpnPoll, Store};
-use crate::api::Protocol;
+use super::{IngestStore, OpenvpnPoll, ReportStore, ServerStore};
 use crate::domain::accounting::{day_key, hour_key, month_key, Counters};
 use crate::domain::openvpn::parse_status;
+use crate::domain::Protocol;
 use crate::domain::ServerId;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;

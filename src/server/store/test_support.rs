@@ -3,10 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::sqlite::SqliteStore;
-use super::{HostKeyPin, NewServer, OpenVpnAccess, SshKeySource, Store, UsageQuery};
-use crate::api::Protocol;
+use super::{NewServer, OpenVpnAccess, ReportStore, ServerStore, UsageQuery};
 use crate::domain::accounting::Counters;
+use crate::domain::Protocol;
 use crate::domain::{CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
+use crate::domain::{HostKeyPin, SshKeySource};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 

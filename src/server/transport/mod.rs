@@ -1,10 +1,12 @@
 //! How the panel reaches a VPN host. [`HostTransport`] is the capability; SSH
 //! is its first implementation.
 
+#[cfg(test)]
+pub mod fake;
 pub mod ssh;
 
+use crate::domain::HostKeyPin;
 use crate::domain::RemoteCommand;
-use crate::server::store::HostKeyPin;
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -4,7 +4,7 @@
 
 use super::{CommandOutput, HostTransport, Stage, TransportError, Tunnel};
 use crate::domain::{HostAddress, RemoteCommand, SshUser};
-use crate::server::store::{HostKeyPin, SshKeySource};
+use crate::domain::{HostKeyPin, SshKeySource};
 use async_trait::async_trait;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};

@@ -1,12 +1,15 @@
 //! Reports from SQLite: sessions, usage, and the rollup of raw samples into
 //! hourly and daily buckets.
 
-use super::sqlite::{bytes, counters, db_bytes, instant, opt_instant, protocol, secs, SqliteStore};
-use super::sqlite_ingest::current_state;
-use super::state::{ClientState, ServerState};
-use super::{HourlyBucket, PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
+use super::ingest::current_state;
+use super::rows::{bytes, counters, db_bytes, instant, opt_instant, protocol, secs};
+use super::SqliteStore;
 use crate::domain::accounting::Counters;
 use crate::domain::{ClientId, ServerId};
+use crate::server::store::state::{ClientState, ServerState};
+use crate::server::store::{
+    HourlyBucket, PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow,
+};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::sqlite::SqliteRow;
@@ -218,6 +221,25 @@ pub(super) async fn pending_samples(store: &SqliteStore) -> Result<PendingSample
     Ok(PendingSamples { from, to, hourly })
 }
 
+/// Adds `[client_id, bucket, rx, tx]` rows to a roll-up table. Buckets of
+/// clients deleted meanwhile are skipped by the EXISTS test.
+async fn add_buckets(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    table: &'static str,
+    bucket: &'static str,
+    rows: &[serde_json::Value],
+) -> Result<(), StoreError> {
+    let rows = serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("encoding a rollup: {e}")))?;
+    let sql = format!(
+        "INSERT INTO {table} (client_id, {bucket}, rx, tx) \
+         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3 FROM json_each(?) AS j \
+         WHERE EXISTS (SELECT 1 FROM clients c WHERE c.id = j.value ->> 0) \
+         ON CONFLICT (client_id, {bucket}) DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx"
+    );
+    sqlx::query(&sql).bind(rows).execute(&mut **tx).await?;
+    Ok(())
+}
+
 pub(super) async fn store_rollup(
     store: &SqliteStore,
     pending: &PendingSamples,
@@ -238,26 +260,8 @@ pub(super) async fn store_rollup(
         .map(|b| json!([b.client_id, b.hour, db_bytes(b.bytes.rx), db_bytes(b.bytes.tx)]))
         .collect();
     let days: Vec<_> = daily.iter().map(|(c, d, b)| json!([c, d, db_bytes(b.rx), db_bytes(b.tx)])).collect();
-    let encode = |v| serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a rollup: {e}")));
-    // Buckets of clients deleted meanwhile are skipped by the EXISTS test.
-    sqlx::query(
-        "INSERT INTO traffic_hourly (client_id, hour, rx, tx) \
-         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3 FROM json_each(?) AS j \
-         WHERE EXISTS (SELECT 1 FROM clients c WHERE c.id = j.value ->> 0) \
-         ON CONFLICT (client_id, hour) DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx",
-    )
-    .bind(encode(&hours)?)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO traffic_daily (client_id, day, rx, tx) \
-         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3 FROM json_each(?) AS j \
-         WHERE EXISTS (SELECT 1 FROM clients c WHERE c.id = j.value ->> 0) \
-         ON CONFLICT (client_id, day) DO UPDATE SET rx = rx + excluded.rx, tx = tx + excluded.tx",
-    )
-    .bind(encode(&days)?)
-    .execute(&mut *tx)
-    .await?;
+    add_buckets(&mut tx, "traffic_hourly", "hour", &hours).await?;
+    add_buckets(&mut tx, "traffic_daily", "day", &days).await?;
     sqlx::query("UPDATE rollup_state SET rolled_up_seq = ? WHERE id = 1").bind(pending.to).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM traffic_polls WHERE seq <= ? AND at < ?")
         .bind(pending.to)
@@ -267,4 +271,25 @@ pub(super) async fn store_rollup(
     sqlx::query("DELETE FROM traffic_hourly WHERE hour < ?").bind(secs(keep_hourly_since)).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+pub(super) async fn delete_sessions_ended_before(
+    store: &SqliteStore,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    // In batches, so the writer is never held for long.
+    let mut deleted = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM connections WHERE id IN \
+                 (SELECT id FROM connections WHERE disconnected_at < ? LIMIT 5000)",
+        )
+        .bind(secs(before))
+        .execute(&store.write)
+        .await?;
+        deleted += done.rows_affected();
+        if done.rows_affected() < 5000 {
+            return Ok(deleted);
+        }
+    }
 }

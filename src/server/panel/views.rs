@@ -1,0 +1,102 @@
+//! Records as the API and the pages show them.
+
+use crate::api::{AccessStatus, ClientStats, ClientView, ServerHealth, ServerView, SessionView, Traffic};
+use crate::domain::status::ConnectionStatus;
+use crate::domain::{ByteCount, Protocol, PublicKey};
+use crate::server::store::{ClientRecord, ServerRecord, SessionRecord};
+use chrono::{DateTime, Utc};
+
+fn traffic(c: crate::domain::accounting::Counters) -> Traffic {
+    Traffic::new(c.rx, c.tx)
+}
+
+pub fn server_view(r: &ServerRecord) -> ServerView {
+    let health = match (r.last_poll_at, &r.last_error) {
+        (None, _) => ServerHealth::Pending,
+        (Some(_), Some(_)) => ServerHealth::Error,
+        (Some(_), None) => ServerHealth::Ok,
+    };
+    ServerView {
+        id: r.id,
+        name: r.name.to_string(),
+        host: r.host.to_string(),
+        port: r.port,
+        user: r.user.to_string(),
+        protocol: r.protocol,
+        interface: r.interface.as_ref().map(ToString::to_string),
+        command_prefix: r.command_prefix.parts().to_vec(),
+        openvpn_status_path: r.openvpn.as_ref().and_then(|o| o.status_path.as_ref()).map(ToString::to_string),
+        openvpn_management_port: r.openvpn.as_ref().and_then(|o| o.management_port),
+        host_key_fingerprint: r.host_key.as_ref().map(|k| k.fingerprint.clone()),
+        health,
+        last_poll_at: r.last_poll_at,
+        last_success_at: r.last_success_at,
+        last_error: r.last_error.clone(),
+        consecutive_failures: r.consecutive_failures,
+        clients: r.clients,
+        online: r.online,
+        bytes_sent: r.total.rx,
+        bytes_received: r.total.tx,
+        month: traffic(r.month),
+    }
+}
+
+pub fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
+    let (connection, last_seen) = match c.protocol {
+        Protocol::Openvpn => (ConnectionStatus::connected(c.on_host, c.last_seen, now), c.last_seen),
+        _ => (ConnectionStatus::at(c.latest_handshake, now), c.latest_handshake),
+    };
+    let public_key = match c.protocol {
+        Protocol::Openvpn => None,
+        _ => PublicKey::parse(&c.identity).ok(),
+    };
+    ClientView {
+        id: c.id,
+        server_id: c.server_id,
+        protocol: c.protocol,
+        identity: c.identity.clone(),
+        public_key,
+        common_name: (c.protocol == Protocol::Openvpn).then(|| c.identity.clone()),
+        username: c.username.clone(),
+        name: c.name.clone(),
+        client_ip: c.virtual_ip.clone(),
+        endpoint: c.endpoint.clone(),
+        allowed_ips: c.allowed_ips.clone(),
+        status: if c.disabled { AccessStatus::Disabled } else { AccessStatus::Active },
+        connection,
+        stats: ClientStats::new(ByteCount::new(c.total.rx), ByteCount::new(c.total.tx), connection, last_seen, now),
+        bytes_sent: c.total.rx,
+        bytes_received: c.total.tx,
+        month: traffic(c.month),
+        last_handshake: c.latest_handshake,
+        last_seen: c.last_seen,
+        last_sync_at: Some(c.last_sync_at),
+        managed: c.managed,
+        on_host: c.on_host,
+    }
+}
+
+pub fn session_view(s: &SessionRecord) -> SessionView {
+    let client = s.client_name.clone().unwrap_or_else(|| match PublicKey::parse(&s.identity) {
+        Ok(k) if s.protocol != Protocol::Openvpn => k.short(),
+        _ => s.identity.clone(),
+    });
+    SessionView {
+        id: s.id,
+        server_id: s.server_id,
+        server_name: s.server_name.clone(),
+        client_id: s.client_id,
+        client,
+        identity: s.identity.clone(),
+        session_key: s.session_key.clone(),
+        protocol: s.protocol,
+        connected_at: s.connected_at,
+        disconnected_at: s.disconnected_at,
+        last_seen_at: s.last_seen_at,
+        endpoint: s.endpoint.clone(),
+        virtual_ip: s.virtual_ip.clone(),
+        bytes_sent: s.bytes.rx,
+        bytes_received: s.bytes.tx,
+        openvpn_client_id: s.openvpn_client_id,
+    }
+}

@@ -1,0 +1,240 @@
+//! [`Store`](super::Store) on an embedded SQLite file: WAL journal, a busy
+//! timeout, one writer connection and a small pool of read-only readers.
+//!
+//! Files depend downward only: `rows` (column conversions) ← `ingest` (the
+//! packed live state and what every poll writes) ← `servers`, `reports`,
+//! `wireguard`, `openvpn`; `admins` stands alone. This file opens the pools
+//! and implements the store's traits by calling them.
+
+mod admins;
+mod ingest;
+mod openvpn;
+mod reports;
+mod rows;
+mod servers;
+mod wireguard;
+
+use super::{
+    AdminRecord, AuthStore, ClientRecord, IngestStore, NewServer, OpenvpnPoll, PendingSamples, PollOutcome,
+    ReportStore, ServerRecord, ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow,
+    WireguardPoll,
+};
+use crate::domain::accounting::Counters;
+use crate::domain::{ClientId, HostKeyPin, ServerId, UserId, Username};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The writer checkpoints the write-ahead log itself only past this many
+/// pages (64 MiB); normally [`Store::checkpoint`], called in the background,
+/// keeps it far smaller, so a poll's commit never pays for a checkpoint.
+const WAL_BACKSTOP_PAGES: &str = "16384";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(super) write: SqlitePool,
+    pub(super) read: SqlitePool,
+    /// One connection that moves the write-ahead log into the database
+    /// file, beside the writer rather than in its commits.
+    checkpointer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url`, applies pending
+    /// migrations, and restricts the file to its owner: it holds password
+    /// hashes and may hold SSH keys.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone().pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES))
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        restrict_permissions(options.get_filename().to_path_buf());
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone().read_only(true))
+            .await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Self { write, read, checkpointer })
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.checkpointer.close().await;
+        self.write.close().await;
+    }
+}
+
+fn restrict_permissions(path: PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut paths = vec![path.clone()];
+    for suffix in ["-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        paths.push(PathBuf::from(p));
+    }
+    for p in paths {
+        if p.exists() {
+            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(path = %p.display(), error = %e, "could not restrict database file permissions");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl AuthStore for SqliteStore {
+    async fn create_admin(
+        &self,
+        username: &Username,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UserId, StoreError> {
+        admins::create_admin(self, username, password_hash, now).await
+    }
+
+    async fn set_admin_password(&self, username: &Username, password_hash: &str) -> Result<(), StoreError> {
+        admins::set_admin_password(self, username, password_hash).await
+    }
+
+    async fn delete_admin(&self, username: &Username) -> Result<(), StoreError> {
+        admins::delete_admin(self, username).await
+    }
+
+    async fn admins(&self) -> Result<Vec<Username>, StoreError> {
+        admins::admins(self).await
+    }
+
+    async fn admin_by_username(&self, username: &str) -> Result<Option<AdminRecord>, StoreError> {
+        admins::admin_by_username(self, username).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &[u8; 32],
+        admin: UserId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        admins::create_session(self, token_hash, admin, now, expires_at).await
+    }
+
+    async fn session_admin(
+        &self,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(UserId, Username)>, StoreError> {
+        admins::session_admin(self, token_hash, now).await
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        admins::delete_session(self, token_hash).await
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        admins::delete_expired_sessions(self, now).await
+    }
+}
+
+#[async_trait]
+impl ServerStore for SqliteStore {
+    async fn insert_server(&self, server: &NewServer, now: DateTime<Utc>) -> Result<ServerId, StoreError> {
+        servers::insert_server(self, server, now).await
+    }
+
+    async fn servers(&self, now: DateTime<Utc>, month: &str) -> Result<Vec<ServerRecord>, StoreError> {
+        servers::servers(self, now, month).await
+    }
+
+    async fn server(&self, id: ServerId, now: DateTime<Utc>, month: &str) -> Result<Option<ServerRecord>, StoreError> {
+        servers::server(self, id, now, month).await
+    }
+
+    async fn pin_host_key(&self, id: ServerId, pin: &HostKeyPin) -> Result<(), StoreError> {
+        servers::pin_host_key(self, id, pin).await
+    }
+
+    async fn clients(&self, server: ServerId, month: &str) -> Result<Vec<ClientRecord>, StoreError> {
+        servers::clients(self, server, month).await
+    }
+
+    async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
+        servers::client(self, id, month).await
+    }
+
+    async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {
+        servers::set_managed(self, server, peers).await
+    }
+}
+
+#[async_trait]
+impl IngestStore for SqliteStore {
+    async fn apply_wireguard_poll(&self, id: ServerId, poll: &WireguardPoll<'_>) -> Result<PollOutcome, StoreError> {
+        wireguard::apply_wireguard(self, id, poll).await
+    }
+
+    async fn apply_openvpn_poll(&self, id: ServerId, poll: &OpenvpnPoll<'_>) -> Result<PollOutcome, StoreError> {
+        openvpn::apply_openvpn(self, id, poll).await
+    }
+
+    async fn record_poll_failure(&self, id: ServerId, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+        servers::record_poll_failure(self, id, at, error).await
+    }
+}
+
+#[async_trait]
+impl ReportStore for SqliteStore {
+    async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError> {
+        reports::sessions(self, filter).await
+    }
+
+    async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError> {
+        reports::session(self, id).await
+    }
+
+    async fn delete_sessions_ended_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        reports::delete_sessions_ended_before(self, before).await
+    }
+
+    async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        reports::usage(self, query).await
+    }
+
+    async fn pending_samples(&self) -> Result<PendingSamples, StoreError> {
+        reports::pending_samples(self).await
+    }
+
+    async fn store_rollup(
+        &self,
+        pending: &PendingSamples,
+        daily: &[(i64, String, Counters)],
+        keep_samples_since: DateTime<Utc>,
+        keep_hourly_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        reports::store_rollup(self, pending, daily, keep_samples_since, keep_hourly_since).await
+    }
+
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        // PASSIVE: copies what it can without waiting for readers or the
+        // writer, so it never holds up a poll.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.checkpointer).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,330 @@
+//! Servers and their clients.
+
+use super::ingest::current_state;
+use super::rows::{corrupt, counters, instant, is_unique_violation, opt_instant, protocol, secs, split_list};
+use super::SqliteStore;
+use crate::domain::status::ONLINE_WINDOW;
+use crate::domain::Protocol;
+use crate::domain::Secret;
+use crate::domain::{ClientId, CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
+use crate::domain::{HostKeyPin, SshKeySource};
+use crate::server::store::state::{ClientState, ServerState};
+use crate::server::store::{ClientRecord, NewServer, OpenVpnAccess, ServerRecord, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use std::path::PathBuf;
+
+const SERVER_COLUMNS: &str = "s.id, s.name, s.protocol, s.host, s.port, s.ssh_user, s.ssh_key_path, \
+    s.ssh_private_key, s.interface, s.command_prefix, s.openvpn_status_path, s.openvpn_management_port, \
+    s.openvpn_management_password, s.host_key, s.host_key_fingerprint, s.created_at, \
+    s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.total_rx, s.total_tx, \
+    COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx";
+
+const SERVER_FROM: &str = "FROM servers s LEFT JOIN server_usage_monthly m ON m.server_id = s.id AND m.month = ?1";
+
+/// Clients present (WireGuard: on the host; OpenVPN: every user known) and,
+/// of those, online at `now`.
+fn client_counts(protocol: Protocol, state: &ServerState, now: DateTime<Utc>) -> (u32, u32) {
+    let openvpn = protocol == Protocol::Openvpn;
+    let since = secs(now - ONLINE_WINDOW);
+    let present = state.clients.iter().filter(|c| c.on_host || openvpn);
+    let online =
+        state.clients.iter().filter(|c| c.on_host && (openvpn || c.latest_handshake.is_some_and(|h| h > since)));
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    (count(present.count()), count(online.count()))
+}
+
+async fn server_with_counts(
+    conn: &mut SqliteConnection,
+    row: &SqliteRow,
+    now: DateTime<Utc>,
+) -> Result<ServerRecord, StoreError> {
+    let mut server = server_from_row(row)?;
+    match current_state(conn, server.id).await {
+        Ok(state) => (server.clients, server.online) = client_counts(server.protocol, &state, now),
+        // One damaged server must not hide the others: its polls fail with
+        // the same error until the row is repaired from a backup.
+        Err(StoreError::Corrupt(e)) => {
+            tracing::error!(server = %server.name, error = %e, "stored client figures are damaged");
+            server.last_error = Some(format!("stored client figures are damaged: {e}"));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(server)
+}
+
+fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
+    let name: String = row.try_get("name")?;
+    let protocol = protocol(&row.try_get::<String, _>("protocol")?)?;
+    let host: String = row.try_get("host")?;
+    let port: i64 = row.try_get("port")?;
+    let user: String = row.try_get("ssh_user")?;
+    let key_path: Option<String> = row.try_get("ssh_key_path")?;
+    let key_text: Option<String> = row.try_get("ssh_private_key")?;
+    let interface: Option<String> = row.try_get("interface")?;
+    let prefix: String = row.try_get("command_prefix")?;
+    let status_path: Option<String> = row.try_get("openvpn_status_path")?;
+    let management_port: Option<i64> = row.try_get("openvpn_management_port")?;
+    let management_password: Option<String> = row.try_get("openvpn_management_password")?;
+    let host_key: Option<String> = row.try_get("host_key")?;
+    let fingerprint: Option<String> = row.try_get("host_key_fingerprint")?;
+    let key = match (key_path, key_text) {
+        (Some(p), None) => SshKeySource::File(PathBuf::from(p)),
+        (None, Some(k)) => SshKeySource::Inline(Secret::new(k)),
+        _ => return Err(StoreError::Corrupt("server has no single SSH key".into())),
+    };
+    let prefix_words: Vec<String> = serde_json::from_str(&prefix).map_err(|e| corrupt("command prefix", e))?;
+    let openvpn = match protocol {
+        Protocol::Openvpn => Some(OpenVpnAccess {
+            status_path: status_path
+                .as_deref()
+                .map(RemotePath::parse)
+                .transpose()
+                .map_err(|e| corrupt("status path", e))?,
+            management_port: management_port
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|e| corrupt("management port", e))?,
+            management_password: management_password.map(Secret::new),
+        }),
+        _ => None,
+    };
+    let count =
+        |name: &str| -> Result<u32, StoreError> { Ok(u32::try_from(row.try_get::<i64, _>(name)?).unwrap_or(u32::MAX)) };
+    Ok(ServerRecord {
+        id: ServerId::new(row.try_get("id")?),
+        name: ServerName::parse(&name).map_err(|e| corrupt("server name", e))?,
+        protocol,
+        host: HostAddress::parse(&host).map_err(|e| corrupt("host", e))?,
+        port: u16::try_from(port).map_err(|e| corrupt("port", e))?,
+        user: SshUser::parse(&user).map_err(|e| corrupt("ssh user", e))?,
+        key,
+        interface: interface.as_deref().map(InterfaceName::parse).transpose().map_err(|e| corrupt("interface", e))?,
+        command_prefix: CommandPrefix::from_parts(prefix_words.iter().map(String::as_str))
+            .map_err(|e| corrupt("command prefix", e))?,
+        openvpn,
+        host_key: match (host_key, fingerprint) {
+            (Some(openssh), Some(fingerprint)) => Some(HostKeyPin { openssh, fingerprint }),
+            _ => None,
+        },
+        created_at: instant(row.try_get("created_at")?)?,
+        last_poll_at: opt_instant(row.try_get("last_poll_at")?)?,
+        last_success_at: opt_instant(row.try_get("last_success_at")?)?,
+        last_error: row.try_get("last_error")?,
+        consecutive_failures: count("consecutive_failures")?,
+        clients: 0,
+        online: 0,
+        total: counters(row, "total_rx", "total_tx")?,
+        month: counters(row, "month_rx", "month_tx")?,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name, c.username, c.access, c.managed, \
+    c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
+    c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
+    c.seed_last_sync_at \
+    FROM clients c JOIN servers s ON s.id = c.server_id \
+    LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
+
+/// A client row with its live figures from the server's state (`live`);
+/// without an entry, the row's own figures.
+fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> Result<ClientRecord, StoreError> {
+    let allowed: String = row.try_get("allowed_ips")?;
+    let desired: Option<String> = row.try_get("desired_allowed_ips")?;
+    let access: String = row.try_get("access")?;
+    let ledger = counters(row, "month_rx", "month_tx")?;
+    let (latest_handshake, last_seen, on_host, total, month, last_sync_at) = match live {
+        Some(c) => (c.latest_handshake, c.last_seen, c.on_host, c.total, c.month_usage(month, ledger), c.last_sync_at),
+        None => (
+            row.try_get("seed_latest_handshake")?,
+            row.try_get("seed_last_seen_at")?,
+            row.try_get::<i64, _>("seed_on_host")? != 0,
+            counters(row, "seed_total_rx", "seed_total_tx")?,
+            ledger,
+            row.try_get("seed_last_sync_at")?,
+        ),
+    };
+    Ok(ClientRecord {
+        id: ClientId::new(row.try_get("id")?),
+        server_id: ServerId::new(row.try_get("server_id")?),
+        protocol: protocol(&row.try_get::<String, _>("protocol")?)?,
+        identity: row.try_get("identity")?,
+        name: row.try_get("name")?,
+        username: row.try_get("username")?,
+        disabled: access == "disabled",
+        managed: row.try_get::<i64, _>("managed")? != 0,
+        endpoint: row.try_get("endpoint")?,
+        allowed_ips: split_list(&allowed),
+        desired_allowed_ips: desired.as_deref().map(split_list),
+        virtual_ip: row.try_get("virtual_ip")?,
+        latest_handshake: opt_instant(latest_handshake)?,
+        last_seen: opt_instant(last_seen)?,
+        on_host,
+        total,
+        month,
+        last_sync_at: instant(last_sync_at)?,
+    })
+}
+
+pub(super) async fn insert_server(
+    store: &SqliteStore,
+    server: &NewServer,
+    now: DateTime<Utc>,
+) -> Result<ServerId, StoreError> {
+    let (key_path, key_text) = match &server.key {
+        SshKeySource::File(p) => (Some(p.to_string_lossy().into_owned()), None),
+        SshKeySource::Inline(s) => (None, Some(s.expose().to_owned())),
+    };
+    let prefix = serde_json::to_string(server.command_prefix.parts()).map_err(|e| corrupt("command prefix", e))?;
+    let ovpn = server.openvpn.as_ref();
+    let result = sqlx::query(
+        "INSERT INTO servers (name, protocol, host, port, ssh_user, ssh_key_path, ssh_private_key, \
+             interface, command_prefix, openvpn_status_path, openvpn_management_port, openvpn_management_password, \
+             host_key, host_key_fingerprint, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(server.name.as_str())
+    .bind(server.protocol.as_str())
+    .bind(server.host.as_str())
+    .bind(i64::from(server.port))
+    .bind(server.user.as_str())
+    .bind(key_path)
+    .bind(key_text)
+    .bind(server.interface.as_ref().map(|i| i.as_str().to_owned()))
+    .bind(prefix)
+    .bind(ovpn.and_then(|o| o.status_path.as_ref()).map(|p| p.as_str().to_owned()))
+    .bind(ovpn.and_then(|o| o.management_port).map(i64::from))
+    .bind(ovpn.and_then(|o| o.management_password.as_ref()).map(|p| p.expose().to_owned()))
+    .bind(&server.host_key.openssh)
+    .bind(&server.host_key.fingerprint)
+    .bind(secs(now))
+    .execute(&store.write)
+    .await;
+    match result {
+        Ok(done) => Ok(ServerId::new(done.last_insert_rowid())),
+        Err(e) if is_unique_violation(&e) => {
+            Err(StoreError::Conflict(format!("a server named {} already exists", server.name)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn servers(
+    store: &SqliteStore,
+    now: DateTime<Utc>,
+    month: &str,
+) -> Result<Vec<ServerRecord>, StoreError> {
+    // One read transaction: the rows and the states are one snapshot.
+    let mut tx = store.read.begin().await?;
+    let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} ORDER BY s.name COLLATE NOCASE, s.id");
+    let rows = sqlx::query(&sql).bind(month).fetch_all(&mut *tx).await?;
+    let mut servers = Vec::with_capacity(rows.len());
+    for row in &rows {
+        servers.push(server_with_counts(&mut tx, row, now).await?);
+    }
+    tx.commit().await?;
+    Ok(servers)
+}
+
+pub(super) async fn server(
+    store: &SqliteStore,
+    id: ServerId,
+    now: DateTime<Utc>,
+    month: &str,
+) -> Result<Option<ServerRecord>, StoreError> {
+    let mut tx = store.read.begin().await?;
+    let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} WHERE s.id = ?2");
+    let row = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await?;
+    let server = match row {
+        Some(row) => Some(server_with_counts(&mut tx, &row, now).await?),
+        None => None,
+    };
+    tx.commit().await?;
+    Ok(server)
+}
+
+pub(super) async fn pin_host_key(store: &SqliteStore, id: ServerId, pin: &HostKeyPin) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE servers SET host_key = ?, host_key_fingerprint = ? WHERE id = ?")
+        .bind(&pin.openssh)
+        .bind(&pin.fingerprint)
+        .bind(id.get())
+        .execute(&store.write)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("server"));
+    }
+    Ok(())
+}
+
+pub(super) async fn record_poll_failure(
+    store: &SqliteStore,
+    id: ServerId,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE servers SET last_poll_at = ?, last_error = ?, \
+             consecutive_failures = consecutive_failures + 1 WHERE id = ?",
+    )
+    .bind(secs(at))
+    .bind(error)
+    .bind(id.get())
+    .execute(&store.write)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn clients(
+    store: &SqliteStore,
+    server: ServerId,
+    month: &str,
+) -> Result<Vec<ClientRecord>, StoreError> {
+    let mut tx = store.read.begin().await?;
+    let sql =
+        format!("SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE");
+    let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&mut *tx).await?;
+    let state = current_state(&mut tx, server).await?;
+    tx.commit().await?;
+    let live = state.into_by_id();
+    let mut clients = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let client = client_from_row(row, live.get(&id), month)?;
+        // WireGuard: peers on the host or part of the wanted configuration.
+        if client.on_host || client.managed || client.protocol == Protocol::Openvpn {
+            clients.push(client);
+        }
+    }
+    Ok(clients)
+}
+
+pub(super) async fn client(store: &SqliteStore, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
+    let mut tx = store.read.begin().await?;
+    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2");
+    let Some(row) = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await? else {
+        return Ok(None);
+    };
+    let state = current_state(&mut tx, ServerId::new(row.try_get("server_id")?)).await?;
+    tx.commit().await?;
+    let live = state.clients.iter().find(|c| c.client_id == id.get());
+    client_from_row(&row, live, month).map(Some)
+}
+
+pub(super) async fn set_managed(
+    store: &SqliteStore,
+    server: ServerId,
+    peers: &[(String, Vec<String>)],
+) -> Result<(), StoreError> {
+    let json: Vec<(&str, String)> = peers.iter().map(|(id, ips)| (id.as_str(), ips.join(","))).collect();
+    let json = serde_json::to_string(&json).map_err(|e| corrupt("managed peers", e))?;
+    sqlx::query(
+        "UPDATE clients SET managed = 1, desired_allowed_ips = j.value ->> 1 \
+             FROM json_each(?2) AS j WHERE clients.server_id = ?1 AND clients.identity = j.value ->> 0",
+    )
+    .bind(server.get())
+    .bind(json)
+    .execute(&store.write)
+    .await?;
+    Ok(())
+}
