@@ -14,11 +14,13 @@ pub mod keys;
 pub mod names;
 pub mod net;
 pub mod openvpn;
+pub mod policy;
 pub mod secret;
 pub mod sessions;
 pub mod status;
 pub mod throttle;
 pub mod time;
+pub mod wg_config;
 pub mod wg_dump;
 
 pub use bytes::ByteCount;

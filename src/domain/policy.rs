@@ -1,0 +1,259 @@
+//! Client policy: traffic limits with a warning threshold, monthly reset
+//! days, expiry dates, device limits. Pure functions over plain data with
+//! `now` passed in; the enforcer carries out what they decide.
+//!
+//! Periods are real calendar months in the configured time zone, never "30
+//! days": a monthly limit resets at local midnight of its reset day, which
+//! is clamped to the month's last day (31 → 28 or 29 in February).
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A day of the month on which a monthly limit starts again: 1 to 31.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResetDay(u8);
+
+impl ResetDay {
+    pub fn parse(day: i64) -> Result<Self, PolicyError> {
+        u8::try_from(day).ok().filter(|d| (1..=31).contains(d)).map(ResetDay).ok_or(PolicyError::ResetDay(day))
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// A warning threshold in percent of the limit: 1 to 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Threshold(u8);
+
+impl Threshold {
+    pub const DEFAULT: Threshold = Threshold(80);
+
+    pub fn parse(percent: i64) -> Result<Self, PolicyError> {
+        u8::try_from(percent)
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(Threshold)
+            .ok_or(PolicyError::Threshold(percent))
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("reset_day must be 1 to 31, got {0}")]
+    ResetDay(i64),
+    #[error("traffic_warn_threshold must be 1 to 100 (percent), got {0}")]
+    Threshold(i64),
+}
+
+/// What a traffic limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "limit_period", rename_all = "snake_case")]
+pub enum LimitPeriod {
+    /// All traffic ever (the limit is a quota that never renews).
+    Lifetime,
+    /// Traffic since the latest reset day.
+    Monthly { reset_day: ResetDay },
+}
+
+/// The latest reset moment at or before `now`: local midnight of the reset
+/// day (clamped to the month's length) in `tz`.
+pub fn period_start<Tz: TimeZone>(reset_day: ResetDay, now: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
+    let local = now.with_timezone(tz).date_naive();
+    let this_month = reset_date(local.year(), local.month(), reset_day);
+    let date = if this_month <= local {
+        this_month
+    } else {
+        let previous = local.with_day(1).and_then(|d| d.checked_sub_months(Months::new(1))).unwrap_or(local);
+        reset_date(previous.year(), previous.month(), reset_day)
+    };
+    local_midnight(date, tz)
+}
+
+/// The reset moment after `start` (the next month's reset day).
+pub fn next_period_start<Tz: TimeZone>(reset_day: ResetDay, start: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
+    let local = start.with_timezone(tz).date_naive();
+    let next = local.with_day(1).and_then(|d| d.checked_add_months(Months::new(1))).unwrap_or(local);
+    local_midnight(reset_date(next.year(), next.month(), reset_day), tz)
+}
+
+fn reset_date(year: i32, month: u32, day: ResetDay) -> NaiveDate {
+    let last = last_day(year, month);
+    NaiveDate::from_ymd_opt(year, month, u32::from(day.get()).min(last)).unwrap_or(NaiveDate::MIN)
+}
+
+fn last_day(year: i32, month: u32) -> u32 {
+    let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MIN);
+    let next = first.checked_add_months(Months::new(1)).unwrap_or(first);
+    u32::try_from((next - first).num_days()).unwrap_or(28)
+}
+
+/// Local midnight of `date`; where a clock change skips midnight, the first
+/// moment of the day that exists.
+fn local_midnight<Tz: TimeZone>(date: NaiveDate, tz: &Tz) -> DateTime<Utc> {
+    let mut at = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    for _ in 0..4 {
+        if let Some(t) = tz.from_local_datetime(&at).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        at += TimeDelta::minutes(30);
+    }
+    at.and_utc()
+}
+
+/// Where a client stands against its traffic limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrafficVerdict {
+    /// No limit.
+    Unlimited,
+    Within {
+        percent: u8,
+    },
+    /// At or past the warning threshold, below the limit.
+    Warning {
+        percent: u8,
+    },
+    /// At or past the limit.
+    Exceeded {
+        percent: u16,
+    },
+}
+
+/// Judges `used` bytes (RX + TX in the limit's period) against `limit`.
+pub fn judge_traffic(used: u64, limit: Option<u64>, threshold: Threshold) -> TrafficVerdict {
+    let Some(limit) = limit else { return TrafficVerdict::Unlimited };
+    if used >= limit {
+        let percent = if limit == 0 { u16::MAX } else { percent_of(used, limit).min(u128::from(u16::MAX)) as u16 };
+        return TrafficVerdict::Exceeded { percent };
+    }
+    let percent = percent_of(used, limit).min(99) as u8;
+    if u128::from(used) * 100 >= u128::from(limit) * u128::from(threshold.get()) {
+        TrafficVerdict::Warning { percent }
+    } else {
+        TrafficVerdict::Within { percent }
+    }
+}
+
+fn percent_of(used: u64, limit: u64) -> u128 {
+    u128::from(used) * 100 / u128::from(limit.max(1))
+}
+
+/// Where a client stands against its expiry date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryVerdict {
+    NoExpiry,
+    Fine,
+    /// Seven days or less left; `days_left` rounds up (0 < left ≤ 1 day: 1).
+    Soon {
+        days_left: u32,
+    },
+    Expired,
+}
+
+/// How long before expiry the daily warnings start.
+pub const EXPIRY_WARNING: TimeDelta = TimeDelta::days(7);
+
+pub fn judge_expiry(expiry: Option<DateTime<Utc>>, now: DateTime<Utc>) -> ExpiryVerdict {
+    let Some(expiry) = expiry else { return ExpiryVerdict::NoExpiry };
+    if now >= expiry {
+        return ExpiryVerdict::Expired;
+    }
+    let left = expiry - now;
+    if left > EXPIRY_WARNING {
+        return ExpiryVerdict::Fine;
+    }
+    let days = (left.num_seconds() + 86_399) / 86_400;
+    ExpiryVerdict::Soon { days_left: u32::try_from(days).unwrap_or(u32::MAX) }
+}
+
+/// Why a client is disabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisableReason {
+    Manual,
+    TrafficLimit,
+    Expired,
+    DeviceLimit,
+}
+
+impl DisableReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::TrafficLimit => "traffic_limit",
+            Self::Expired => "expired",
+            Self::DeviceLimit => "device_limit",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Manual, Self::TrafficLimit, Self::Expired, Self::DeviceLimit].into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for DisableReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a monthly reset may re-enable a client disabled for `reason`:
+/// only a traffic-limit disable is lifted by a new period, never a manual
+/// or an expiry one.
+pub fn reset_reenables(reason: DisableReason) -> bool {
+    reason == DisableReason::TrafficLimit
+}
+
+/// Why a restore is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreRefused {
+    #[error("the client's expiry date has passed; give it a new expiry date to restore it")]
+    Expired,
+    #[error("the client is still over its traffic limit; raise the limit to restore it")]
+    OverLimit,
+}
+
+/// Whether a disabled client may be restored now, with its current policy.
+pub fn may_restore(traffic: TrafficVerdict, expiry: ExpiryVerdict) -> Result<(), RestoreRefused> {
+    if expiry == ExpiryVerdict::Expired {
+        return Err(RestoreRefused::Expired);
+    }
+    if matches!(traffic, TrafficVerdict::Exceeded { .. }) {
+        return Err(RestoreRefused::OverLimit);
+    }
+    Ok(())
+}
+
+/// One live session of a user's, on any server and protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSession<K> {
+    pub key: K,
+    pub started: DateTime<Utc>,
+}
+
+/// The sessions to end so that at most `max` remain (0: no limit): the
+/// oldest go, the newest `max` stay. Ties keep the order given.
+pub fn over_device_limit<K: Clone>(sessions: &[LiveSession<K>], max: u32) -> Vec<K> {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if max == 0 || sessions.len() <= max {
+        return Vec::new();
+    }
+    let mut by_age: Vec<&LiveSession<K>> = sessions.iter().collect();
+    by_age.sort_by_key(|s| s.started);
+    by_age[..sessions.len() - max].iter().map(|s| s.key.clone()).collect()
+}
+
+/// "10.7 GB of 10.0 GB": the figures an event or a log line carries.
+pub fn usage_figures(used: u64, limit: u64) -> String {
+    let gb = |b: u64| b as f64 / 1e9;
+    format!("usage {:.1} GB of {:.1} GB", gb(used), gb(limit))
+}
+
+#[cfg(test)]
+mod tests;

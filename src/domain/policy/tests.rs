@@ -1,0 +1,108 @@
+use super::*;
+use chrono::FixedOffset;
+
+fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+}
+
+fn day(d: i64) -> ResetDay {
+    ResetDay::parse(d).unwrap()
+}
+
+#[test]
+fn reset_days_and_thresholds_parse_only_in_range() {
+    assert_eq!(ResetDay::parse(1).unwrap().get(), 1);
+    assert_eq!(ResetDay::parse(31).unwrap().get(), 31);
+    for bad in [0, 32, -1, 256] {
+        assert_eq!(ResetDay::parse(bad), Err(PolicyError::ResetDay(bad)));
+    }
+    assert_eq!(Threshold::parse(80), Ok(Threshold::DEFAULT));
+    assert!(Threshold::parse(0).is_err() && Threshold::parse(101).is_err());
+}
+
+#[test]
+fn a_reset_on_the_31st_falls_on_the_last_day_of_short_months() {
+    // February 2026 has 28 days, 2028 has 29.
+    assert_eq!(period_start(day(31), utc(2026, 3, 10, 12, 0), &Utc), utc(2026, 2, 28, 0, 0));
+    assert_eq!(period_start(day(31), utc(2028, 3, 10, 12, 0), &Utc), utc(2028, 2, 29, 0, 0));
+    assert_eq!(period_start(day(31), utc(2026, 2, 27, 23, 59), &Utc), utc(2026, 1, 31, 0, 0));
+    assert_eq!(period_start(day(31), utc(2026, 2, 28, 0, 0), &Utc), utc(2026, 2, 28, 0, 0));
+    assert_eq!(next_period_start(day(31), utc(2026, 1, 31, 0, 0), &Utc), utc(2026, 2, 28, 0, 0));
+    assert_eq!(next_period_start(day(31), utc(2026, 2, 28, 0, 0), &Utc), utc(2026, 3, 31, 0, 0));
+    assert_eq!(period_start(day(30), utc(2026, 4, 30, 0, 0), &Utc), utc(2026, 4, 30, 0, 0));
+}
+
+#[test]
+fn periods_are_calendar_months_not_thirty_days() {
+    let start = period_start(day(1), utc(2026, 1, 15, 0, 0), &Utc);
+    assert_eq!(start, utc(2026, 1, 1, 0, 0));
+    assert_eq!(next_period_start(day(1), start, &Utc) - start, TimeDelta::days(31));
+    let feb = next_period_start(day(1), start, &Utc);
+    assert_eq!(next_period_start(day(1), feb, &Utc) - feb, TimeDelta::days(28));
+    // Across the year's end.
+    assert_eq!(period_start(day(15), utc(2027, 1, 3, 0, 0), &Utc), utc(2026, 12, 15, 0, 0));
+}
+
+#[test]
+fn the_reset_moment_is_local_midnight_in_the_configured_zone() {
+    let east = FixedOffset::east_opt(3 * 3600).unwrap();
+    // 1 March 00:00 at UTC+3 is 28 February 21:00 UTC.
+    assert_eq!(period_start(day(1), utc(2026, 2, 28, 21, 30), &east), utc(2026, 2, 28, 21, 0));
+    assert_eq!(period_start(day(1), utc(2026, 2, 28, 20, 59), &east), utc(2026, 1, 31, 21, 0));
+}
+
+#[test]
+fn traffic_is_judged_against_the_limit_and_the_threshold() {
+    let t = Threshold::DEFAULT;
+    assert_eq!(judge_traffic(5, None, t), TrafficVerdict::Unlimited);
+    assert_eq!(judge_traffic(7_900, Some(10_000), t), TrafficVerdict::Within { percent: 79 });
+    assert_eq!(judge_traffic(8_000, Some(10_000), t), TrafficVerdict::Warning { percent: 80 });
+    assert_eq!(judge_traffic(9_999, Some(10_000), t), TrafficVerdict::Warning { percent: 99 });
+    assert_eq!(judge_traffic(10_000, Some(10_000), t), TrafficVerdict::Exceeded { percent: 100 });
+    assert_eq!(judge_traffic(10_700, Some(10_000), t), TrafficVerdict::Exceeded { percent: 107 });
+    assert!(matches!(judge_traffic(0, Some(0), t), TrafficVerdict::Exceeded { .. }), "a zero limit blocks");
+    assert_eq!(judge_traffic(u64::MAX, Some(1), t), TrafficVerdict::Exceeded { percent: u16::MAX });
+    assert_eq!(usage_figures(10_700_000_000, 10_000_000_000), "usage 10.7 GB of 10.0 GB");
+}
+
+#[test]
+fn expiry_warns_for_the_last_seven_days_and_then_expires() {
+    let now = utc(2026, 11, 24, 12, 0);
+    assert_eq!(judge_expiry(None, now), ExpiryVerdict::NoExpiry);
+    assert_eq!(judge_expiry(Some(now + TimeDelta::days(8)), now), ExpiryVerdict::Fine);
+    assert_eq!(judge_expiry(Some(now + TimeDelta::days(7)), now), ExpiryVerdict::Soon { days_left: 7 });
+    assert_eq!(judge_expiry(Some(now + TimeDelta::days(3)), now), ExpiryVerdict::Soon { days_left: 3 });
+    assert_eq!(judge_expiry(Some(now + TimeDelta::hours(1)), now), ExpiryVerdict::Soon { days_left: 1 });
+    assert_eq!(judge_expiry(Some(now), now), ExpiryVerdict::Expired);
+    assert_eq!(judge_expiry(Some(now - TimeDelta::seconds(1)), now), ExpiryVerdict::Expired);
+}
+
+#[test]
+fn only_a_traffic_limit_disable_is_lifted_by_a_reset() {
+    assert!(reset_reenables(DisableReason::TrafficLimit));
+    for reason in [DisableReason::Manual, DisableReason::Expired, DisableReason::DeviceLimit] {
+        assert!(!reset_reenables(reason), "{reason}");
+        assert_eq!(DisableReason::parse(reason.as_str()), Some(reason));
+    }
+}
+
+#[test]
+fn an_expired_or_exhausted_client_is_not_restored_silently() {
+    let fine = TrafficVerdict::Within { percent: 10 };
+    assert_eq!(may_restore(fine, ExpiryVerdict::Expired), Err(RestoreRefused::Expired));
+    assert_eq!(
+        may_restore(TrafficVerdict::Exceeded { percent: 100 }, ExpiryVerdict::Fine),
+        Err(RestoreRefused::OverLimit)
+    );
+    assert_eq!(may_restore(fine, ExpiryVerdict::Soon { days_left: 2 }), Ok(()));
+}
+
+#[test]
+fn over_the_device_limit_the_oldest_sessions_go() {
+    let s = |key: &'static str, min: u32| LiveSession { key, started: utc(2026, 11, 24, 12, min) };
+    let sessions = [s("phone", 5), s("laptop", 1), s("tablet", 9)];
+    assert_eq!(over_device_limit(&sessions, 1), vec!["laptop", "phone"]);
+    assert_eq!(over_device_limit(&sessions, 2), vec!["laptop"]);
+    assert!(over_device_limit(&sessions, 3).is_empty());
+    assert!(over_device_limit(&sessions, 0).is_empty(), "0 means unlimited");
+}
