@@ -153,6 +153,34 @@ pub struct ClientView {
     pub managed: bool,
     /// WireGuard: present on the host at the last poll. OpenVPN: connected.
     pub on_host: bool,
+    pub email: Option<String>,
+    pub user_id: Option<i64>,
+    /// `manual`, `traffic_limit`, `expired` or `device_limit` when disabled.
+    pub disabled_reason: Option<String>,
+    /// Bytes (sent + received) allowed in the limit's period; `null`: none.
+    pub traffic_limit: Option<u64>,
+    pub traffic_warn_threshold: u8,
+    /// `lifetime` or `monthly`.
+    pub limit_period: String,
+    pub reset_day: Option<u8>,
+    pub expiry_date: Option<DateTime<Utc>>,
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// An admin's name, or `enforcer`.
+    pub actor: String,
+    pub action: String,
+    pub reason: Option<String>,
+    pub figures: Option<String>,
+    pub client_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub server_id: Option<i64>,
+    /// The client's name or identity when it happened.
+    pub label: String,
 }
 
 impl ClientView {

@@ -6,6 +6,7 @@
 //! days": a monthly limit resets at local midnight of its reset day, which
 //! is clamped to the month's last day (31 → 28 or 29 in February).
 
+use super::bytes::ByteCount;
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -249,10 +250,10 @@ pub fn over_device_limit<K: Clone>(sessions: &[LiveSession<K>], max: u32) -> Vec
     by_age[..sessions.len() - max].iter().map(|s| s.key.clone()).collect()
 }
 
-/// "10.7 GB of 10.0 GB": the figures an event or a log line carries.
+/// "usage 10.7 GB of 10 GB" (sizes as the panel shows them everywhere): the
+/// figures an event or a log line carries.
 pub fn usage_figures(used: u64, limit: u64) -> String {
-    let gb = |b: u64| b as f64 / 1e9;
-    format!("usage {:.1} GB of {:.1} GB", gb(used), gb(limit))
+    format!("usage {} of {}", ByteCount::new(used).human(), ByteCount::new(limit).human())
 }
 
 #[cfg(test)]

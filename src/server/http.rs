@@ -5,9 +5,9 @@ use crate::api::AddServerRequest;
 use crate::domain::net::request_origin;
 use crate::domain::{ClientId, ServerId};
 use crate::error::{AppError, ErrorKind};
-use crate::server::panel::Admin;
 use crate::server::panel::RECENT;
-use crate::server::store::SessionFilter;
+use crate::server::panel::{Admin, PeerField};
+use crate::server::store::{EventFilter, SessionFilter};
 use crate::server::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -123,8 +123,7 @@ async fn sync_stats(State(state): State<AppState>, _: Admin, Path(id): Path<Stri
 }
 
 async fn get_client(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
-    let id = ClientId::parse(&id).ok_or_else(|| AppError::not_found("Client"))?;
-    let client = state.panel.client(id).await?;
+    let client = state.panel.client(client_id(&id)?).await?;
     Ok(Json(json!({ "success": true, "client": client })).into_response())
 }
 
@@ -185,6 +184,101 @@ async fn disconnect(
     Ok(Json(json!({ "success": true, "message": reply })).into_response())
 }
 
+fn client_id(raw: &str) -> Result<ClientId, AppError> {
+    ClientId::parse(raw).ok_or_else(|| AppError::not_found("Client"))
+}
+
+/// A JSON object body, its errors in the API's own shape.
+type ObjectBody = ApiJson<serde_json::Map<String, serde_json::Value>>;
+
+async fn patch_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ObjectBody,
+) -> Result<Response, AppError> {
+    let client = state.panel.update_client(&admin, client_id(&id)?, &body).await?;
+    Ok(Json(json!({ "success": true, "message": "Client updated", "client": client })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerPick {
+    #[serde(default)]
+    server: Option<i64>,
+}
+
+async fn update_peer(
+    state: AppState,
+    admin: Admin,
+    interface: String,
+    pick: ServerPick,
+    field: PeerField,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<Response, AppError> {
+    let server = pick.server.map(ServerId::new);
+    let client = state.panel.update_peer_field(&admin, &interface, server, field, &body).await?;
+    Ok(Json(json!({ "success": true, "message": field.done(), "client": client })).into_response())
+}
+
+async fn update_peer_traffic_limit(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(interface): Path<String>,
+    Query(pick): Query<ServerPick>,
+    ApiJson(body): ObjectBody,
+) -> Result<Response, AppError> {
+    update_peer(state, admin, interface, pick, PeerField::TrafficLimit, body).await
+}
+
+async fn update_peer_expiry_date(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(interface): Path<String>,
+    Query(pick): Query<ServerPick>,
+    ApiJson(body): ObjectBody,
+) -> Result<Response, AppError> {
+    update_peer(state, admin, interface, pick, PeerField::ExpiryDate, body).await
+}
+
+async fn update_peer_warning_threshold(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(interface): Path<String>,
+    Query(pick): Query<ServerPick>,
+    ApiJson(body): ObjectBody,
+) -> Result<Response, AppError> {
+    update_peer(state, admin, interface, pick, PeerField::WarningThreshold, body).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    client: Option<i64>,
+    #[serde(default)]
+    server: Option<i64>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn list_events(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, AppError> {
+    let filter = EventFilter {
+        client: q.client.map(ClientId::new),
+        server: q.server.map(ServerId::new),
+        action: q.action.filter(|a| !a.is_empty()),
+        limit: q.limit.unwrap_or(100),
+    };
+    let events = state.panel.events(filter).await?;
+    Ok(Json(json!({ "success": true, "events": events })).into_response())
+}
+
 async fn dashboard(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
     let view = state.panel.dashboard().await?;
     Ok(Json(json!({ "success": true, "dashboard": view })).into_response())
@@ -202,11 +296,15 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/servers/{id}", get(get_server))
         .route("/api/servers/{id}/clients", get(server_clients))
         .route("/api/servers/{id}/sync-stats", post(sync_stats))
-        .route("/api/clients/{id}", get(get_client))
+        .route("/api/clients/{id}", get(get_client).patch(patch_client))
+        .route("/api/updatePeerTrafficLimit/{config}", post(update_peer_traffic_limit))
+        .route("/api/updatePeerExpiryDate/{config}", post(update_peer_expiry_date))
+        .route("/api/updatePeerTrafficWarningThreshold/{config}", post(update_peer_warning_threshold))
+        .route("/api/events", get(list_events))
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}/disconnect", post(disconnect))
         .route("/api/dashboard", get(dashboard))
-        .route("/api/{*rest}", get(api_not_found).post(api_not_found))
+        .route("/api/{*rest}", get(api_not_found).post(api_not_found).patch(api_not_found).delete(api_not_found))
         .route("/healthz", get(|| async { "ok" }))
 }
 

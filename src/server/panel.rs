@@ -21,10 +21,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::{Arc, Mutex};
 use validate::validate;
 
+mod clients;
 mod validate;
 mod views;
 
-pub use views::{client_view, server_view, session_view};
+pub use clients::PeerField;
+pub use views::{client_view, event_view, server_view, session_view};
 
 pub struct Panel {
     pub store: Arc<dyn Store>,

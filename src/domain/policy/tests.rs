@@ -62,7 +62,7 @@ fn traffic_is_judged_against_the_limit_and_the_threshold() {
     assert_eq!(judge_traffic(10_700, Some(10_000), t), TrafficVerdict::Exceeded { percent: 107 });
     assert!(matches!(judge_traffic(0, Some(0), t), TrafficVerdict::Exceeded { .. }), "a zero limit blocks");
     assert_eq!(judge_traffic(u64::MAX, Some(1), t), TrafficVerdict::Exceeded { percent: u16::MAX });
-    assert_eq!(usage_figures(10_700_000_000, 10_000_000_000), "usage 10.7 GB of 10.0 GB");
+    assert_eq!(usage_figures(11_489_037_517, 10_737_418_240), "usage 10.7 GB of 10 GB");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Records as the API and the pages show them.
 
-use crate::api::{AccessStatus, ClientStats, ClientView, ServerHealth, ServerView, SessionView, Traffic};
+use crate::api::{AccessStatus, ClientStats, ClientView, EventView, ServerHealth, ServerView, SessionView, Traffic};
+use crate::domain::policy::LimitPeriod;
 use crate::domain::status::ConnectionStatus;
 use crate::domain::{ByteCount, Protocol, PublicKey};
-use crate::server::store::{ClientRecord, ServerRecord, SessionRecord};
+use crate::server::store::{ClientRecord, EventRecord, ServerRecord, SessionRecord};
 use chrono::{DateTime, Utc};
 
 fn traffic(c: crate::domain::accounting::Counters) -> Traffic {
@@ -73,6 +74,36 @@ pub fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
         last_sync_at: Some(c.last_sync_at),
         managed: c.managed,
         on_host: c.on_host,
+        email: c.email.clone(),
+        user_id: c.user_id.map(|u| u.get()),
+        disabled_reason: c.disabled_reason.map(|r| r.as_str().to_owned()),
+        traffic_limit: c.policy.traffic_limit,
+        traffic_warn_threshold: c.policy.traffic_warn_threshold.get(),
+        limit_period: match c.policy.limit_period {
+            LimitPeriod::Lifetime => "lifetime".to_owned(),
+            LimitPeriod::Monthly { .. } => "monthly".to_owned(),
+        },
+        reset_day: match c.policy.limit_period {
+            LimitPeriod::Monthly { reset_day } => Some(reset_day.get()),
+            LimitPeriod::Lifetime => None,
+        },
+        expiry_date: c.policy.expiry_date,
+    }
+}
+
+pub fn event_view(e: &EventRecord) -> EventView {
+    let ev = &e.event;
+    EventView {
+        id: e.id,
+        at: ev.at,
+        actor: ev.actor.clone(),
+        action: ev.action.clone(),
+        reason: ev.reason.clone(),
+        figures: ev.figures.clone(),
+        client_id: ev.client_id.map(|c| c.get()),
+        user_id: ev.user_id.map(|u| u.get()),
+        server_id: ev.server_id.map(|s| s.get()),
+        label: ev.label.clone(),
     }
 }
 

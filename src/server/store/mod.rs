@@ -11,7 +11,9 @@ mod state;
 pub mod test_support;
 
 use crate::domain::accounting::Counters;
+use crate::domain::client_change::ClientPolicy;
 use crate::domain::openvpn::OvpnStatus;
+use crate::domain::policy::DisableReason;
 use crate::domain::wg_dump::WgDump;
 use crate::domain::Protocol;
 use crate::domain::{
@@ -116,8 +118,13 @@ pub struct ClientRecord {
     /// WireGuard public key, or OpenVPN common name.
     pub identity: String,
     pub name: Option<String>,
+    pub email: Option<String>,
+    /// The person this device belongs to.
+    pub user_id: Option<UserId>,
     pub username: Option<String>,
     pub disabled: bool,
+    pub disabled_reason: Option<DisableReason>,
+    pub policy: ClientPolicy,
     pub managed: bool,
     pub endpoint: Option<String>,
     pub allowed_ips: Vec<String>,
@@ -151,6 +158,45 @@ pub struct SessionRecord {
     pub virtual_ip: Option<String>,
     pub bytes: Counters,
     pub openvpn_client_id: Option<u64>,
+}
+
+/// A client's editable fields, as they are to be after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub user_id: Option<UserId>,
+    pub policy: ClientPolicy,
+}
+
+/// An action to log: by an admin (`actor` = the name) or the enforcer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub reason: Option<String>,
+    /// "usage 10.7 GB of 10.0 GB", "3/2 devices", "traffic_limit 5.0 GB → none".
+    pub figures: Option<String>,
+    pub client_id: Option<ClientId>,
+    pub user_id: Option<UserId>,
+    pub server_id: Option<ServerId>,
+    /// The client's name or identity when it happened.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub event: NewEvent,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub client: Option<ClientId>,
+    pub server: Option<ServerId>,
+    pub action: Option<String>,
+    pub limit: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -285,6 +331,17 @@ pub trait ServerStore: Send + Sync + 'static {
     /// OpenVPN user ever seen. `month` picks the monthly figures.
     async fn clients(&self, server: ServerId, month: &str) -> Result<Vec<ClientRecord>, StoreError>;
     async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Writes a client's new name, email, owner and policy, and `event`, in
+    /// one transaction. An unknown `user_id` is `NotFound("user")`.
+    async fn update_client(&self, id: ClientId, update: &ClientUpdate, event: &NewEvent) -> Result<(), StoreError>;
+    /// Clients with this identity (public key) on servers whose interface is
+    /// `interface`, optionally on one server only.
+    async fn clients_by_identity(
+        &self,
+        identity: &str,
+        interface: &str,
+        server: Option<ServerId>,
+    ) -> Result<Vec<(ClientId, ServerId)>, StoreError>;
     /// Marks clients managed, with the allowed IPs the host should have.
     async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError>;
 }
@@ -332,8 +389,16 @@ pub trait ReportStore: Send + Sync + 'static {
     async fn checkpoint(&self) -> Result<(), StoreError>;
 }
 
+/// The log of actions.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError>;
+}
+
 /// Everything the panel keeps, split by capability; one backend implements
 /// every part.
-pub trait Store: AuthStore + ServerStore + IngestStore + ReportStore {}
+pub trait Store: AuthStore + ServerStore + IngestStore + ReportStore + EventStore {}
 
-impl<T: AuthStore + ServerStore + IngestStore + ReportStore> Store for T {}
+impl<T: AuthStore + ServerStore + IngestStore + ReportStore + EventStore> Store for T {}

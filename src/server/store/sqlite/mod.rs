@@ -7,6 +7,8 @@
 //! and implements the store's traits by calling them.
 
 mod admins;
+mod clients;
+mod events;
 mod ingest;
 mod openvpn;
 mod reports;
@@ -15,9 +17,9 @@ mod servers;
 mod wireguard;
 
 use super::{
-    AdminRecord, AuthStore, ClientRecord, IngestStore, NewServer, OpenvpnPoll, PendingSamples, PollOutcome,
-    ReportStore, ServerRecord, ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow,
-    WireguardPoll,
+    AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore, IngestStore, NewEvent,
+    NewServer, OpenvpnPoll, PendingSamples, PollOutcome, ReportStore, ServerRecord, ServerStore, SessionFilter,
+    SessionRecord, StoreError, UsageQuery, UsageRow, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
 use crate::domain::{ClientId, HostKeyPin, ServerId, UserId, Username};
@@ -172,15 +174,39 @@ impl ServerStore for SqliteStore {
     }
 
     async fn clients(&self, server: ServerId, month: &str) -> Result<Vec<ClientRecord>, StoreError> {
-        servers::clients(self, server, month).await
+        clients::clients(self, server, month).await
     }
 
     async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
-        servers::client(self, id, month).await
+        clients::client(self, id, month).await
+    }
+
+    async fn update_client(&self, id: ClientId, update: &ClientUpdate, event: &NewEvent) -> Result<(), StoreError> {
+        clients::update_client(self, id, update, event).await
+    }
+
+    async fn clients_by_identity(
+        &self,
+        identity: &str,
+        interface: &str,
+        server: Option<ServerId>,
+    ) -> Result<Vec<(ClientId, ServerId)>, StoreError> {
+        clients::clients_by_identity(self, identity, interface, server).await
     }
 
     async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {
-        servers::set_managed(self, server, peers).await
+        clients::set_managed(self, server, peers).await
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn record_event(&self, event: &NewEvent) -> Result<(), StoreError> {
+        events::record_event(self, event).await
+    }
+
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
+        events::events(self, filter).await
     }
 }
 

@@ -1,15 +1,15 @@
 //! Servers and their clients.
 
 use super::ingest::current_state;
-use super::rows::{corrupt, counters, instant, is_unique_violation, opt_instant, protocol, secs, split_list};
+use super::rows::{corrupt, counters, instant, is_unique_violation, opt_instant, protocol, secs};
 use super::SqliteStore;
 use crate::domain::status::ONLINE_WINDOW;
 use crate::domain::Protocol;
 use crate::domain::Secret;
-use crate::domain::{ClientId, CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
+use crate::domain::{CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
 use crate::domain::{HostKeyPin, SshKeySource};
-use crate::server::store::state::{ClientState, ServerState};
-use crate::server::store::{ClientRecord, NewServer, OpenVpnAccess, ServerRecord, StoreError};
+use crate::server::store::state::ServerState;
+use crate::server::store::{NewServer, OpenVpnAccess, ServerRecord, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -120,53 +120,6 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
     })
 }
 
-const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name, c.username, c.access, c.managed, \
-    c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
-    c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
-    c.seed_last_sync_at \
-    FROM clients c JOIN servers s ON s.id = c.server_id \
-    LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
-
-/// A client row with its live figures from the server's state (`live`);
-/// without an entry, the row's own figures.
-fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> Result<ClientRecord, StoreError> {
-    let allowed: String = row.try_get("allowed_ips")?;
-    let desired: Option<String> = row.try_get("desired_allowed_ips")?;
-    let access: String = row.try_get("access")?;
-    let ledger = counters(row, "month_rx", "month_tx")?;
-    let (latest_handshake, last_seen, on_host, total, month, last_sync_at) = match live {
-        Some(c) => (c.latest_handshake, c.last_seen, c.on_host, c.total, c.month_usage(month, ledger), c.last_sync_at),
-        None => (
-            row.try_get("seed_latest_handshake")?,
-            row.try_get("seed_last_seen_at")?,
-            row.try_get::<i64, _>("seed_on_host")? != 0,
-            counters(row, "seed_total_rx", "seed_total_tx")?,
-            ledger,
-            row.try_get("seed_last_sync_at")?,
-        ),
-    };
-    Ok(ClientRecord {
-        id: ClientId::new(row.try_get("id")?),
-        server_id: ServerId::new(row.try_get("server_id")?),
-        protocol: protocol(&row.try_get::<String, _>("protocol")?)?,
-        identity: row.try_get("identity")?,
-        name: row.try_get("name")?,
-        username: row.try_get("username")?,
-        disabled: access == "disabled",
-        managed: row.try_get::<i64, _>("managed")? != 0,
-        endpoint: row.try_get("endpoint")?,
-        allowed_ips: split_list(&allowed),
-        desired_allowed_ips: desired.as_deref().map(split_list),
-        virtual_ip: row.try_get("virtual_ip")?,
-        latest_handshake: opt_instant(latest_handshake)?,
-        last_seen: opt_instant(last_seen)?,
-        on_host,
-        total,
-        month,
-        last_sync_at: instant(last_sync_at)?,
-    })
-}
-
 pub(super) async fn insert_server(
     store: &SqliteStore,
     server: &NewServer,
@@ -270,60 +223,6 @@ pub(super) async fn record_poll_failure(
     .bind(secs(at))
     .bind(error)
     .bind(id.get())
-    .execute(&store.write)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn clients(
-    store: &SqliteStore,
-    server: ServerId,
-    month: &str,
-) -> Result<Vec<ClientRecord>, StoreError> {
-    let mut tx = store.read.begin().await?;
-    let sql =
-        format!("SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE");
-    let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&mut *tx).await?;
-    let state = current_state(&mut tx, server).await?;
-    tx.commit().await?;
-    let live = state.into_by_id();
-    let mut clients = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id: i64 = row.try_get("id")?;
-        let client = client_from_row(row, live.get(&id), month)?;
-        // WireGuard: peers on the host or part of the wanted configuration.
-        if client.on_host || client.managed || client.protocol == Protocol::Openvpn {
-            clients.push(client);
-        }
-    }
-    Ok(clients)
-}
-
-pub(super) async fn client(store: &SqliteStore, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
-    let mut tx = store.read.begin().await?;
-    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2");
-    let Some(row) = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await? else {
-        return Ok(None);
-    };
-    let state = current_state(&mut tx, ServerId::new(row.try_get("server_id")?)).await?;
-    tx.commit().await?;
-    let live = state.clients.iter().find(|c| c.client_id == id.get());
-    client_from_row(&row, live, month).map(Some)
-}
-
-pub(super) async fn set_managed(
-    store: &SqliteStore,
-    server: ServerId,
-    peers: &[(String, Vec<String>)],
-) -> Result<(), StoreError> {
-    let json: Vec<(&str, String)> = peers.iter().map(|(id, ips)| (id.as_str(), ips.join(","))).collect();
-    let json = serde_json::to_string(&json).map_err(|e| corrupt("managed peers", e))?;
-    sqlx::query(
-        "UPDATE clients SET managed = 1, desired_allowed_ips = j.value ->> 1 \
-             FROM json_each(?2) AS j WHERE clients.server_id = ?1 AND clients.identity = j.value ->> 0",
-    )
-    .bind(server.get())
-    .bind(json)
     .execute(&store.write)
     .await?;
     Ok(())

@@ -1,0 +1,201 @@
+//! Clients (devices): their rows with live figures, owners and policy.
+
+use super::ingest::current_state;
+use super::rows::{corrupt, counters, instant, opt_instant, protocol, secs, split_list};
+use super::SqliteStore;
+use crate::domain::client_change::ClientPolicy;
+use crate::domain::policy::{DisableReason, LimitPeriod, ResetDay, Threshold};
+use crate::domain::{ClientId, Protocol, ServerId, UserId};
+use crate::server::store::state::ClientState;
+use crate::server::store::{ClientRecord, ClientUpdate, NewEvent, StoreError};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name, c.username, c.access, c.managed, \
+    c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
+    c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
+    c.seed_last_sync_at, c.email, c.user_id, c.traffic_limit, c.traffic_warn_threshold, c.limit_period, c.reset_day, \
+    c.expiry_date, c.disabled_reason \
+    FROM clients c JOIN servers s ON s.id = c.server_id \
+    LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
+
+fn policy_from_row(row: &SqliteRow) -> Result<ClientPolicy, StoreError> {
+    let limit: Option<i64> = row.try_get("traffic_limit")?;
+    let threshold: i64 = row.try_get("traffic_warn_threshold")?;
+    let period: String = row.try_get("limit_period")?;
+    let reset_day: Option<i64> = row.try_get("reset_day")?;
+    let limit_period = match (period.as_str(), reset_day) {
+        ("monthly", Some(day)) => {
+            LimitPeriod::Monthly { reset_day: ResetDay::parse(day).map_err(|e| corrupt("reset day", e))? }
+        }
+        ("lifetime", _) => LimitPeriod::Lifetime,
+        _ => return Err(corrupt("limit period", period)),
+    };
+    Ok(ClientPolicy {
+        traffic_limit: limit.map(|l| u64::try_from(l).unwrap_or(0)),
+        traffic_warn_threshold: Threshold::parse(threshold).map_err(|e| corrupt("threshold", e))?,
+        limit_period,
+        expiry_date: opt_instant(row.try_get("expiry_date")?)?,
+    })
+}
+
+/// A client row with its live figures from the server's state (`live`);
+/// without an entry, the row's own figures.
+fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> Result<ClientRecord, StoreError> {
+    let allowed: String = row.try_get("allowed_ips")?;
+    let desired: Option<String> = row.try_get("desired_allowed_ips")?;
+    let access: String = row.try_get("access")?;
+    let ledger = counters(row, "month_rx", "month_tx")?;
+    let (latest_handshake, last_seen, on_host, total, month, last_sync_at) = match live {
+        Some(c) => (c.latest_handshake, c.last_seen, c.on_host, c.total, c.month_usage(month, ledger), c.last_sync_at),
+        None => (
+            row.try_get("seed_latest_handshake")?,
+            row.try_get("seed_last_seen_at")?,
+            row.try_get::<i64, _>("seed_on_host")? != 0,
+            counters(row, "seed_total_rx", "seed_total_tx")?,
+            ledger,
+            row.try_get("seed_last_sync_at")?,
+        ),
+    };
+    Ok(ClientRecord {
+        id: ClientId::new(row.try_get("id")?),
+        server_id: ServerId::new(row.try_get("server_id")?),
+        protocol: protocol(&row.try_get::<String, _>("protocol")?)?,
+        identity: row.try_get("identity")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        user_id: row.try_get::<Option<i64>, _>("user_id")?.map(UserId::new),
+        username: row.try_get("username")?,
+        disabled: access == "disabled",
+        disabled_reason: row
+            .try_get::<Option<String>, _>("disabled_reason")?
+            .map(|r| DisableReason::parse(&r).ok_or_else(|| corrupt("disabled reason", r)))
+            .transpose()?,
+        policy: policy_from_row(row)?,
+        managed: row.try_get::<i64, _>("managed")? != 0,
+        endpoint: row.try_get("endpoint")?,
+        allowed_ips: split_list(&allowed),
+        desired_allowed_ips: desired.as_deref().map(split_list),
+        virtual_ip: row.try_get("virtual_ip")?,
+        latest_handshake: opt_instant(latest_handshake)?,
+        last_seen: opt_instant(last_seen)?,
+        on_host,
+        total,
+        month,
+        last_sync_at: instant(last_sync_at)?,
+    })
+}
+
+pub(super) async fn clients(
+    store: &SqliteStore,
+    server: ServerId,
+    month: &str,
+) -> Result<Vec<ClientRecord>, StoreError> {
+    let mut tx = store.read.begin().await?;
+    let sql =
+        format!("SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE");
+    let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&mut *tx).await?;
+    let state = current_state(&mut tx, server).await?;
+    tx.commit().await?;
+    let live = state.into_by_id();
+    let mut clients = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let client = client_from_row(row, live.get(&id), month)?;
+        // WireGuard: peers on the host or part of the wanted configuration.
+        if client.on_host || client.managed || client.protocol == Protocol::Openvpn {
+            clients.push(client);
+        }
+    }
+    Ok(clients)
+}
+
+pub(super) async fn client(store: &SqliteStore, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
+    let mut tx = store.read.begin().await?;
+    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2");
+    let Some(row) = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await? else {
+        return Ok(None);
+    };
+    let state = current_state(&mut tx, ServerId::new(row.try_get("server_id")?)).await?;
+    tx.commit().await?;
+    let live = state.clients.iter().find(|c| c.client_id == id.get());
+    client_from_row(&row, live, month).map(Some)
+}
+
+pub(super) async fn set_managed(
+    store: &SqliteStore,
+    server: ServerId,
+    peers: &[(String, Vec<String>)],
+) -> Result<(), StoreError> {
+    let json: Vec<(&str, String)> = peers.iter().map(|(id, ips)| (id.as_str(), ips.join(","))).collect();
+    let json = serde_json::to_string(&json).map_err(|e| corrupt("managed peers", e))?;
+    sqlx::query(
+        "UPDATE clients SET managed = 1, desired_allowed_ips = j.value ->> 1 \
+             FROM json_each(?2) AS j WHERE clients.server_id = ?1 AND clients.identity = j.value ->> 0",
+    )
+    .bind(server.get())
+    .bind(json)
+    .execute(&store.write)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn update_client(
+    store: &SqliteStore,
+    id: ClientId,
+    update: &ClientUpdate,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(user) = update.user_id {
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE id = ?").bind(user.get()).fetch_optional(&mut *tx).await?;
+        if known.is_none() {
+            return Err(StoreError::NotFound("user"));
+        }
+    }
+    let p = &update.policy;
+    let (period, reset_day) = match p.limit_period {
+        LimitPeriod::Lifetime => ("lifetime", None),
+        LimitPeriod::Monthly { reset_day } => ("monthly", Some(i64::from(reset_day.get()))),
+    };
+    let done = sqlx::query(
+        "UPDATE clients SET name = ?, email = ?, user_id = ?, traffic_limit = ?, traffic_warn_threshold = ?, \
+         limit_period = ?, reset_day = ?, expiry_date = ? WHERE id = ?",
+    )
+    .bind(&update.name)
+    .bind(&update.email)
+    .bind(update.user_id.map(|u| u.get()))
+    .bind(p.traffic_limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)))
+    .bind(i64::from(p.traffic_warn_threshold.get()))
+    .bind(period)
+    .bind(reset_day)
+    .bind(p.expiry_date.map(secs))
+    .bind(id.get())
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("client"));
+    }
+    super::events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn clients_by_identity(
+    store: &SqliteStore,
+    identity: &str,
+    interface: &str,
+    server: Option<ServerId>,
+) -> Result<Vec<(ClientId, ServerId)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT c.id, c.server_id FROM clients c JOIN servers s ON s.id = c.server_id \
+         WHERE c.identity = ?1 AND s.interface = ?2 AND (?3 IS NULL OR s.id = ?3) ORDER BY c.id",
+    )
+    .bind(identity)
+    .bind(interface)
+    .bind(server.map(|s| s.get()))
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter().map(|r| Ok((ClientId::new(r.try_get("id")?), ServerId::new(r.try_get("server_id")?)))).collect()
+}

@@ -1,0 +1,66 @@
+//! The event log.
+
+use super::rows::{instant, secs};
+use super::SqliteStore;
+use crate::domain::{ClientId, ServerId, UserId};
+use crate::server::store::{EventFilter, EventRecord, NewEvent, StoreError};
+use sqlx::{Row, Sqlite, Transaction};
+
+/// Writes `event` inside a caller's transaction, with the change it records.
+pub(super) async fn insert(tx: &mut Transaction<'static, Sqlite>, event: &NewEvent) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (at, actor, action, reason, figures, client_id, user_id, server_id, label) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(secs(event.at))
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.reason)
+    .bind(&event.figures)
+    .bind(event.client_id.map(|c| c.get()))
+    .bind(event.user_id.map(|u| u.get()))
+    .bind(event.server_id.map(|s| s.get()))
+    .bind(&event.label)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn record_event(store: &SqliteStore, event: &NewEvent) -> Result<(), StoreError> {
+    let mut tx = store.write.begin().await?;
+    insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn events(store: &SqliteStore, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, reason, figures, client_id, user_id, server_id, label FROM events \
+         WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR server_id = ?2) AND (?3 IS NULL OR action = ?3) \
+         ORDER BY at DESC, id DESC LIMIT ?4",
+    )
+    .bind(filter.client.map(|c| c.get()))
+    .bind(filter.server.map(|s| s.get()))
+    .bind(&filter.action)
+    .bind(i64::from(filter.limit.clamp(1, 1000)))
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EventRecord {
+                id: r.try_get("id")?,
+                event: NewEvent {
+                    at: instant(r.try_get("at")?)?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    reason: r.try_get("reason")?,
+                    figures: r.try_get("figures")?,
+                    client_id: r.try_get::<Option<i64>, _>("client_id")?.map(ClientId::new),
+                    user_id: r.try_get::<Option<i64>, _>("user_id")?.map(UserId::new),
+                    server_id: r.try_get::<Option<i64>, _>("server_id")?.map(ServerId::new),
+                    label: r.try_get("label")?,
+                },
+            })
+        })
+        .collect()
+}
