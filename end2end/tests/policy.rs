@@ -37,8 +37,12 @@ async fn server_with_peers(panel: &TestPanel, name: &str) -> i64 {
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:x".into() },
     };
     let id = store.insert_server(&server, chrono::Utc::now()).await.unwrap();
-    let dump = parse_dump(DUMP, DumpFlavor::WireGuard).unwrap();
+    let mut dump = parse_dump(DUMP, DumpFlavor::WireGuard).unwrap();
     let at = chrono::Utc::now();
+    // KEY handshook ten seconds ago: online now.
+    for peer in dump.peers.iter_mut().filter(|p| p.public_key.to_string() == KEY) {
+        peer.latest_handshake = Some(at - chrono::TimeDelta::seconds(10));
+    }
     let month = month_key(at, &chrono_tz::Tz::UTC);
     let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: true };
     assert!(store.apply_wireguard_poll(id, &poll).await.unwrap().applied);
@@ -158,5 +162,52 @@ async fn seed_002_endpoints_find_the_peer_by_key_and_interface_and_refuse_ambigu
     assert_eq!(body["client"]["server_id"], second);
     let untouched = client_of(&panel, &http, first, KEY).await;
     assert_eq!(untouched["traffic_limit"], 10_737_418_240u64);
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn users_own_clients_and_can_connect_counts_their_live_devices() {
+    let panel = TestPanel::start().await;
+    let http = panel.login().await;
+    let server = server_with_peers(&panel, "Amsterdam").await;
+    let device = client_id(&panel, &http, server).await;
+
+    let (status, body) = post_json(
+        &http,
+        &panel.url("/api/users"),
+        &json!({"name": "Alice", "email": "alice@example.org", "max_connections": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let user = body["user"]["id"].as_i64().unwrap();
+    let (status, body) =
+        post_json(&http, &panel.url("/api/users"), &json!({"name": "Other", "email": "ALICE@example.org"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "emails are unique, whatever their case: {body}");
+    let (status, body) = post_json(&http, &panel.url("/api/users"), &json!({"email": "x@example.org"})).await;
+    assert_eq!((status, body["error"].as_str().unwrap().starts_with("name")), (StatusCode::UNPROCESSABLE_ENTITY, true));
+
+    let (status, _) = patch(&http, &panel.url(&format!("/api/clients/{device}")), &json!({"user_id": user})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = get_json(&http, &panel.url(&format!("/api/users/{user}"))).await;
+    assert_eq!(body["user"]["clients"], json!([device]));
+    assert_eq!(body["user"]["active"], 1, "the device handshook ten seconds ago");
+
+    let can = panel.url(&format!("/api/users/{user}/can-connect"));
+    let (status, body) = get_json(&http, &can).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"success": true, "can_connect": false, "active": 1, "max": 1}));
+    let (_, _) = patch(&http, &panel.url(&format!("/api/users/{user}")), &json!({"max_connections": 2})).await;
+    let (_, body) = get_json(&http, &can).await;
+    assert_eq!(body, json!({"success": true, "can_connect": true, "active": 1, "max": 2}));
+
+    let res = http.delete(panel.url(&format!("/api/users/{user}"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (status, _) = get_json(&http, &can).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let device_now = client_of(&panel, &http, server, KEY).await;
+    assert_eq!(device_now["user_id"], Value::Null, "the device stays, without an owner");
+    let (_, log) = get_json(&http, &panel.url("/api/events?limit=10")).await;
+    let actions: Vec<&str> = log["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["delete_user", "update_user", "update", "create_user"]);
     panel.stop().await;
 }

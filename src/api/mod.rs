@@ -166,6 +166,20 @@ pub struct ClientView {
     pub expiry_date: Option<DateTime<Utc>>,
 }
 
+/// A user: a person owning clients on any servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: i64,
+    pub name: String,
+    pub email: Option<String>,
+    /// 0: no limit.
+    pub max_connections: u32,
+    pub created_at: DateTime<Utc>,
+    pub clients: Vec<i64>,
+    /// Devices connected now, across every server.
+    pub active: u32,
+}
+
 /// One entry of the event log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventView {

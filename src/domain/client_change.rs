@@ -54,7 +54,7 @@ pub struct FieldError {
     pub reason: String,
 }
 
-fn refuse(field: &str, reason: impl Into<String>) -> FieldError {
+pub(crate) fn refuse(field: &str, reason: impl Into<String>) -> FieldError {
     FieldError { field: field.to_owned(), reason: reason.into() }
 }
 
@@ -100,7 +100,7 @@ pub fn parse_change<Tz: TimeZone>(body: &Map<String, Value>, tz: &Tz) -> Result<
     Ok(change)
 }
 
-fn opt<T>(value: &Value, read: impl Fn(&Value) -> Result<T, FieldError>) -> Result<Option<T>, FieldError> {
+pub(crate) fn opt<T>(value: &Value, read: impl Fn(&Value) -> Result<T, FieldError>) -> Result<Option<T>, FieldError> {
     if value.is_null() {
         Ok(None)
     } else {
@@ -108,7 +108,7 @@ fn opt<T>(value: &Value, read: impl Fn(&Value) -> Result<T, FieldError>) -> Resu
     }
 }
 
-fn text(field: &str, v: &Value) -> Result<String, FieldError> {
+pub(crate) fn text(field: &str, v: &Value) -> Result<String, FieldError> {
     let s = v.as_str().ok_or_else(|| refuse(field, "must be a string or null"))?.trim();
     if s.is_empty() || s.chars().count() > MAX_TEXT {
         return Err(refuse(field, format!("must have 1 to {MAX_TEXT} characters")));
@@ -116,7 +116,7 @@ fn text(field: &str, v: &Value) -> Result<String, FieldError> {
     Ok(s.to_owned())
 }
 
-fn email(field: &str, v: &Value) -> Result<String, FieldError> {
+pub(crate) fn email(field: &str, v: &Value) -> Result<String, FieldError> {
     let s = text(field, v)?;
     let ok = s.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
         && !s.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -127,7 +127,7 @@ fn email(field: &str, v: &Value) -> Result<String, FieldError> {
     }
 }
 
-fn whole(field: &str, v: &Value, min: i64, max: i64) -> Result<i64, FieldError> {
+pub(crate) fn whole(field: &str, v: &Value, min: i64, max: i64) -> Result<i64, FieldError> {
     v.as_i64()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| refuse(field, format!("must be a whole number from {min}")))

@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod status;
 pub mod throttle;
 pub mod time;
+pub mod users;
 pub mod wg_config;
 pub mod wg_dump;
 

@@ -3,7 +3,7 @@
 
 use crate::api::AddServerRequest;
 use crate::domain::net::request_origin;
-use crate::domain::{ClientId, ServerId};
+use crate::domain::{ClientId, ServerId, UserId};
 use crate::error::{AppError, ErrorKind};
 use crate::server::panel::RECENT;
 use crate::server::panel::{Admin, PeerField};
@@ -251,6 +251,53 @@ async fn update_peer_warning_threshold(
     update_peer(state, admin, interface, pick, PeerField::WarningThreshold, body).await
 }
 
+fn user_id(raw: &str) -> Result<UserId, AppError> {
+    raw.parse::<i64>().ok().filter(|n| *n > 0).map(UserId::new).ok_or_else(|| AppError::not_found("User"))
+}
+
+async fn list_users(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
+    let users = state.panel.users().await?;
+    Ok(Json(json!({ "success": true, "users": users })).into_response())
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(body): ObjectBody,
+) -> Result<Response, AppError> {
+    let user = state.panel.create_user(&admin, &body).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "success": true, "user": user }))).into_response())
+}
+
+async fn get_user(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
+    let user = state.panel.user(user_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "user": user })).into_response())
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ObjectBody,
+) -> Result<Response, AppError> {
+    let user = state.panel.update_user(&admin, user_id(&id)?, &body).await?;
+    Ok(Json(json!({ "success": true, "user": user })).into_response())
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    state.panel.delete_user(&admin, user_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "message": "User deleted" })).into_response())
+}
+
+async fn can_connect(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
+    let (can_connect, active, max) = state.panel.can_connect(user_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "can_connect": can_connect, "active": active, "max": max })).into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
@@ -301,6 +348,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/updatePeerExpiryDate/{config}", post(update_peer_expiry_date))
         .route("/api/updatePeerTrafficWarningThreshold/{config}", post(update_peer_warning_threshold))
         .route("/api/events", get(list_events))
+        .route("/api/users", get(list_users).post(create_user))
+        .route("/api/users/{id}", get(get_user).patch(patch_user).delete(delete_user))
+        .route("/api/users/{id}/can-connect", get(can_connect))
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}/disconnect", post(disconnect))
         .route("/api/dashboard", get(dashboard))

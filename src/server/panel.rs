@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use validate::validate;
 
 mod clients;
+mod users;
 mod validate;
 mod views;
 

@@ -389,6 +389,42 @@ pub trait ReportStore: Send + Sync + 'static {
     async fn checkpoint(&self) -> Result<(), StoreError>;
 }
 
+/// A user (a person owning clients).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub name: String,
+    pub email: Option<String>,
+    /// 0: no limit.
+    pub max_connections: u32,
+    pub created_at: DateTime<Utc>,
+    pub clients: Vec<ClientId>,
+}
+
+/// A user's fields as they are to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFields {
+    pub name: String,
+    pub email: Option<String>,
+    pub max_connections: u32,
+}
+
+/// Users and the devices they have online.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// A taken email is a `Conflict`.
+    async fn create_user(&self, user: &UserFields, event: &NewEvent) -> Result<UserId, StoreError>;
+    async fn update_user(&self, id: UserId, user: &UserFields, event: &NewEvent) -> Result<(), StoreError>;
+    /// Its clients stay, without an owner.
+    async fn delete_user(&self, id: UserId, event: &NewEvent) -> Result<(), StoreError>;
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
+    /// The user's live sessions at `now` across every server: open OpenVPN
+    /// sessions, and WireGuard peers on their host with a handshake within
+    /// the online window.
+    async fn active_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<u32, StoreError>;
+}
+
 /// The log of actions.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
@@ -399,6 +435,6 @@ pub trait EventStore: Send + Sync + 'static {
 
 /// Everything the panel keeps, split by capability; one backend implements
 /// every part.
-pub trait Store: AuthStore + ServerStore + IngestStore + ReportStore + EventStore {}
+pub trait Store: AuthStore + ServerStore + IngestStore + ReportStore + EventStore + UserStore {}
 
-impl<T: AuthStore + ServerStore + IngestStore + ReportStore + EventStore> Store for T {}
+impl<T: AuthStore + ServerStore + IngestStore + ReportStore + EventStore + UserStore> Store for T {}

@@ -14,12 +14,13 @@ mod openvpn;
 mod reports;
 mod rows;
 mod servers;
+mod users;
 mod wireguard;
 
 use super::{
     AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore, IngestStore, NewEvent,
     NewServer, OpenvpnPoll, PendingSamples, PollOutcome, ReportStore, ServerRecord, ServerStore, SessionFilter,
-    SessionRecord, StoreError, UsageQuery, UsageRow, WireguardPoll,
+    SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
 use crate::domain::{ClientId, HostKeyPin, ServerId, UserId, Username};
@@ -196,6 +197,33 @@ impl ServerStore for SqliteStore {
 
     async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {
         clients::set_managed(self, server, peers).await
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &UserFields, event: &NewEvent) -> Result<UserId, StoreError> {
+        users::create_user(self, user, event).await
+    }
+
+    async fn update_user(&self, id: UserId, user: &UserFields, event: &NewEvent) -> Result<(), StoreError> {
+        users::update_user(self, id, user, event).await
+    }
+
+    async fn delete_user(&self, id: UserId, event: &NewEvent) -> Result<(), StoreError> {
+        users::delete_user(self, id, event).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        users::users(self).await
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        users::user(self, id).await
+    }
+
+    async fn active_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<u32, StoreError> {
+        users::active_sessions(self, id, now).await
     }
 }
 

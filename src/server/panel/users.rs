@@ -1,0 +1,101 @@
+//! Users: create, change, delete, and whether one may connect a device.
+
+use super::{Admin, Panel};
+use crate::api::UserView;
+use crate::domain::users::{can_connect, parse_user};
+use crate::domain::UserId;
+use crate::error::AppError;
+use crate::server::store::{NewEvent, UserFields, UserRecord};
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+fn event(admin: &Admin, action: &str, id: Option<UserId>, user: &UserFields) -> NewEvent {
+    let limit = match user.max_connections {
+        0 => "no device limit".to_owned(),
+        n => format!("{n} devices at most"),
+    };
+    NewEvent {
+        at: Utc::now(),
+        actor: admin.username.to_string(),
+        action: action.to_owned(),
+        reason: None,
+        figures: Some(limit),
+        client_id: None,
+        user_id: id,
+        server_id: None,
+        label: user.name.clone(),
+    }
+}
+
+impl Panel {
+    async fn user_view(&self, record: UserRecord) -> Result<UserView, AppError> {
+        let active = self.store.active_sessions(record.id, Utc::now()).await?;
+        Ok(UserView {
+            id: record.id.get(),
+            name: record.name,
+            email: record.email,
+            max_connections: record.max_connections,
+            created_at: record.created_at,
+            clients: record.clients.iter().map(|c| c.get()).collect(),
+            active,
+        })
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserView>, AppError> {
+        let mut views = Vec::new();
+        for record in self.store.users().await? {
+            views.push(self.user_view(record).await?);
+        }
+        Ok(views)
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<UserView, AppError> {
+        let record = self.store.user(id).await?.ok_or_else(|| AppError::not_found("User"))?;
+        self.user_view(record).await
+    }
+
+    pub async fn create_user(&self, admin: &Admin, body: &Map<String, Value>) -> Result<UserView, AppError> {
+        let change = parse_user(body, true).map_err(|e| AppError::bad_request(e.to_string()))?;
+        let fields = UserFields {
+            name: change.name.unwrap_or_default(),
+            email: change.email.flatten(),
+            max_connections: change.max_connections.unwrap_or(0),
+        };
+        let id = self.store.create_user(&fields, &event(admin, "create_user", None, &fields)).await?;
+        tracing::info!(admin = %admin.username, user_id = %id, action = "create_user", "user created");
+        self.user(id).await
+    }
+
+    pub async fn update_user(
+        &self,
+        admin: &Admin,
+        id: UserId,
+        body: &Map<String, Value>,
+    ) -> Result<UserView, AppError> {
+        let record = self.store.user(id).await?.ok_or_else(|| AppError::not_found("User"))?;
+        let change = parse_user(body, false).map_err(|e| AppError::bad_request(e.to_string()))?;
+        let fields = UserFields {
+            name: change.name.unwrap_or(record.name),
+            email: change.email.unwrap_or(record.email),
+            max_connections: change.max_connections.unwrap_or(record.max_connections),
+        };
+        self.store.update_user(id, &fields, &event(admin, "update_user", Some(id), &fields)).await?;
+        tracing::info!(admin = %admin.username, user_id = %id, action = "update_user", "user updated");
+        self.user(id).await
+    }
+
+    pub async fn delete_user(&self, admin: &Admin, id: UserId) -> Result<(), AppError> {
+        let record = self.store.user(id).await?.ok_or_else(|| AppError::not_found("User"))?;
+        let fields = UserFields { name: record.name, email: record.email, max_connections: record.max_connections };
+        self.store.delete_user(id, &event(admin, "delete_user", Some(id), &fields)).await?;
+        tracing::info!(admin = %admin.username, user_id = %id, action = "delete_user", "user deleted");
+        Ok(())
+    }
+
+    /// `(can_connect, active, max)`.
+    pub async fn can_connect(&self, id: UserId) -> Result<(bool, u32, u32), AppError> {
+        let record = self.store.user(id).await?.ok_or_else(|| AppError::not_found("User"))?;
+        let active = self.store.active_sessions(id, Utc::now()).await?;
+        Ok((can_connect(active, record.max_connections), active, record.max_connections))
+    }
+}

@@ -1,0 +1,142 @@
+//! Users and their devices online.
+
+use super::events;
+use super::ingest::current_state;
+use super::rows::{instant, is_unique_violation, secs};
+use super::SqliteStore;
+use crate::domain::status::ONLINE_WINDOW;
+use crate::domain::{ClientId, ServerId, UserId};
+use crate::server::store::{NewEvent, StoreError, UserFields, UserRecord};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+fn taken(e: sqlx::Error, email: &Option<String>) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(format!("a user with the email {} exists already", email.as_deref().unwrap_or("")))
+    } else {
+        e.into()
+    }
+}
+
+pub(super) async fn create_user(
+    store: &SqliteStore,
+    user: &UserFields,
+    event: &NewEvent,
+) -> Result<UserId, StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let done = sqlx::query("INSERT INTO users (name, email, max_connections, created_at) VALUES (?, ?, ?, ?)")
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(i64::from(user.max_connections))
+        .bind(secs(event.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| taken(e, &user.email))?;
+    let id = UserId::new(done.last_insert_rowid());
+    events::insert(&mut tx, &NewEvent { user_id: Some(id), ..event.clone() }).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(super) async fn update_user(
+    store: &SqliteStore,
+    id: UserId,
+    user: &UserFields,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let done = sqlx::query("UPDATE users SET name = ?, email = ?, max_connections = ? WHERE id = ?")
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(i64::from(user.max_connections))
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| taken(e, &user.email))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn delete_user(store: &SqliteStore, id: UserId, event: &NewEvent) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let done = sqlx::query("DELETE FROM users WHERE id = ?").bind(id.get()).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn load(store: &SqliteStore, id: Option<UserId>) -> Result<Vec<UserRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.name, u.email, u.max_connections, u.created_at, \
+           (SELECT json_group_array(c.id) FROM clients c WHERE c.user_id = u.id) AS clients \
+         FROM users u WHERE (?1 IS NULL OR u.id = ?1) ORDER BY u.name COLLATE NOCASE, u.id",
+    )
+    .bind(id.map(|u| u.get()))
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let clients: String = r.try_get("clients")?;
+            let clients: Vec<i64> =
+                serde_json::from_str(&clients).map_err(|e| super::rows::corrupt("client ids", e))?;
+            Ok(UserRecord {
+                id: UserId::new(r.try_get("id")?),
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                max_connections: u32::try_from(r.try_get::<i64, _>("max_connections")?).unwrap_or(0),
+                created_at: instant(r.try_get("created_at")?)?,
+                clients: clients.into_iter().map(ClientId::new).collect(),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn users(store: &SqliteStore) -> Result<Vec<UserRecord>, StoreError> {
+    load(store, None).await
+}
+
+pub(super) async fn user(store: &SqliteStore, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    Ok(load(store, Some(id)).await?.into_iter().next())
+}
+
+pub(super) async fn active_sessions(store: &SqliteStore, id: UserId, now: DateTime<Utc>) -> Result<u32, StoreError> {
+    let mut tx = store.read.begin().await?;
+    let rows = sqlx::query(
+        "SELECT c.id, c.server_id, s.protocol, \
+           (SELECT COUNT(*) FROM connections o WHERE o.client_id = c.id AND o.disconnected_at IS NULL) AS open \
+         FROM clients c JOIN servers s ON s.id = c.server_id WHERE c.user_id = ?",
+    )
+    .bind(id.get())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut active: u32 = 0;
+    let mut wireguard: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for r in &rows {
+        let protocol: String = r.try_get("protocol")?;
+        if protocol == "openvpn" {
+            active = active.saturating_add(u32::try_from(r.try_get::<i64, _>("open")?).unwrap_or(0));
+        } else {
+            wireguard.entry(r.try_get("server_id")?).or_default().push(r.try_get("id")?);
+        }
+    }
+    let since = secs(now - ONLINE_WINDOW);
+    for (server, clients) in wireguard {
+        let state = current_state(&mut tx, ServerId::new(server)).await?;
+        let online = state
+            .clients
+            .iter()
+            .filter(|c| clients.contains(&c.client_id) && c.on_host && c.latest_handshake.is_some_and(|h| h > since))
+            .count();
+        active = active.saturating_add(u32::try_from(online).unwrap_or(u32::MAX));
+    }
+    tx.commit().await?;
+    Ok(active)
+}
