@@ -105,6 +105,7 @@ async fn server(store: &SqliteStore) -> ServerId {
         command_prefix: CommandPrefix::empty(),
         openvpn: None,
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:bench".into() },
+        config_path: None,
     };
     store.insert_server(&server, Utc::now()).await.unwrap()
 }

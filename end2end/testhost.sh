@@ -160,6 +160,25 @@ up() {
   wg genpsk > "$dir/psk"
 
   start_server_wg
+  # The interface's wg-quick file, as on a real host (revoke and restore edit it).
+  cat > "$dir/$siface.conf" <<EOF
+# test host $n, written by testhost.sh
+[Interface]
+PrivateKey = $(cat "$dir/server.key")
+ListenPort = 51820
+Address = $tun_server/24
+
+### Client client
+[Peer]
+PublicKey = $(cat "$dir/client.pub")
+PresharedKey = $(cat "$dir/psk")
+AllowedIPs = $tun_client/32
+
+[Peer]
+PublicKey = $(cat "$dir/idle.pub")
+AllowedIPs = $tun_idle/32, fd77:$n::3/128
+PersistentKeepalive = 25
+EOF
 
   rm -f "/var/run/wireguard/$ciface.sock"
   in_client wireguard-go "$ciface" >/dev/null 2>&1
@@ -295,6 +314,7 @@ TESTHOST_SSH_USER=root
 TESTHOST_SSH_KEY=$dir/panel_key
 TESTHOST_HOST_KEY_FINGERPRINT=$(host_key_fingerprint)
 TESTHOST_IFACE=$siface
+TESTHOST_WG_CONF=$dir/$siface.conf
 TESTHOST_SERVER_PUBLIC_KEY=$(cat "$dir/server.pub")
 TESTHOST_CLIENT_PUBLIC_KEY=$(cat "$dir/client.pub")
 TESTHOST_IDLE_PUBLIC_KEY=$(cat "$dir/idle.pub")

@@ -35,6 +35,7 @@ async fn server_with_peers(panel: &TestPanel, name: &str) -> i64 {
         command_prefix: CommandPrefix::empty(),
         openvpn: None,
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:x".into() },
+        config_path: None,
     };
     let id = store.insert_server(&server, chrono::Utc::now()).await.unwrap();
     let mut dump = parse_dump(DUMP, DumpFlavor::WireGuard).unwrap();

@@ -113,6 +113,7 @@ pub async fn add_server(
         private_key_path: some(private_key_path),
         private_key: some(private_key),
         interface: some(interface),
+        config_path: None,
         protocol: some(protocol),
         command_prefix: some(command_prefix).map(serde_json::Value::String),
         status_path: some(status_path),

@@ -267,6 +267,10 @@ pub struct AddServerRequest {
     /// WireGuard and AmneziaWG.
     #[serde(default)]
     pub interface: Option<String>,
+    /// WireGuard and AmneziaWG: the wg-quick file revokes and restores edit
+    /// (default `/etc/wireguard/<interface>.conf`).
+    #[serde(default)]
+    pub config_path: Option<String>,
     /// `wireguard` (default), `amneziawg` or `openvpn`.
     #[serde(default)]
     pub protocol: Option<String>,

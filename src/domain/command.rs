@@ -46,6 +46,49 @@ impl RemoteCommand {
         Self::with_prefix(prefix, &[tool, "set", interface.as_str(), "peer", &key, "allowed-ips", &allowed])
     }
 
+    /// `[prefix…] <tool> set <interface> peer <key> remove`: the peer leaves
+    /// the running interface (its traffic stops at once).
+    pub fn remove_peer(prefix: &CommandPrefix, tool: &'static str, interface: &InterfaceName, key: &PublicKey) -> Self {
+        let key = key.to_string();
+        Self::with_prefix(prefix, &[tool, "set", interface.as_str(), "peer", &key, "remove"])
+    }
+
+    /// `[prefix…] <tool> set <interface> peer <key> allowed-ips <a,b>
+    /// [persistent-keepalive <n>] [preshared-key /dev/stdin]`: the preshared
+    /// key, when there is one, is sent on standard input, never in the line.
+    pub fn restore_peer(
+        prefix: &CommandPrefix,
+        tool: &'static str,
+        interface: &InterfaceName,
+        key: &PublicKey,
+        allowed: &[IpNetwork],
+        keepalive: Option<u16>,
+        preshared_on_stdin: bool,
+    ) -> Self {
+        let mut cmd = Self::set_peer(prefix, tool, interface, key, allowed);
+        if let Some(k) = keepalive {
+            cmd.argv.extend(["persistent-keepalive".to_owned(), k.to_string()]);
+        }
+        if preshared_on_stdin {
+            cmd.argv.extend(["preshared-key".to_owned(), "/dev/stdin".to_owned()]);
+        }
+        cmd
+    }
+
+    /// `[prefix…] install -m 600 /dev/stdin <path>.tollgate-new`: the first
+    /// half of an atomic write (standard input holds the content).
+    pub fn write_new_file(prefix: &CommandPrefix, path: &RemotePath) -> Self {
+        let staged = format!("{path}.tollgate-new");
+        Self::with_prefix(prefix, &["install", "-m", "600", "/dev/stdin", &staged])
+    }
+
+    /// `[prefix…] mv -f -- <path>.tollgate-new <path>`: the rename that
+    /// replaces the file in one step.
+    pub fn replace_file(prefix: &CommandPrefix, path: &RemotePath) -> Self {
+        let staged = format!("{path}.tollgate-new");
+        Self::with_prefix(prefix, &["mv", "-f", "--", &staged, path.as_str()])
+    }
+
     /// `[prefix…] cat -- <path>`
     pub fn read_file(prefix: &CommandPrefix, path: &RemotePath) -> Self {
         Self::with_prefix(prefix, &["cat", "--", path.as_str()])
@@ -108,6 +151,32 @@ mod tests {
         assert_eq!(
             RemoteCommand::read_file(&CommandPrefix::empty(), &path).to_shell_line(),
             "'cat' '--' '/etc/openvpn/status.log'"
+        );
+    }
+
+    #[test]
+    fn revoking_and_restoring_keep_the_preshared_key_off_the_command_line() {
+        let iface = InterfaceName::parse("wg0").unwrap();
+        let key = PublicKey::parse("lacRpYsTqY0YYTS6whjEVcQTSfehGdVnLFr4vbysvVc=").unwrap();
+        let none = CommandPrefix::empty();
+        assert_eq!(
+            RemoteCommand::remove_peer(&none, "wg", &iface, &key).to_string(),
+            format!("wg set wg0 peer {key} remove")
+        );
+        let ips = [IpNetwork::parse("10.77.1.2/32").unwrap()];
+        let restore = RemoteCommand::restore_peer(&none, "wg", &iface, &key, &ips, Some(25), true);
+        assert_eq!(
+            restore.to_string(),
+            format!("wg set wg0 peer {key} allowed-ips 10.77.1.2/32 persistent-keepalive 25 preshared-key /dev/stdin")
+        );
+        let path = RemotePath::parse("/etc/wireguard/wg0.conf").unwrap();
+        assert_eq!(
+            RemoteCommand::write_new_file(&none, &path).to_shell_line(),
+            "'install' '-m' '600' '/dev/stdin' '/etc/wireguard/wg0.conf.tollgate-new'"
+        );
+        assert_eq!(
+            RemoteCommand::replace_file(&none, &path).to_string(),
+            "mv -f -- /etc/wireguard/wg0.conf.tollgate-new /etc/wireguard/wg0.conf"
         );
     }
 

@@ -173,6 +173,73 @@ pub fn add_peer(text: &str, section: &str) -> Result<String, ConfigError> {
     Ok(join(&lines))
 }
 
+/// The comment line that marks a revoked peer's section, kept in the file
+/// with every line commented out: wg-quick ignores it, so the peer stays out
+/// after `wg-quick down/up` or a reboot, and its preshared key never leaves
+/// the host.
+pub const REVOKED_MARK: &str = "# tollgate: revoked peer ";
+
+/// Revokes the peer with `key` in the file: its section is replaced, at the
+/// end of the file, by the same lines commented out under [`REVOKED_MARK`].
+/// Returns the new text and the section as it was (`None`: not in the file).
+pub fn revoke_peer(text: &str, key: &PublicKey) -> Result<(String, Option<PeerSection>), ConfigError> {
+    let (rest, removed) = remove_peer(text, key)?;
+    let Some(section) = removed else { return Ok((rest, None)) };
+    let mut block = format!("{REVOKED_MARK}{key}\n");
+    for line in section.text.lines() {
+        block.push_str(&format!("#| {line}\n"));
+    }
+    let mut out = rest.trim_end_matches('\n').to_owned();
+    out.push_str("\n\n");
+    out.push_str(&block);
+    Ok((out, Some(section)))
+}
+
+/// Restores a peer revoked by [`revoke_peer`]: its commented section becomes
+/// a live `[Peer]` section again, exactly as it was. Returns the new text and
+/// the restored section (`None`: no revoked section for `key`).
+pub fn restore_peer(text: &str, key: &PublicKey) -> Result<(String, Option<PeerSection>), ConfigError> {
+    let mark = format!("{REVOKED_MARK}{key}");
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim_end() == mark) else {
+        return Ok((text.to_owned(), None));
+    };
+    let end = lines[start + 1..].iter().position(|l| !l.starts_with("#| ")).map_or(lines.len(), |n| start + 1 + n);
+    let section: Vec<&str> = lines[start + 1..end].iter().map(|l| &l[3..]).collect();
+    let mut kept: Vec<&str> = lines[..start].to_vec();
+    kept.extend_from_slice(&lines[end..]);
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    let section_text = join(&section);
+    let restored = add_peer(&join(&kept), &section_text)?;
+    Ok((restored, Some(PeerSection { public_key: *key, text: section_text })))
+}
+
+/// What `wg set` needs to put a peer back from its section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSettings {
+    pub allowed_ips: Vec<String>,
+    pub preshared_key: Option<String>,
+    pub persistent_keepalive: Option<u16>,
+}
+
+/// Reads a peer section's allowed IPs, preshared key and keepalive.
+pub fn peer_settings(section: &str) -> PeerSettings {
+    let mut s = PeerSettings { allowed_ips: Vec::new(), preshared_key: None, persistent_keepalive: None };
+    for line in section.lines().filter(|l| !is_comment(l)) {
+        let Some((k, v)) = key_value(line) else { continue };
+        if k.eq_ignore_ascii_case("AllowedIPs") {
+            s.allowed_ips.extend(v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned));
+        } else if k.eq_ignore_ascii_case("PresharedKey") {
+            s.preshared_key = Some(v.to_owned());
+        } else if k.eq_ignore_ascii_case("PersistentKeepalive") {
+            s.persistent_keepalive = v.parse().ok().filter(|k| *k > 0);
+        }
+    }
+    s
+}
+
 /// The value of `key` in the `[Interface]` section (case-insensitive).
 pub fn interface_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let mut in_interface = false;

@@ -201,6 +201,24 @@ async fn patch_client(
     Ok(Json(json!({ "success": true, "message": "Client updated", "client": client })).into_response())
 }
 
+async fn revoke_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let client = state.panel.revoke(&admin, client_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "message": "Client revoked", "client": client })).into_response())
+}
+
+async fn restore_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let client = state.panel.restore(&admin, client_id(&id)?).await?;
+    Ok(Json(json!({ "success": true, "message": "Client restored", "client": client })).into_response())
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ServerPick {
@@ -344,6 +362,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/servers/{id}/clients", get(server_clients))
         .route("/api/servers/{id}/sync-stats", post(sync_stats))
         .route("/api/clients/{id}", get(get_client).patch(patch_client))
+        .route("/api/clients/{id}/revoke", post(revoke_client))
+        .route("/api/clients/{id}/restore", post(restore_client))
         .route("/api/updatePeerTrafficLimit/{config}", post(update_peer_traffic_limit))
         .route("/api/updatePeerExpiryDate/{config}", post(update_peer_expiry_date))
         .route("/api/updatePeerTrafficWarningThreshold/{config}", post(update_peer_warning_threshold))

@@ -9,6 +9,7 @@ pub mod http;
 pub mod maintenance;
 pub mod openvpn;
 pub mod panel;
+pub mod peers;
 pub mod poll;
 pub mod poller;
 pub mod rpc;

@@ -21,6 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::{Arc, Mutex};
 use validate::validate;
 
+mod access;
 mod clients;
 mod users;
 mod validate;
@@ -61,7 +62,7 @@ pub const RECENT: TimeDelta = TimeDelta::hours(24);
 
 /// A poll's failure as the API shows it: host-side causes as they are (502),
 /// the panel's own as a reference (500).
-fn poll_error(e: PollError) -> AppError {
+pub(crate) fn poll_error(e: PollError) -> AppError {
     match e {
         PollError::Internal(_) => AppError::new(ErrorKind::Internal, e.to_string()),
         host => AppError::host_unavailable(host.to_string()),
@@ -228,6 +229,7 @@ impl Panel {
             command_prefix: draft.command_prefix,
             openvpn: draft.openvpn,
             host_key: pin.clone(),
+            config_path: draft.config_path,
         };
         let id = self.store.insert_server(&new, now).await?;
         let at = Utc::now();

@@ -13,6 +13,7 @@
 use crate::domain::accounting::month_key;
 use crate::domain::ServerId;
 use crate::server::openvpn::{kill_session, KillTarget};
+use crate::server::peers::{self, Applied, PeerChange, PeerTarget};
 use crate::server::poll::{poll_server, PollError, PollLimits};
 use crate::server::store::{PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
@@ -83,6 +84,7 @@ pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn Ho
 
 enum Request {
     PollNow(oneshot::Sender<Result<PollOutcome, PollError>>),
+    Peer { change: PeerChange, reply: oneshot::Sender<Result<Applied, PollError>> },
     Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
 }
 
@@ -208,6 +210,11 @@ impl Supervisor {
         Ok(self.ask(id, Request::PollNow).await??)
     }
 
+    /// Revokes or restores a peer on the server's host.
+    pub async fn change_peer(&self, id: ServerId, change: PeerChange) -> Result<Applied, WorkerError> {
+        Ok(self.ask(id, |reply| Request::Peer { change, reply }).await??)
+    }
+
     /// Ends an OpenVPN session through the server's management interface.
     pub async fn kill(&self, id: ServerId, target: KillTarget, halt: bool) -> Result<String, WorkerError> {
         self.ask(id, |reply| Request::Kill { target, halt, reply }).await?.map_err(WorkerError::Failed)
@@ -330,6 +337,20 @@ impl PollJob {
                                 None => Err("only OpenVPN sessions can be ended".to_owned()),
                             }
                         }) => outcome.unwrap_or_else(|_| Err("the host did not answer in time".to_owned())),
+                    };
+                    let _ = reply.send(outcome);
+                    continue;
+                }
+                Some(Request::Peer { change, reply }) => {
+                    let outcome = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        outcome = tokio::time::timeout(self.settings.deadline, async {
+                            match PeerTarget::of(&self.record) {
+                                Some(target) => peers::apply(self.transport.as_mut(), &target, &change).await,
+                                None => Err(PollError::internal("a peer change for a server without peers")),
+                            }
+                        }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
                     };
                     let _ = reply.send(outcome);
                     continue;

@@ -121,3 +121,24 @@ fn a_broken_file_is_refused_with_its_line() {
     );
     assert_eq!(peer_keys("[Peer]\n"), Err(ConfigError::NoInterface));
 }
+
+#[test]
+fn a_revoked_peer_stays_in_the_file_only_as_comments_and_comes_back_exactly() {
+    let (revoked, section) = revoke_peer(WG0, &key(BOB)).unwrap();
+    let section = section.unwrap();
+    assert_eq!(keys(&revoked), [ALICE, CAROL], "wg-quick no longer sees bob");
+    assert!(revoked.contains(&format!("{REVOKED_MARK}{BOB}\n#| ### Client bob\n#| [Peer]\n")), "{revoked}");
+    // Revoking again, or a peer that is not there, changes nothing.
+    assert_eq!(revoke_peer(&revoked, &key(BOB)).unwrap(), (revoked.clone(), None));
+
+    let (restored, back) = restore_peer(&revoked, &key(BOB)).unwrap();
+    assert_eq!(back.unwrap().text, section.text);
+    assert_eq!(keys(&restored), [ALICE, CAROL, BOB]);
+    assert!(!restored.contains(REVOKED_MARK));
+    assert_eq!(restore_peer(&restored, &key(BOB)).unwrap(), (restored.clone(), None), "restoring twice is a no-op");
+    let settings = peer_settings(&section.text);
+    assert_eq!(settings.allowed_ips, ["10.77.200.3/32", "fd77:200::3/128"]);
+    assert_eq!((settings.preshared_key, settings.persistent_keepalive), (None, Some(25)));
+    let alice = peer_settings(&remove_peer(WG0, &key(ALICE)).unwrap().1.unwrap().text);
+    assert_eq!(alice.preshared_key.as_deref(), Some("L1hBgelsbry1Ggh4uajmf6NfcW0bMHYUikVfHVhG+DU="));
+}

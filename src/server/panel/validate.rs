@@ -38,6 +38,7 @@ pub(super) struct Draft {
     pub(super) command_prefix: CommandPrefix,
     pub(super) openvpn: Option<OpenVpnAccess>,
     pub(super) host_key: HostKeyPolicy,
+    pub(super) config_path: Option<RemotePath>,
 }
 
 /// A key file given by path must be an unencrypted private key inside
@@ -100,6 +101,14 @@ pub(super) fn validate(req: AddServerRequest, key_dir: &Path) -> Result<Draft, A
     );
     let interface = blank_to_none(req.interface);
     let status_path = blank_to_none(req.status_path);
+    let config_path = match blank_to_none(req.config_path) {
+        Some(_) if protocol == Some(Protocol::Openvpn) => {
+            problems.push("config_path: is for WireGuard and AmneziaWG servers".into());
+            None
+        }
+        Some(p) => check(&mut problems, "config_path", RemotePath::parse(&p)),
+        None => None,
+    };
     let (interface, openvpn) = match protocol {
         Some(Protocol::Openvpn) => {
             if interface.is_some() {
@@ -174,7 +183,19 @@ pub(super) fn validate(req: AddServerRequest, key_dir: &Path) -> Result<Draft, A
         (Some(name), Some(host), Some(user), Some(protocol), Some(command_prefix), Some(key), Some(host_key))
             if problems.is_empty() =>
         {
-            Ok(Draft { name, protocol, host, port, user, key, interface, command_prefix, openvpn, host_key })
+            Ok(Draft {
+                name,
+                protocol,
+                host,
+                port,
+                user,
+                key,
+                interface,
+                command_prefix,
+                openvpn,
+                host_key,
+                config_path,
+            })
         }
         _ => Err(AppError::bad_request(problems.join("; "))),
     }

@@ -81,6 +81,8 @@ pub struct NewServer {
     pub command_prefix: CommandPrefix,
     pub openvpn: Option<OpenVpnAccess>,
     pub host_key: HostKeyPin,
+    /// WireGuard and AmneziaWG: the wg-quick file; `None`: the default.
+    pub config_path: Option<RemotePath>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +98,8 @@ pub struct ServerRecord {
     pub command_prefix: CommandPrefix,
     pub openvpn: Option<OpenVpnAccess>,
     pub host_key: Option<HostKeyPin>,
+    /// WireGuard and AmneziaWG: the wg-quick file; `None`: the default.
+    pub config_path: Option<RemotePath>,
     pub created_at: DateTime<Utc>,
     pub last_poll_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
@@ -334,6 +338,14 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Writes a client's new name, email, owner and policy, and `event`, in
     /// one transaction. An unknown `user_id` is `NotFound("user")`.
     async fn update_client(&self, id: ClientId, update: &ClientUpdate, event: &NewEvent) -> Result<(), StoreError>;
+    /// Disables a client for `reason`, or (`None`) makes it active again,
+    /// with `event`, in one transaction.
+    async fn set_client_access(
+        &self,
+        id: ClientId,
+        reason: Option<DisableReason>,
+        event: &NewEvent,
+    ) -> Result<(), StoreError>;
     /// Clients with this identity (public key) on servers whose interface is
     /// `interface`, optionally on one server only.
     async fn clients_by_identity(

@@ -30,6 +30,7 @@ pub fn test_server(name: &str, protocol: Protocol) -> NewServer {
         command_prefix: CommandPrefix::empty(),
         openvpn,
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:x".into() },
+        config_path: None,
     }
 }
 

@@ -50,6 +50,14 @@ impl HostTransport for FakeHost {
         Ok(CommandOutput { stdout: DUMP.to_owned(), stderr: String::new(), exit_status: Some(0) })
     }
 
+    async fn run_with_input(
+        &mut self,
+        command: &RemoteCommand,
+        _input: &[u8],
+    ) -> Result<CommandOutput, TransportError> {
+        self.run(command).await
+    }
+
     async fn open_tcp(&mut self, _host: &str, _port: u16) -> Result<Tunnel, TransportError> {
         Err(TransportError::Ssh("the fake host has no tunnels".into()))
     }

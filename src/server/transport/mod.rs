@@ -79,6 +79,10 @@ pub trait HostTransport: Send {
     /// status is an error.
     async fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, TransportError>;
 
+    /// Runs `command` with `input` on its standard input (a file's new
+    /// content, a preshared key): data that never appears in the command line.
+    async fn run_with_input(&mut self, command: &RemoteCommand, input: &[u8]) -> Result<CommandOutput, TransportError>;
+
     /// Opens a TCP connection made by the host to `host:port` (such as an
     /// OpenVPN management port on the host's loopback), without running
     /// anything on the host.

@@ -180,9 +180,19 @@ impl SshTransport {
         }
     }
 
-    async fn exec(handle: &Handle<KeyCheck>, line: &str, command: &RemoteCommand) -> Result<CommandOutput, ExecError> {
+    async fn exec(
+        handle: &Handle<KeyCheck>,
+        line: &str,
+        command: &RemoteCommand,
+        input: Option<&[u8]>,
+    ) -> Result<CommandOutput, ExecError> {
         let mut channel = handle.channel_open_session().await.map_err(ExecError::Open)?;
         channel.exec(true, line).await.map_err(|e| ExecError::Failed(TransportError::Ssh(e.to_string())))?;
+        if let Some(input) = input {
+            let failed = |e: russh::Error| ExecError::Failed(TransportError::Ssh(format!("sending input: {e}")));
+            channel.data(input).await.map_err(failed)?;
+            channel.eof().await.map_err(failed)?;
+        }
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         let mut exit_status = None;
@@ -295,13 +305,31 @@ impl HostTransport for SshTransport {
     }
 
     async fn run(&mut self, command: &RemoteCommand) -> Result<CommandOutput, TransportError> {
+        self.run_inner(command, None).await
+    }
+
+    async fn run_with_input(&mut self, command: &RemoteCommand, input: &[u8]) -> Result<CommandOutput, TransportError> {
+        self.run_inner(command, Some(input)).await
+    }
+
+    fn host_key(&self) -> Option<&HostKeyPin> {
+        self.seen_key.as_ref()
+    }
+}
+
+impl SshTransport {
+    async fn run_inner(
+        &mut self,
+        command: &RemoteCommand,
+        input: Option<&[u8]>,
+    ) -> Result<CommandOutput, TransportError> {
         let line = command.to_shell_line();
         for attempt in 0..2 {
             let reused = self.ensure_session().await?;
             let Some(handle) = self.session.as_ref() else {
                 return Err(TransportError::Ssh("no session".into()));
             };
-            let result = timeout(self.timeouts.command, Self::exec(handle, &line, command)).await;
+            let result = timeout(self.timeouts.command, Self::exec(handle, &line, command, input)).await;
             let output = match result {
                 Err(_) => {
                     self.session = None;
@@ -335,10 +363,6 @@ impl HostTransport for SshTransport {
             };
         }
         Err(TransportError::Ssh("the connection keeps dropping".into()))
-    }
-
-    fn host_key(&self) -> Option<&HostKeyPin> {
-        self.seen_key.as_ref()
     }
 }
 

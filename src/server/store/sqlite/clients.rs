@@ -102,8 +102,8 @@ pub(super) async fn clients(
     for row in &rows {
         let id: i64 = row.try_get("id")?;
         let client = client_from_row(row, live.get(&id), month)?;
-        // WireGuard: peers on the host or part of the wanted configuration.
-        if client.on_host || client.managed || client.protocol == Protocol::Openvpn {
+        // WireGuard: peers on the host, part of the wanted configuration, or revoked.
+        if client.on_host || client.managed || client.disabled || client.protocol == Protocol::Openvpn {
             clients.push(client);
         }
     }
@@ -198,4 +198,25 @@ pub(super) async fn clients_by_identity(
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(|r| Ok((ClientId::new(r.try_get("id")?), ServerId::new(r.try_get("server_id")?)))).collect()
+}
+
+pub(super) async fn set_client_access(
+    store: &SqliteStore,
+    id: ClientId,
+    reason: Option<DisableReason>,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let done = sqlx::query("UPDATE clients SET access = ?, disabled_reason = ? WHERE id = ?")
+        .bind(if reason.is_some() { "disabled" } else { "active" })
+        .bind(reason.map(DisableReason::as_str))
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("client"));
+    }
+    super::events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -23,6 +23,7 @@ use super::{
     SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
+use crate::domain::policy::DisableReason;
 use crate::domain::{ClientId, HostKeyPin, ServerId, UserId, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -184,6 +185,15 @@ impl ServerStore for SqliteStore {
 
     async fn update_client(&self, id: ClientId, update: &ClientUpdate, event: &NewEvent) -> Result<(), StoreError> {
         clients::update_client(self, id, update, event).await
+    }
+
+    async fn set_client_access(
+        &self,
+        id: ClientId,
+        reason: Option<DisableReason>,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        clients::set_client_access(self, id, reason, event).await
     }
 
     async fn clients_by_identity(

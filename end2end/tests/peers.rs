@@ -1,0 +1,90 @@
+//! Revoking and restoring WireGuard peers on a real host: the running
+//! interface and its wg-quick file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+fn handshakes_with_the_client(host: &TestHost) -> bool {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", host.get("TESTHOST_CLIENT_NETNS"), "ping", "-c", "2", "-W", "1", "-i", "0.3"])
+        .arg(host.get("TESTHOST_TUNNEL_SERVER_IP"))
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_peer_leaves_the_interface_and_its_file_and_comes_back_exactly_on_restore() {
+    let host = TestHost::up(31);
+    let panel = TestPanel::start_with(manual_polling).await;
+    let http = panel.login().await;
+    let mut body = host.add_request("Host 31");
+    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
+    let server = add(&panel, &http, &body).await;
+    let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
+    let client = client_of(&panel, &http, server, &key).await;
+    let id = client["id"].as_i64().unwrap();
+    let file_before = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
+    assert!(handshakes_with_the_client(&host), "the tunnel works before the revoke");
+
+    let (status, body) = post_json(&http, &panel.url(&format!("/api/clients/{id}/revoke")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["success"].as_bool(), body["message"].as_str()), (Some(true), Some("Client revoked")));
+    assert_eq!(body["client"]["status"], "disabled");
+    assert_eq!(body["client"]["disabled_reason"], "manual");
+    let dump = host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]);
+    assert!(!dump.contains(&key), "gone from the running interface");
+    let file = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
+    let live: Vec<&str> = file.lines().filter(|l| l.starts_with("PublicKey")).collect();
+    assert!(!live.iter().any(|l| l.contains(&key)), "no live section in the file: {file}");
+    assert!(file.contains(&format!("# tollgate: revoked peer {key}")), "{file}");
+    assert!(file.contains(host.get("TESTHOST_IDLE_PUBLIC_KEY")), "the other peer is untouched");
+    assert!(!handshakes_with_the_client(&host), "traffic stops");
+    // Revoking again is harmless.
+    let (status, _) = post_json(&http, &panel.url(&format!("/api/clients/{id}/revoke")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = post_json(&http, &panel.url(&format!("/api/clients/{id}/restore")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["message"].as_str(), body["client"]["status"].as_str()),
+        (Some("Client restored"), Some("active"))
+    );
+    let dump = host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]);
+    let line = dump.lines().find(|l| l.starts_with(key.as_str())).expect("back on the interface");
+    let psk = std::fs::read_to_string(format!(
+        "{}/psk",
+        std::path::Path::new(host.get("TESTHOST_WG_CONF")).parent().unwrap().display()
+    ))
+    .unwrap();
+    assert_eq!(line.split('\t').nth(1), Some(psk.trim()), "with its preshared key");
+    assert_eq!(line.split('\t').nth(3), Some(format!("{}/32", host.get("TESTHOST_TUNNEL_CLIENT_IP")).as_str()));
+    let file = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
+    assert!(!file.contains("# tollgate: revoked peer"), "{file}");
+    let mut sections_before: Vec<&str> = file_before.split("\n\n").collect();
+    let mut sections_after: Vec<&str> = file.split("\n\n").map(|s| s.trim_end()).collect();
+    sections_before.iter_mut().for_each(|s| *s = s.trim_end());
+    sections_before.sort();
+    sections_after.sort();
+    assert_eq!(sections_after, sections_before, "the same sections as before, the peer's moved to the end");
+    let mut back = false;
+    for _ in 0..20 {
+        if handshakes_with_the_client(&host) {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(back, "the client's tunnel works again");
+
+    let (_, log) = get_json(&http, &panel.url(&format!("/api/events?client={id}"))).await;
+    let actions: Vec<&str> = log["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["restore", "revoke", "revoke"]);
+    panel.stop().await;
+}

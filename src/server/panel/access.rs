@@ -1,0 +1,92 @@
+//! Revoking and restoring clients: on the host first (the running interface
+//! and its wg-quick file), then in the database, with an event.
+
+use super::{client_view, poll_error, Admin, Panel};
+use crate::api::ClientView;
+use crate::domain::policy::{judge_expiry, DisableReason, ExpiryVerdict};
+use crate::domain::wg_config::PeerSettings;
+use crate::domain::{ClientId, Protocol, PublicKey};
+use crate::error::AppError;
+use crate::server::peers::PeerChange;
+use crate::server::poller::WorkerError;
+use crate::server::store::{ClientRecord, NewEvent};
+use chrono::Utc;
+
+fn peer_key(record: &ClientRecord) -> Result<PublicKey, AppError> {
+    if record.protocol == Protocol::Openvpn {
+        return Err(AppError::bad_request(
+            "Revoking OpenVPN clients is not available yet; end their sessions from the server page.",
+        ));
+    }
+    PublicKey::parse(&record.identity).map_err(AppError::internal)
+}
+
+fn host_error(e: WorkerError) -> AppError {
+    match e {
+        WorkerError::Poll(p) => poll_error(p),
+        WorkerError::Failed(m) => AppError::host_unavailable(m),
+        WorkerError::NotRunning => AppError::internal("no poller for an existing server"),
+    }
+}
+
+impl Panel {
+    async fn client_record(&self, id: ClientId) -> Result<ClientRecord, AppError> {
+        let month = self.month(Utc::now());
+        self.store.client(id, &month).await?.ok_or_else(|| AppError::not_found("Client"))
+    }
+
+    fn access_event(
+        &self,
+        admin: &Admin,
+        record: &ClientRecord,
+        action: &str,
+        reason: Option<DisableReason>,
+    ) -> NewEvent {
+        NewEvent {
+            at: Utc::now(),
+            actor: admin.username.to_string(),
+            action: action.to_owned(),
+            reason: reason.map(|r| r.as_str().to_owned()),
+            figures: None,
+            client_id: Some(record.id),
+            user_id: record.user_id,
+            server_id: Some(record.server_id),
+            label: record.name.clone().unwrap_or_else(|| record.identity.clone()),
+        }
+    }
+
+    /// Takes the peer off its host (interface and wg-quick file) and marks
+    /// it disabled (`manual`). Repeating it is harmless.
+    pub async fn revoke(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
+        let record = self.client_record(id).await?;
+        let key = peer_key(&record)?;
+        self.poller.change_peer(record.server_id, PeerChange::Revoke(key)).await.map_err(host_error)?;
+        let reason = Some(DisableReason::Manual);
+        self.store.set_client_access(id, reason, &self.access_event(admin, &record, "revoke", reason)).await?;
+        tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "revoke", reason = "manual", "client revoked");
+        Ok(client_view(&self.client_record(id).await?, Utc::now()))
+    }
+
+    /// Puts the peer back exactly as it was (allowed IPs, preshared key,
+    /// keepalive) and marks it active. An expired client is refused until
+    /// its expiry date moves.
+    pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
+        let record = self.client_record(id).await?;
+        let key = peer_key(&record)?;
+        if judge_expiry(record.policy.expiry_date, Utc::now()) == ExpiryVerdict::Expired {
+            return Err(AppError::conflict(
+                "The client's expiry date has passed; set a new expiry_date before restoring it.",
+            ));
+        }
+        let fallback = PeerSettings {
+            allowed_ips: record.desired_allowed_ips.clone().unwrap_or_else(|| record.allowed_ips.clone()),
+            preshared_key: None,
+            persistent_keepalive: None,
+        };
+        let change = PeerChange::Restore { key, fallback };
+        self.poller.change_peer(record.server_id, change).await.map_err(host_error)?;
+        self.store.set_client_access(id, None, &self.access_event(admin, &record, "restore", None)).await?;
+        tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "restore", "client restored");
+        Ok(client_view(&self.client_record(id).await?, Utc::now()))
+    }
+}

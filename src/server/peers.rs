@@ -1,0 +1,128 @@
+//! Revoking and restoring a WireGuard/AmneziaWG peer on its host: the
+//! running interface (`wg set`) and the wg-quick file, so that neither a
+//! `wg-quick down/up` nor a reboot undoes it. The file is read, changed in
+//! Rust ([`crate::domain::wg_config`]) and written back atomically (a new
+//! file, then a rename); unchanged peers are never touched. Both operations
+//! are idempotent: repeating one after a failure finishes it.
+
+use crate::domain::wg_config::{peer_settings, restore_peer, revoke_peer, PeerSettings};
+use crate::domain::{CommandPrefix, InterfaceName, IpNetwork, Protocol, PublicKey, RemoteCommand, RemotePath};
+use crate::server::poll::PollError;
+use crate::server::store::ServerRecord;
+use crate::server::transport::HostTransport;
+
+/// What to change about one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerChange {
+    Revoke(PublicKey),
+    /// `fallback` is used when the file holds no revoked section for the
+    /// peer (it was removed by hand): the peer comes back without a
+    /// preshared key.
+    Restore {
+        key: PublicKey,
+        fallback: PeerSettings,
+    },
+}
+
+/// Where a server's peers live.
+pub struct PeerTarget {
+    tool: &'static str,
+    interface: InterfaceName,
+    prefix: CommandPrefix,
+    config: RemotePath,
+}
+
+impl PeerTarget {
+    /// `None` for OpenVPN servers.
+    pub fn of(record: &ServerRecord) -> Option<Self> {
+        let tool = record.protocol.wg_tool()?;
+        let interface = record.interface.clone()?;
+        let config = match &record.config_path {
+            Some(p) => p.clone(),
+            None => default_config_path(record.protocol, &interface)?,
+        };
+        Some(Self { tool, interface, prefix: record.command_prefix.clone(), config })
+    }
+}
+
+/// `/etc/wireguard/<interface>.conf`, or AmneziaWG's
+/// `/etc/amnezia/amneziawg/<interface>.conf`.
+pub fn default_config_path(protocol: Protocol, interface: &InterfaceName) -> Option<RemotePath> {
+    let dir = match protocol {
+        Protocol::Wireguard => "/etc/wireguard",
+        Protocol::Amneziawg => "/etc/amnezia/amneziawg",
+        Protocol::Openvpn => return None,
+    };
+    RemotePath::parse(&format!("{dir}/{interface}.conf")).ok()
+}
+
+/// What the change did on the host, for the event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The wg-quick file was changed (false: it already was as wanted).
+    pub file_changed: bool,
+}
+
+async fn write_file(transport: &mut dyn HostTransport, target: &PeerTarget, text: &str) -> Result<(), PollError> {
+    transport.run_with_input(&RemoteCommand::write_new_file(&target.prefix, &target.config), text.as_bytes()).await?;
+    transport.run(&RemoteCommand::replace_file(&target.prefix, &target.config)).await?;
+    Ok(())
+}
+
+async fn read_file(transport: &mut dyn HostTransport, target: &PeerTarget) -> Result<String, PollError> {
+    Ok(transport.run(&RemoteCommand::read_file(&target.prefix, &target.config)).await?.stdout)
+}
+
+fn config_error(target: &PeerTarget, e: impl std::fmt::Display) -> PollError {
+    PollError::Parse(format!("{}: {e}", target.config))
+}
+
+/// Carries out `change` on the host.
+pub async fn apply(
+    transport: &mut dyn HostTransport,
+    target: &PeerTarget,
+    change: &PeerChange,
+) -> Result<Applied, PollError> {
+    let text = read_file(transport, target).await?;
+    match change {
+        PeerChange::Revoke(key) => {
+            let (new, section) = revoke_peer(&text, key).map_err(|e| config_error(target, e))?;
+            if section.is_some() {
+                write_file(transport, target, &new).await?;
+            }
+            transport.run(&RemoteCommand::remove_peer(&target.prefix, target.tool, &target.interface, key)).await?;
+            Ok(Applied { file_changed: section.is_some() })
+        }
+        PeerChange::Restore { key, fallback } => {
+            let (new, section) = restore_peer(&text, key).map_err(|e| config_error(target, e))?;
+            let settings = match &section {
+                Some(s) => peer_settings(&s.text),
+                None => fallback.clone(),
+            };
+            let allowed = settings
+                .allowed_ips
+                .iter()
+                .map(|a| IpNetwork::parse(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| config_error(target, format!("the peer's AllowedIPs: {e}")))?;
+            if section.is_some() {
+                write_file(transport, target, &new).await?;
+            }
+            let psk = settings.preshared_key.as_deref();
+            let command = RemoteCommand::restore_peer(
+                &target.prefix,
+                target.tool,
+                &target.interface,
+                key,
+                &allowed,
+                settings.persistent_keepalive,
+                psk.is_some(),
+            );
+            match psk {
+                Some(psk) => transport.run_with_input(&command, format!("{psk}\n").as_bytes()).await?,
+                None => transport.run(&command).await?,
+            };
+            Ok(Applied { file_changed: section.is_some() })
+        }
+    }
+}
