@@ -4,17 +4,23 @@
 -- one the management interface gives.
 ALTER TABLE connections ADD COLUMN source_since INTEGER;
 ALTER TABLE connections ADD COLUMN source_exact INTEGER NOT NULL DEFAULT 1;
+-- Two open sessions may now share a source (for a moment, within a poll).
+DROP INDEX connections_open;
+-- The start is the digits after the last '@' (a common name may hold one);
+-- the old keys wrote an unknown start as 0.
 UPDATE connections
-   SET source_since = CAST(substr(source, instr(source, '@') + 1) AS INTEGER),
+   SET source_since = NULLIF(CAST(substr(source, length(rtrim(source, '0123456789')) + 1) AS INTEGER), 0),
        source_exact = (source LIKE 'cid:%'),
        source = (SELECT c.identity FROM clients c WHERE c.id = connections.client_id) || '|' ||
                 CASE WHEN endpoint IS NOT NULL THEN endpoint
                      WHEN openvpn_client_id IS NOT NULL THEN 'cid:' || openvpn_client_id
                      ELSE '' END
  WHERE protocol = 'openvpn';
--- Closed sessions are looked up by source too (a session read again).
-DROP INDEX connections_open;
+-- Open sessions are read on every poll; closed ones are looked up by source
+-- or by exact start (a session read again).
+CREATE INDEX connections_open ON connections (server_id) WHERE disconnected_at IS NULL;
 CREATE INDEX connections_by_source ON connections (server_id, source);
+CREATE INDEX connections_by_start ON connections (server_id, source_since);
 
 -- Raw samples are rolled up in the order they were committed, not by the
 -- time their poll began: `seq` only grows (AUTOINCREMENT never reuses a

@@ -106,8 +106,9 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq>(
     plan
 }
 
-/// An OpenVPN session the panel knows: every open one, and closed ones
-/// whose [`OvpnSession::source`] the poll reports again.
+/// An OpenVPN session the panel knows: every open one, and closed ones the
+/// poll reports again (by [`OvpnSession::source`], or by exact start for a
+/// client whose address changed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionBefore {
     pub connection_id: i64,
@@ -115,10 +116,18 @@ pub struct SessionBefore {
     /// The session's start as first read, Unix seconds.
     pub since: Option<i64>,
     pub since_exact: bool,
+    /// The management interface's client id, when known.
+    pub client_id: Option<u64>,
     /// The highest counters read so far.
     pub counters: Counters,
     pub last_seen: DateTime<Utc>,
     pub open: bool,
+}
+
+impl SessionBefore {
+    fn common_name(&self) -> &str {
+        self.source.rsplit_once('|').map_or(self.source.as_str(), |(cn, _)| cn)
+    }
 }
 
 /// The widest gap between a version-1 time (the host's local time) and UTC.
@@ -156,6 +165,9 @@ pub struct OvpnSessionPlan<'a> {
     pub counters: Counters,
     /// The session's start, when this reading is exact and the known one was not.
     pub exact_since: Option<i64>,
+    /// The known session's new source, when its client's address changed
+    /// (a roaming UDP client, a NAT that changed its port).
+    pub moved_to: Option<String>,
 }
 
 /// One OpenVPN user (common name), summed over their sessions in this poll.
@@ -210,7 +222,7 @@ pub fn plan_openvpn<'a>(before: &[SessionBefore], status: &'a OvpnStatus, first_
         if !seen.insert((source.clone(), since)) {
             continue; // the same session listed twice: count it once
         }
-        let known = by_source.get(source.as_str()).and_then(|list| {
+        let by_address = by_source.get(source.as_str()).and_then(|list| {
             list.iter()
                 .find(|k| {
                     !matched.contains(&k.connection_id)
@@ -218,6 +230,19 @@ pub fn plan_openvpn<'a>(before: &[SessionBefore], status: &'a OvpnStatus, first_
                 })
                 .copied()
         });
+        // A client whose address changed keeps its client id and exact start.
+        let roamed = || {
+            let cid = session.client_id.filter(|_| session.since_exact && since.is_some())?;
+            before.iter().find(|k| {
+                !matched.contains(&k.connection_id)
+                    && k.since_exact
+                    && k.since == since
+                    && k.client_id == Some(cid)
+                    && k.common_name() == session.common_name
+            })
+        };
+        let known = by_address.or_else(roamed);
+        let moved_to = known.filter(|k| k.source != source).map(|_| source.clone());
         let state = known.map(|k| SourceState { last: k.counters, present: k.open });
         let d = scoped_delta(CounterScope::Monotonic, state, session.counters, first_sight);
         if let Some(k) = known {
@@ -249,6 +274,7 @@ pub fn plan_openvpn<'a>(before: &[SessionBefore], status: &'a OvpnStatus, first_
             delta: d,
             counters: remembered(CounterScope::Monotonic, known.map(|k| k.counters), session.counters),
             exact_since: known.filter(|k| !k.since_exact && session.since_exact).and(since),
+            moved_to,
         });
     }
     let mut ended: Vec<(i64, DateTime<Utc>)> = before
@@ -342,6 +368,7 @@ mod tests {
             source: s.source(),
             since: s.connected_since.map(|t| t.timestamp()),
             since_exact: s.since_exact,
+            client_id: s.client_id,
             counters: Counters::new(rx, rx),
             last_seen: at(0),
             open,
@@ -356,6 +383,7 @@ mod tests {
             source: "carol|198.18.202.9:1".into(),
             since: Some(1),
             since_exact: true,
+            client_id: Some(7),
             counters: Counters::new(9, 9),
             last_seen: at(-3),
             open: true,
@@ -380,6 +408,18 @@ mod tests {
         let echo = plan_openvpn(&[known(&status, "alice", 5, 9000, false)], &status, false);
         assert!(echo.sessions.iter().all(|s| s.session.common_name != "alice"), "left closed");
         assert!(!echo.users.contains_key("alice"));
+    }
+
+    #[test]
+    fn a_session_whose_address_changed_is_the_same_session() {
+        let status = parse_status(V2).unwrap();
+        let mut alice = known(&status, "alice", 5, 3000, true);
+        alice.source = "alice|198.51.100.7:40000".into();
+        let plan = plan_openvpn(&[alice], &status, false);
+        let s = plan.sessions.iter().find(|s| s.session.common_name == "alice").unwrap();
+        assert_eq!((s.connection_id, s.delta.new), (Some(5), Counters::new(686, 686)), "only its growth");
+        assert_eq!(s.moved_to.as_deref(), Some("alice|198.18.202.6:47885"));
+        assert!(plan.ended.is_empty());
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub async fn store_reading(
 pub struct PollLimits {
     /// Each remote call (a command, a management read).
     pub call: Duration,
-    /// The whole poll: connect, log in, every call, storing.
+    /// Reaching the host: connect, log in, every call.
     pub deadline: Duration,
     pub timezone: Tz,
 }
@@ -191,8 +191,11 @@ pub async fn poll_server(
     limits: PollLimits,
 ) -> Result<PollOutcome, PollError> {
     let at = Utc::now();
-    let work = async {
-        let reading = read_server(transport, &record.target(), limits.call).await?;
+    // The deadline bounds the host; storing is bounded by the database's
+    // busy timeout, and is never cut off halfway through a commit.
+    let result = async {
+        let read = tokio::time::timeout(limits.deadline, read_server(transport, &record.target(), limits.call)).await;
+        let reading = read.unwrap_or(Err(PollError::Deadline(limits.deadline)))?;
         if record.host_key.is_none() {
             if let Some(pin) = transport.host_key().cloned() {
                 store.pin_host_key(record.id, &pin).await.map_err(PollError::internal)?;
@@ -201,11 +204,8 @@ pub async fn poll_server(
             }
         }
         store_reading(store, record.id, record.protocol, &reading, at, limits.timezone, false).await
-    };
-    let result = match tokio::time::timeout(limits.deadline, work).await {
-        Ok(result) => result,
-        Err(_) => Err(PollError::Deadline(limits.deadline)),
-    };
+    }
+    .await;
     if let Err(e) = &result {
         if let Err(store_error) = store.record_poll_failure(record.id, at, &e.to_string()).await {
             tracing::error!(error = %store_error, "could not record the failed poll");

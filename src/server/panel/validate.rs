@@ -48,27 +48,23 @@ pub(super) struct Draft {
 fn key_file(key_dir: &Path, raw: &str) -> Result<SshKeySource, String> {
     let outside = || format!("must be an absolute path to a private key file in {}", key_dir.display());
     let path = PathBuf::from(raw);
-    if !path.is_absolute() {
+    // `..` could climb out through a linked directory: refused as outside.
+    if !path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(outside());
     }
     let dir = std::fs::canonicalize(key_dir).map_err(|_| outside())?;
     let inside = |p: &Path| p.starts_with(&dir);
     // Judge the path as written before asking the file system about it.
-    let lexical: PathBuf = path.components().fold(PathBuf::new(), |mut acc, c| {
-        match c {
-            std::path::Component::ParentDir => {
-                acc.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => acc.push(other),
-        }
-        acc
-    });
-    if !inside(&lexical) && !lexical.starts_with(key_dir) {
+    if !inside(&path) && !path.starts_with(key_dir) {
         return Err(outside());
     }
     let Ok(real) = std::fs::canonicalize(&path) else {
-        return Err(format!("there is no file {} in the key directory", path.display()));
+        // Missing: say so only where the directory it would be in is inside.
+        let parent = path.parent().and_then(|p| std::fs::canonicalize(p).ok());
+        return Err(match parent {
+            Some(p) if inside(&p) => format!("there is no file {} in the key directory", path.display()),
+            _ => outside(),
+        });
     };
     if !inside(&real) {
         return Err(outside());
@@ -255,6 +251,9 @@ mod tests {
         assert!(key_file(&dir, "relative/key").unwrap_err().contains("absolute path"));
         #[cfg(unix)]
         {
+            std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+            let through = format!("{}/etc/no-such-file", dir.display());
+            assert_eq!(key_file(&dir, &through).unwrap_err(), outside, "no probing through a linked directory");
             std::os::unix::fs::symlink("/etc/hostname", dir.join("link")).unwrap();
             assert_eq!(key_file(&dir, &format!("{}/link", dir.display())).unwrap_err(), outside, "links are followed");
         }

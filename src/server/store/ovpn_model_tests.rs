@@ -11,11 +11,16 @@
 //! random, with truncated replies, failed polls, sessions that end between
 //! polls, OpenVPN restarts (client ids start again at 0) and panel restarts.
 //!
-//! The generator avoids one case no reading can tell apart: a client that
+//! Clients may also roam: a live session's address changes (a UDP client
+//! moving, a NAT changing its port) while its client id and start stay.
+//!
+//! The generator avoids two cases no reading can tell apart: a client that
 //! reconnects from the very same address and port a whole number of quarter
 //! hours after its previous session began, read once from a version-1 file
 //! and once from the management interface (see
-//! [`crate::domain::ingest::same_session`]).
+//! [`crate::domain::ingest::same_session`]); and a version-1 file listing a
+//! session that has roamed (version 1 has neither client ids nor exact starts
+//! to follow a move by; such a session is counted as a new one).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,6 +57,10 @@ enum Op {
     Disconnect {
         session: usize,
     },
+    /// A live session's client address changes.
+    Roam {
+        session: usize,
+    },
     /// OpenVPN rewrites its status file (version 1 or 2).
     WriteFile {
         v1: bool,
@@ -81,6 +90,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(user, reuse_address, port, after)| Op::Connect { user, reuse_address, port, after }),
         6 => (0usize..8, 0u64..50_000, 0u64..200_000).prop_map(|(session, rx, tx)| Op::Traffic { session, rx, tx }),
         2 => (0usize..8).prop_map(|session| Op::Disconnect { session }),
+        1 => (0usize..8).prop_map(|session| Op::Roam { session }),
         2 => proptest::bool::ANY.prop_map(|v1| Op::WriteFile { v1 }),
         4 => (1i64..3 * 86_400).prop_map(|advance| Op::PollManagement { advance }),
         3 => (1i64..3_600).prop_map(|advance| Op::PollFile { advance }),
@@ -100,6 +110,8 @@ struct Session {
     since: i64,
     counters: Counters,
     live: bool,
+    /// Its address changed since it connected.
+    roamed: bool,
     /// The highest counters an applied poll has read.
     counted: Counters,
 }
@@ -359,6 +371,7 @@ async fn run(ops: Vec<Op>) -> Result<(), String> {
                     since: now.timestamp(),
                     counters: Counters::ZERO,
                     live: true,
+                    roamed: false,
                     counted: Counters::ZERO,
                 });
                 model.next_client_id += 1;
@@ -367,6 +380,15 @@ async fn run(ops: Vec<Op>) -> Result<(), String> {
                 let live = model.live();
                 if !live.is_empty() {
                     model.sessions[live[session % live.len()]].counters += Counters::new(rx, tx);
+                }
+            }
+            Op::Roam { session } => {
+                let live = model.live();
+                if !live.is_empty() {
+                    let i = live[session % live.len()];
+                    let n = model.sessions.len() + step;
+                    model.sessions[i].address = format!("198.18.8.{}:{}", model.sessions[i].user + 10, 40_000 + n);
+                    model.sessions[i].roamed = true;
                 }
             }
             Op::Disconnect { session } => {
@@ -396,6 +418,12 @@ async fn run(ops: Vec<Op>) -> Result<(), String> {
             }
             Op::PollFile { advance } => {
                 let Some((v1, written, sessions)) = model.file.clone() else { continue };
+                let roamed = |old: &Session| {
+                    model.sessions.iter().any(|s| s.client_id == old.client_id && s.since == old.since && s.roamed)
+                };
+                if v1 && sessions.iter().any(roamed) {
+                    continue; // see the module docs
+                }
                 now += Duration::seconds(advance);
                 let text = if v1 { status_v1(&sessions, written) } else { status_v2_v3(&sessions, written, ',') };
                 if !poll(&store, id, &text, now).await? {
@@ -453,6 +481,7 @@ fn session(user: usize, client_id: u64, address: &str, since: i64, rx: u64, tx: 
         since,
         counters: Counters::new(rx, tx),
         live: true,
+        roamed: false,
         counted: Counters::ZERO,
     }
 }
@@ -523,4 +552,59 @@ fn a_bare_client_list_without_its_end_is_refused() {
     assert_eq!(parse_status(whole).unwrap().sessions.len(), 2);
     let cut = &whole[..whole.find("bob").unwrap()];
     assert!(parse_status(cut).is_err(), "a list cut after alice parsed");
+}
+
+#[tokio::test]
+async fn open_openvpn_sessions_of_an_older_database_continue_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    // The first two schemas, with two open OpenVPN sessions keyed the old way:
+    // by client id, and (no address, no client id) by a common name holding '@'.
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    for file in ["0001_init.sql", "0002_server_state.sql"] {
+        std::fs::copy(format!("{}/migrations/sqlite/{file}", env!("CARGO_MANIFEST_DIR")), old.join(file)).unwrap();
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&pool).await.unwrap();
+    let since = Utc.with_ymd_and_hms(2026, 11, 20, 9, 40, 0).single().unwrap().timestamp();
+    for sql in [
+        "INSERT INTO servers (id, name, protocol, host, port, ssh_user, ssh_key_path, openvpn_management_port, \
+         created_at, last_sample_at, polls_applied) VALUES (1, 'ovpn', 'openvpn', '198.18.0.3', 22, 'root', '/k', \
+         7505, 0, 1795170000000, 3)"
+            .to_owned(),
+        "INSERT INTO clients (id, server_id, identity, first_seen_at, seed_last_sync_at) VALUES \
+         (1, 1, 'alice', 0, 0), (2, 1, 'bob@example.org', 0, 0)"
+            .to_owned(),
+        format!(
+            "INSERT INTO connections (id, server_id, client_id, session_key, source, protocol, connected_at, \
+             last_seen_at, endpoint, rx, tx, rx_counter, tx_counter, openvpn_client_id) VALUES \
+             (7, 1, 1, 'ovpn:1:3', 'cid:3@{since}', 'openvpn', {since}, {since}, '198.18.7.10:40000', 500, 600, 500, 600, 3), \
+             (8, 1, 2, 'ovpn:1:x', 'cn:bob@example.org@0', 'openvpn', {since}, {since}, NULL, 5, 6, 5, 6, NULL)"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    let rows: Vec<(String, Option<i64>, bool)> =
+        sqlx::query_as("SELECT source, source_since, source_exact FROM connections ORDER BY id")
+            .fetch_all(&store.read)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [("alice|198.18.7.10:40000".to_owned(), Some(since), true), ("bob@example.org|".to_owned(), None, false)]
+    );
+    // The management interface reports alice's session grown by 100 + 200.
+    let id = ServerId::new(1);
+    let at = DateTime::from_timestamp(1_795_170_030, 0).unwrap();
+    let alice = session(0, 3, "198.18.7.10:40000", since, 600, 800);
+    assert!(poll(&store, id, &management_text(&[alice], at), at).await.unwrap());
+    let open = store.sessions(&super::SessionFilter { open: true, limit: 10, ..Default::default() }).await.unwrap();
+    let alice_session = open.iter().find(|s| s.identity == "alice").unwrap();
+    assert_eq!((alice_session.id, alice_session.bytes), (7, Counters::new(600, 800)), "the same row, its growth only");
+    store.close().await;
 }

@@ -20,16 +20,26 @@ pub(super) async fn apply_openvpn(
         return Ok(PollOutcome { applied: false, sources: poll.status.sessions.len(), ..PollOutcome::default() });
     };
     let mut state = current_state(&mut tx, id).await?;
-    // Open sessions, and closed ones the poll reports again.
+    // Open sessions, and closed ones the poll reports again: by source, or
+    // by exact start (a client whose address changed).
     let sources: Vec<String> = poll.status.sessions.iter().map(|s| s.source()).collect();
+    let starts: Vec<i64> = poll
+        .status
+        .sessions
+        .iter()
+        .filter(|s| s.since_exact)
+        .filter_map(|s| s.connected_since.map(|t| t.timestamp()))
+        .collect();
     let rows = sqlx::query(
-        "SELECT id, source, source_since, source_exact, rx_counter, tx_counter, last_seen_at, \
+        "SELECT id, source, source_since, source_exact, openvpn_client_id, rx_counter, tx_counter, last_seen_at, \
            disconnected_at IS NULL AS open FROM connections \
          WHERE server_id = ?1 AND protocol = 'openvpn' \
-           AND (disconnected_at IS NULL OR source IN (SELECT value FROM json_each(?2)))",
+           AND (disconnected_at IS NULL OR source IN (SELECT value FROM json_each(?2)) \
+             OR (source_exact AND source_since IN (SELECT value FROM json_each(?3))))",
     )
     .bind(id.get())
     .bind(to_json(&sources)?)
+    .bind(to_json(&starts)?)
     .fetch_all(&mut *tx)
     .await?;
     let mut before = Vec::with_capacity(rows.len());
@@ -39,6 +49,7 @@ pub(super) async fn apply_openvpn(
             source: r.try_get("source")?,
             since: r.try_get("source_since")?,
             since_exact: r.try_get("source_exact")?,
+            client_id: r.try_get::<Option<i64>, _>("openvpn_client_id")?.and_then(|c| u64::try_from(c).ok()),
             counters: counters(r, "rx_counter", "tx_counter")?,
             last_seen: instant(r.try_get("last_seen_at")?)?,
             open: r.try_get("open")?,
@@ -160,6 +171,7 @@ async fn write_openvpn(
                 s.exact_since,
                 s.exact_since.map(|t| t.min(at)),
                 session.client_id.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+                s.moved_to,
             ])),
         }
     }
@@ -189,7 +201,8 @@ async fn write_openvpn(
                source_since = COALESCE(j.value ->> 6, source_since), \
                source_exact = source_exact OR (j.value ->> 6) IS NOT NULL, \
                connected_at = COALESCE(j.value ->> 7, connected_at), \
-               openvpn_client_id = COALESCE(j.value ->> 8, openvpn_client_id) \
+               openvpn_client_id = COALESCE(j.value ->> 8, openvpn_client_id), \
+               source = COALESCE(j.value ->> 9, source) \
              FROM json_each(?2) AS j WHERE connections.id = j.value ->> 0",
         )
         .bind(at)
