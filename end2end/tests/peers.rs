@@ -88,3 +88,77 @@ async fn a_revoked_peer_leaves_the_interface_and_its_file_and_comes_back_exactly
     assert_eq!(actions, ["restore", "revoke", "revoke"]);
     panel.stop().await;
 }
+
+async fn patch(http: &reqwest::Client, url: &str, body: &serde_json::Value) -> StatusCode {
+    http.patch(url).json(body).send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_at_its_limit_or_expiry_is_taken_off_its_host_by_the_next_poll() {
+    let host = TestHost::up(32);
+    let panel = TestPanel::start_with(manual_polling).await;
+    let http = panel.login().await;
+    let mut body = host.add_request("Host 32");
+    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
+    let server = add(&panel, &http, &body).await;
+    let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
+    let id = client_of(&panel, &http, server, &key).await["id"].as_i64().unwrap();
+    let client_url = panel.url(&format!("/api/clients/{id}"));
+    let sync = panel.url(&format!("/api/servers/{server}/sync-stats"));
+    host.ping(3, 500);
+
+    // A limit below what the client has used: the next poll takes it off.
+    assert_eq!(patch(&http, &client_url, &json!({"traffic_limit": 1000})).await, StatusCode::OK);
+    let (status, body) = post_json(&http, &sync, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let client = client_of(&panel, &http, server, &key).await;
+    assert_eq!(
+        (client["status"].as_str(), client["disabled_reason"].as_str()),
+        (Some("disabled"), Some("traffic_limit"))
+    );
+    let dump = host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]);
+    assert!(!dump.contains(&key), "gone from the running interface");
+    let file = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
+    assert!(file.contains(&format!("# tollgate: revoked peer {key}")), "and from the file: {file}");
+    assert!(!handshakes_with_the_client(&host), "traffic stops");
+    let (_, log) = get_json(&http, &panel.url(&format!("/api/events?client={id}&action=disable"))).await;
+    let event = &log["events"][0];
+    assert_eq!((event["actor"].as_str(), event["reason"].as_str()), (Some("enforcer"), Some("traffic_limit")));
+    assert!(event["figures"].as_str().unwrap().ends_with("of 1000 B"), "{event}");
+
+    // Restoring while still over the limit is refused; raising it lets it back.
+    let restore = panel.url(&format!("/api/clients/{id}/restore"));
+    let (status, body) = post_json(&http, &restore, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("traffic limit"), "{body}");
+    assert_eq!(patch(&http, &client_url, &json!({"traffic_limit": null})).await, StatusCode::OK);
+    let (status, body) = post_json(&http, &restore, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut back = false;
+    for _ in 0..20 {
+        if handshakes_with_the_client(&host) {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(back, "the client's tunnel works again");
+    let (status, _) = post_json(&http, &sync, &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(client_of(&panel, &http, server, &key).await["status"], "active", "no limit: it stays");
+
+    // An expiry date in the past: disabled as expired, and not restored until it moves.
+    assert_eq!(patch(&http, &client_url, &json!({"expiry_date": "2020-01-01T00:00:00Z"})).await, StatusCode::OK);
+    let (status, _) = post_json(&http, &sync, &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(client_of(&panel, &http, server, &key).await["disabled_reason"], "expired");
+    assert!(!host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]).contains(&key));
+    let (status, body) = post_json(&http, &restore, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"].as_str().unwrap().contains("expiry date"), "{body}");
+    assert_eq!(patch(&http, &client_url, &json!({"expiry_date": "2099-01-01T00:00:00Z"})).await, StatusCode::OK);
+    let (status, body) = post_json(&http, &restore, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]).contains(&key));
+    panel.stop().await;
+}

@@ -65,6 +65,31 @@ pub fn HealthBadge(health: ServerHealth) -> impl IntoView {
     }
 }
 
+/// The body of a page that waits for `data` (inside a transition, so
+/// refreshes keep the old view until the new one is ready): "Loading…"
+/// first, the error note on failure, else what `render` makes of it.
+pub fn loaded<T>(
+    data: Resource<Result<T, AppError>>,
+    render: impl Fn(T) -> AnyView + Clone + Send + Sync + 'static,
+) -> impl IntoView
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    view! {
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                let render = render.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <ErrorNote error=e /> }.into_any(),
+                        Ok(value) => render(value),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
 /// An error from a server function, with a way back to the login page when
 /// the session is gone.
 #[component]

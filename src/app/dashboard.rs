@@ -1,6 +1,6 @@
 //! The dashboard: the fleet at a glance, refreshed every 5 s.
 
-use super::components::{Ago, Card, ErrorNote, HealthBadge, SessionTable, TableFrame, TD, TH};
+use super::components::{loaded, Ago, Card, HealthBadge, SessionTable, TableFrame, TD, TH};
 use super::{live_resource, Page};
 use crate::api::fns::dashboard;
 use crate::domain::ByteCount;
@@ -11,11 +11,7 @@ pub fn DashboardPage() -> impl IntoView {
     let data = live_resource(|| (), |_| dashboard());
     view! {
         <Page title="Dashboard">
-            <Transition fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) => view! { <ErrorNote error=e /> }.into_any(),
-                        Ok(d) => {
+            {loaded(data, |d| {
                             let failing = if d.servers_failing > 0 {
                                 format!("{} ({} failing)", d.servers.len(), d.servers_failing)
                             } else {
@@ -53,10 +49,7 @@ pub fn DashboardPage() -> impl IntoView {
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
                                 <SessionTable sessions=d.active_sessions open=true can_disconnect=false testid="open-sessions" />
                             }.into_any()
-                        }
-                    }
-                })}
-            </Transition>
+            })}
         </Page>
     }
 }

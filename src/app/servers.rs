@@ -1,6 +1,6 @@
 //! The servers list and the add-server form.
 
-use super::components::{Ago, ErrorNote, HealthBadge, TableFrame, BUTTON, INPUT, TD, TH};
+use super::components::{loaded, Ago, ErrorNote, HealthBadge, TableFrame, BUTTON, INPUT, TD, TH};
 use super::{live_resource, Page};
 use crate::api::fns::{list_servers, AddServer};
 use leptos::prelude::*;
@@ -10,14 +10,11 @@ pub fn ServersPage() -> impl IntoView {
     let servers = live_resource(|| (), |_| list_servers());
     view! {
         <Page title="Servers">
-            <Transition fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match servers.await {
-                        Err(e) => view! { <ErrorNote error=e /> }.into_any(),
-                        Ok(list) if list.is_empty() => view! {
+            {loaded(servers, |list| match list {
+                        list if list.is_empty() => view! {
                             <p class="text-slate-500" data-testid="no-servers">"No servers yet. Add the first one below."</p>
                         }.into_any(),
-                        Ok(list) => view! {
+                        list => view! {
                             <TableFrame testid="servers">
 
                                     <thead><tr>
@@ -48,9 +45,7 @@ pub fn ServersPage() -> impl IntoView {
                                     </tbody>
                                 </TableFrame>
                         }.into_any(),
-                    }
-                })}
-            </Transition>
+            })}
             <AddServerForm />
         </Page>
     }

@@ -256,5 +256,27 @@ pub fn usage_figures(used: u64, limit: u64) -> String {
     format!("usage {} of {}", ByteCount::new(used).human(), ByteCount::new(limit).human())
 }
 
+/// Why the enforcer disables a client now, with the figures for its event:
+/// an expiry that has passed, or a limit reached in its period. `used` is
+/// the client's bytes (sent + received) in the limit's period.
+pub fn enforcement_verdict(
+    used: u64,
+    traffic_limit: Option<u64>,
+    threshold: Threshold,
+    expiry: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<(DisableReason, String)> {
+    if judge_expiry(expiry, now) == ExpiryVerdict::Expired {
+        let when = expiry.map(|e| e.to_rfc3339()).unwrap_or_default();
+        return Some((DisableReason::Expired, format!("expired at {when}")));
+    }
+    match (judge_traffic(used, traffic_limit, threshold), traffic_limit) {
+        (TrafficVerdict::Exceeded { .. }, Some(limit)) => {
+            Some((DisableReason::TrafficLimit, usage_figures(used, limit)))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests;

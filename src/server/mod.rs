@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod enforce;
 pub mod http;
 pub mod maintenance;
 pub mod openvpn;

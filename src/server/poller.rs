@@ -12,6 +12,7 @@
 
 use crate::domain::accounting::month_key;
 use crate::domain::ServerId;
+use crate::server::enforce::enforce;
 use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::peers::{self, Applied, PeerChange, PeerTarget};
 use crate::server::poll::{poll_server, PollError, PollLimits};
@@ -364,6 +365,25 @@ impl PollJob {
                 _ = cancel.cancelled() => break,
                 outcome = poll_server(self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits) => outcome,
             };
+            if outcome.is_ok() {
+                let now = Utc::now();
+                let enforced = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => break,
+                    r = tokio::time::timeout(
+                        self.settings.deadline,
+                        enforce(self.transport.as_mut(), &self.record, self.store.as_ref(), now, self.settings.timezone),
+                    ) => r,
+                };
+                match enforced {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(disabled = n, "enforcement pass"),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "enforcement pass failed; it runs again after the next poll")
+                    }
+                    Err(_) => tracing::warn!("enforcement pass timed out; it runs again after the next poll"),
+                }
+            }
             match &outcome {
                 Ok(report) => {
                     if failures > 0 {

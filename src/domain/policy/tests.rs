@@ -106,3 +106,16 @@ fn over_the_device_limit_the_oldest_sessions_go() {
     assert!(over_device_limit(&sessions, 3).is_empty());
     assert!(over_device_limit(&sessions, 0).is_empty(), "0 means unlimited");
 }
+
+#[test]
+fn the_enforcer_disables_for_expiry_first_then_for_the_limit() {
+    let now = utc(2026, 11, 24, 12, 0);
+    let t = Threshold::DEFAULT;
+    assert_eq!(enforcement_verdict(5, Some(10), t, None, now), None);
+    assert_eq!(enforcement_verdict(5, None, t, Some(now + TimeDelta::days(1)), now), None);
+    let (reason, figures) = enforcement_verdict(11_489_037_517, Some(10_737_418_240), t, None, now).unwrap();
+    assert_eq!((reason, figures.as_str()), (DisableReason::TrafficLimit, "usage 10.7 GB of 10 GB"));
+    let (reason, figures) = enforcement_verdict(20, Some(10), t, Some(now), now).unwrap();
+    assert_eq!(reason, DisableReason::Expired, "an expired client is disabled as expired");
+    assert!(figures.starts_with("expired at 2026-11-24T12:00:00"), "{figures}");
+}

@@ -3,10 +3,11 @@
 
 use super::{client_view, poll_error, Admin, Panel};
 use crate::api::ClientView;
-use crate::domain::policy::{judge_expiry, DisableReason, ExpiryVerdict};
+use crate::domain::policy::{judge_expiry, judge_traffic, may_restore, DisableReason};
 use crate::domain::wg_config::PeerSettings;
 use crate::domain::{ClientId, Protocol, PublicKey};
 use crate::error::AppError;
+use crate::server::enforce::used_in_period;
 use crate::server::peers::PeerChange;
 use crate::server::poller::WorkerError;
 use crate::server::store::{ClientRecord, NewEvent};
@@ -73,10 +74,11 @@ impl Panel {
     pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
         let record = self.client_record(id).await?;
         let key = peer_key(&record)?;
-        if judge_expiry(record.policy.expiry_date, Utc::now()) == ExpiryVerdict::Expired {
-            return Err(AppError::conflict(
-                "The client's expiry date has passed; set a new expiry_date before restoring it.",
-            ));
+        let used = used_in_period(&record).unwrap_or(0);
+        let limit = used_in_period(&record).and(record.policy.traffic_limit);
+        let traffic = judge_traffic(used, limit, record.policy.traffic_warn_threshold);
+        if let Err(refused) = may_restore(traffic, judge_expiry(record.policy.expiry_date, Utc::now())) {
+            return Err(AppError::conflict(format!("Not restored: {refused}.")));
         }
         let fallback = PeerSettings {
             allowed_ips: record.desired_allowed_ips.clone().unwrap_or_else(|| record.allowed_ips.clone()),
