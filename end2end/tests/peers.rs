@@ -19,14 +19,30 @@ fn handshakes_with_the_client(host: &TestHost) -> bool {
     out.status.success()
 }
 
+/// Adds the host with its wg-quick file as the server's `config_path`.
+async fn add_with_config_file(panel: &TestPanel, http: &reqwest::Client, host: &TestHost, name: &str) -> i64 {
+    let mut body = host.add_request(name);
+    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
+    add(panel, http, &body).await
+}
+
+/// Waits (up to 10 s) for the client's tunnel to carry pings again.
+async fn tunnel_comes_back(host: &TestHost) {
+    for _ in 0..20 {
+        if handshakes_with_the_client(host) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the client's tunnel does not work again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_peer_leaves_the_interface_and_its_file_and_comes_back_exactly_on_restore() {
     let host = TestHost::up(31);
     let panel = TestPanel::start_with(manual_polling).await;
     let http = panel.login().await;
-    let mut body = host.add_request("Host 31");
-    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
-    let server = add(&panel, &http, &body).await;
+    let server = add_with_config_file(&panel, &http, &host, "Host 31").await;
     let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
     let client = client_of(&panel, &http, server, &key).await;
     let id = client["id"].as_i64().unwrap();
@@ -73,15 +89,7 @@ async fn a_revoked_peer_leaves_the_interface_and_its_file_and_comes_back_exactly
     sections_before.sort();
     sections_after.sort();
     assert_eq!(sections_after, sections_before, "the same sections as before, the peer's moved to the end");
-    let mut back = false;
-    for _ in 0..20 {
-        if handshakes_with_the_client(&host) {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(back, "the client's tunnel works again");
+    tunnel_comes_back(&host).await;
 
     let (_, log) = get_json(&http, &panel.url(&format!("/api/events?client={id}"))).await;
     let actions: Vec<&str> = log["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
@@ -98,9 +106,7 @@ async fn a_client_at_its_limit_or_expiry_is_taken_off_its_host_by_the_next_poll(
     let host = TestHost::up(32);
     let panel = TestPanel::start_with(manual_polling).await;
     let http = panel.login().await;
-    let mut body = host.add_request("Host 32");
-    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
-    let server = add(&panel, &http, &body).await;
+    let server = add_with_config_file(&panel, &http, &host, "Host 32").await;
     let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
     let id = client_of(&panel, &http, server, &key).await["id"].as_i64().unwrap();
     let client_url = panel.url(&format!("/api/clients/{id}"));
@@ -134,15 +140,7 @@ async fn a_client_at_its_limit_or_expiry_is_taken_off_its_host_by_the_next_poll(
     assert_eq!(patch(&http, &client_url, &json!({"traffic_limit": null})).await, StatusCode::OK);
     let (status, body) = post_json(&http, &restore, &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut back = false;
-    for _ in 0..20 {
-        if handshakes_with_the_client(&host) {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(back, "the client's tunnel works again");
+    tunnel_comes_back(&host).await;
     let (status, _) = post_json(&http, &sync, &json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(client_of(&panel, &http, server, &key).await["status"], "active", "no limit: it stays");
