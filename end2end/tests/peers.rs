@@ -160,3 +160,41 @@ async fn a_client_at_its_limit_or_expiry_is_taken_off_its_host_by_the_next_poll(
     assert!(host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]).contains(&key));
     panel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_past_its_threshold_or_near_expiry_is_warned_once() {
+    let host = TestHost::up(33);
+    let panel = TestPanel::start_with(manual_polling).await;
+    let http = panel.login().await;
+    let server = add_with_config_file(&panel, &http, &host, "Host 33").await;
+    let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
+    let sync = panel.url(&format!("/api/servers/{server}/sync-stats"));
+    host.ping(3, 500);
+    assert_eq!(post_json(&http, &sync, &json!({})).await.0, StatusCode::OK);
+    let client = client_of(&panel, &http, server, &key).await;
+    let id = client["id"].as_i64().unwrap();
+    let used = client["bytes_sent"].as_u64().unwrap() + client["bytes_received"].as_u64().unwrap();
+    // 82 % of the limit used: past the 80 % threshold, below the limit.
+    let limit = used * 100 / 82;
+    let in_3_days = (chrono::Utc::now() + chrono::TimeDelta::days(3)).to_rfc3339();
+    let body = json!({"traffic_limit": limit, "expiry_date": in_3_days});
+    assert_eq!(patch(&http, &panel.url(&format!("/api/clients/{id}")), &body).await, StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(post_json(&http, &sync, &json!({})).await.0, StatusCode::OK);
+    }
+    let (_, log) = get_json(&http, &panel.url(&format!("/api/events?client={id}&action=warn"))).await;
+    let mut warnings: Vec<(String, String)> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["reason"].as_str().unwrap().to_owned(), e["figures"].as_str().unwrap().to_owned()))
+        .collect();
+    warnings.sort();
+    assert_eq!(warnings.len(), 2, "one of each over three polls: {log}");
+    assert_eq!(warnings[0].0, "expiry");
+    assert!(warnings[0].1.starts_with("expires in 3 days"), "{warnings:?}");
+    assert_eq!(warnings[1].0, "traffic_limit");
+    assert!(warnings[1].1.ends_with("(82 %)") || warnings[1].1.ends_with("(83 %)"), "{warnings:?}");
+    assert_eq!(client_of(&panel, &http, server, &key).await["status"], "active", "a warning is not a disable");
+    panel.stop().await;
+}

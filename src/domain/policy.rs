@@ -278,5 +278,46 @@ pub fn enforcement_verdict(
     }
 }
 
+/// What a threshold warning is about: one crossing of one limit in one
+/// period (`period` is `lifetime` or the period's first day). A warning is
+/// given once per key; raising the limit or a new period makes a new one.
+pub fn usage_warning_key(period: &str, limit: u64) -> String {
+    format!("{period}:{limit}")
+}
+
+/// The warnings due now, given what was last warned about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Warnings {
+    /// The crossing key and the figures ("usage 8.1 GB of 10 GB (81 %)").
+    pub usage: Option<(String, String)>,
+    /// The local day and the figures ("expires in 3 days, 2026-11-27T12:00:00+00:00").
+    pub expiry: Option<(String, String)>,
+}
+
+/// One usage warning per crossing, one expiry warning per local day.
+pub fn warnings_due(
+    traffic: TrafficVerdict,
+    usage_key: Option<(String, u64, u64)>,
+    warned_usage: Option<&str>,
+    expiry: ExpiryVerdict,
+    expiry_date: Option<DateTime<Utc>>,
+    today: &str,
+    warned_day: Option<&str>,
+) -> Warnings {
+    let mut due = Warnings::default();
+    if let (TrafficVerdict::Warning { percent }, Some((key, used, limit))) = (traffic, usage_key) {
+        if warned_usage != Some(key.as_str()) {
+            due.usage = Some((key, format!("{} ({percent} %)", usage_figures(used, limit))));
+        }
+    }
+    if let (ExpiryVerdict::Soon { days_left }, Some(at)) = (expiry, expiry_date) {
+        if warned_day != Some(today) {
+            let days = if days_left == 1 { "1 day".to_owned() } else { format!("{days_left} days") };
+            due.expiry = Some((today.to_owned(), format!("expires in {days}, {}", at.to_rfc3339())));
+        }
+    }
+    due
+}
+
 #[cfg(test)]
 mod tests;

@@ -119,3 +119,53 @@ fn the_enforcer_disables_for_expiry_first_then_for_the_limit() {
     assert_eq!(reason, DisableReason::Expired, "an expired client is disabled as expired");
     assert!(figures.starts_with("expired at 2026-11-24T12:00:00"), "{figures}");
 }
+
+#[test]
+fn each_warning_is_given_once_per_crossing_or_day() {
+    let now = utc(2026, 11, 24, 12, 0);
+    let warn = TrafficVerdict::Warning { percent: 81 };
+    let key = usage_warning_key("2026-11", 10_000);
+    let due =
+        warnings_due(warn, Some((key.clone(), 8_100, 10_000)), None, ExpiryVerdict::NoExpiry, None, "2026-11-24", None);
+    assert_eq!(due.usage, Some((key.clone(), "usage 7.9 KB of 9.8 KB (81 %)".to_owned())));
+    assert_eq!(due.expiry, None);
+    let again = warnings_due(
+        warn,
+        Some((key.clone(), 8_200, 10_000)),
+        Some(&key),
+        ExpiryVerdict::NoExpiry,
+        None,
+        "2026-11-24",
+        None,
+    );
+    assert_eq!(again, Warnings::default(), "already warned about this crossing");
+    let raised = usage_warning_key("2026-11", 12_000);
+    let new = warnings_due(
+        warn,
+        Some((raised, 9_800, 12_000)),
+        Some(&key),
+        ExpiryVerdict::NoExpiry,
+        None,
+        "2026-11-24",
+        None,
+    );
+    assert!(new.usage.is_some(), "a raised limit crossed again warns again");
+    let within = TrafficVerdict::Within { percent: 10 };
+    assert_eq!(
+        warnings_due(within, Some((key, 1, 10)), None, ExpiryVerdict::NoExpiry, None, "d", None),
+        Warnings::default()
+    );
+
+    let at = now + TimeDelta::days(3);
+    let soon = judge_expiry(Some(at), now);
+    let first = warnings_due(within, None, None, soon, Some(at), "2026-11-24", None);
+    assert_eq!(
+        first.expiry.as_ref().map(|(d, f)| (d.as_str(), f.starts_with("expires in 3 days"))),
+        Some(("2026-11-24", true))
+    );
+    assert_eq!(warnings_due(within, None, None, soon, Some(at), "2026-11-24", Some("2026-11-24")), Warnings::default());
+    assert!(
+        warnings_due(within, None, None, soon, Some(at), "2026-11-25", Some("2026-11-24")).expiry.is_some(),
+        "next day"
+    );
+}

@@ -129,6 +129,10 @@ pub struct ClientRecord {
     pub disabled: bool,
     pub disabled_reason: Option<DisableReason>,
     pub policy: ClientPolicy,
+    /// The threshold crossing last warned about (`<period>:<limit>`).
+    pub warned_usage: Option<String>,
+    /// The local day of the last expiry warning (`YYYY-MM-DD`).
+    pub warned_expiry_day: Option<String>,
     pub managed: bool,
     pub endpoint: Option<String>,
     pub allowed_ips: Vec<String>,
@@ -344,6 +348,14 @@ pub trait ServerStore: Send + Sync + 'static {
         &self,
         id: ClientId,
         reason: Option<DisableReason>,
+        event: &NewEvent,
+    ) -> Result<(), StoreError>;
+    /// Records a warning given: the crossing and/or the day, with `event`.
+    async fn record_warning(
+        &self,
+        id: ClientId,
+        usage: Option<&str>,
+        expiry_day: Option<&str>,
         event: &NewEvent,
     ) -> Result<(), StoreError>;
     /// Clients with this identity (public key) on servers whose interface is

@@ -15,7 +15,7 @@ const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name,
     c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
     c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
     c.seed_last_sync_at, c.email, c.user_id, c.traffic_limit, c.traffic_warn_threshold, c.limit_period, c.reset_day, \
-    c.expiry_date, c.disabled_reason \
+    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day \
     FROM clients c JOIN servers s ON s.id = c.server_id \
     LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
 
@@ -72,6 +72,8 @@ fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> 
             .map(|r| DisableReason::parse(&r).ok_or_else(|| corrupt("disabled reason", r)))
             .transpose()?,
         policy: policy_from_row(row)?,
+        warned_usage: row.try_get("warned_usage")?,
+        warned_expiry_day: row.try_get("warned_expiry_day")?,
         managed: row.try_get::<i64, _>("managed")? != 0,
         endpoint: row.try_get("endpoint")?,
         allowed_ips: split_list(&allowed),
@@ -216,6 +218,28 @@ pub(super) async fn set_client_access(
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound("client"));
     }
+    super::events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn record_warning(
+    store: &SqliteStore,
+    id: ClientId,
+    usage: Option<&str>,
+    expiry_day: Option<&str>,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(
+        "UPDATE clients SET warned_usage = COALESCE(?, warned_usage), \
+         warned_expiry_day = COALESCE(?, warned_expiry_day) WHERE id = ?",
+    )
+    .bind(usage)
+    .bind(expiry_day)
+    .bind(id.get())
+    .execute(&mut *tx)
+    .await?;
     super::events::insert(&mut tx, event).await?;
     tx.commit().await?;
     Ok(())

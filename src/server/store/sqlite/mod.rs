@@ -196,6 +196,16 @@ impl ServerStore for SqliteStore {
         clients::set_client_access(self, id, reason, event).await
     }
 
+    async fn record_warning(
+        &self,
+        id: ClientId,
+        usage: Option<&str>,
+        expiry_day: Option<&str>,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        clients::record_warning(self, id, usage, expiry_day, event).await
+    }
+
     async fn clients_by_identity(
         &self,
         identity: &str,

@@ -46,8 +46,11 @@ async fn server_with_counts(
         // One damaged server must not hide the others: its polls fail with
         // the same error until the row is repaired from a backup.
         Err(StoreError::Corrupt(e)) => {
-            tracing::error!(server = %server.name, error = %e, "stored client figures are damaged");
-            server.last_error = Some(format!("stored client figures are damaged: {e}"));
+            let reference = crate::error::error_reference();
+            tracing::error!(server = %server.name, error = %e, %reference, "stored client figures are damaged");
+            server.last_error = Some(format!(
+                "stored client figures are damaged; restore the database from a backup (ref {reference})"
+            ));
         }
         Err(e) => return Err(e),
     }
