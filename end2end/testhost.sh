@@ -29,6 +29,7 @@
 #                 clients, alice and bob, in the client namespace
 #   openvpn-status N [VERSION]   the server's status through its management port
 #   openvpn-ping N CLIENT [COUNT [SIZE]]   ping the server over CLIENT's tunnel
+#   openvpn-client N CLIENT   (re)start CLIENT's OpenVPN client (after it gave up)
 #
 # State lives in ${TOLLGATE_TESTHOST_DIR:-/tmp/tollgate-testhost}/<N>.
 set -euo pipefail
@@ -234,6 +235,7 @@ openvpn_up() {
   [[ "$version" =~ ^[123]$ ]] || die "STATUS_VERSION must be 1, 2 or 3"
   kill_openvpn
   make_pki
+  mkdir -p "$o/ccd"
   cat > "$o/server.conf" <<EOF
 dev tgo$n
 dev-type tun
@@ -248,6 +250,7 @@ key $o/server.key
 dh none
 keepalive 2 10
 management 127.0.0.1 7505
+client-config-dir $o/ccd
 status $o/openvpn-status.log 1
 status-version $version
 log $o/server.log
@@ -271,7 +274,7 @@ log $o/$name.log
 writepid $o/$name.pid
 verb 3
 EOF
-    in_client openvpn --config "$o/$name.conf" --daemon
+    start_openvpn_client "$name"
   done
   for _ in $(seq 1 150); do
     if grep -q 'Initialization Sequence Completed' "$o/alice.log" 2>/dev/null \
@@ -280,6 +283,7 @@ EOF
       cat >> "$dir/env" <<EOF
 TESTHOST_OPENVPN_MANAGEMENT_PORT=7505
 TESTHOST_OPENVPN_STATUS=$o/openvpn-status.log
+TESTHOST_OPENVPN_CCD=$o/ccd
 TESTHOST_OPENVPN_SERVER_IP=10.78.$n.1
 EOF
       return 0
@@ -287,6 +291,14 @@ EOF
     sleep 0.2
   done
   die "OpenVPN clients did not connect (see $o/*.log)"
+}
+
+# Starts (or restarts) one OpenVPN client in the client namespace.
+start_openvpn_client() {
+  local o="$dir/ovpn" pid
+  pid=$(cat "$o/$1.pid" 2>/dev/null || true)
+  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && sleep 0.3
+  in_client openvpn --config "$o/$1.conf" --daemon
 }
 
 kill_openvpn() {
@@ -350,6 +362,10 @@ case "$cmd" in
   env) cat "$dir/env" ;;
   openvpn-up) openvpn_up "${3:-2}" ;;
   openvpn-status) management "status ${3:-3}" ;;
+  openvpn-client)
+    [[ "${3:-}" == alice || "${3:-}" == bob ]] || die "CLIENT is alice or bob"
+    start_openvpn_client "$3"
+    ;;
   openvpn-ping)
     client=${3:-}; count=${4:-3}; size=${5:-56}
     [[ "$client" == alice || "$client" == bob ]] || die "CLIENT is alice or bob"

@@ -198,3 +198,70 @@ async fn a_client_past_its_threshold_or_near_expiry_is_warned_once() {
     assert_eq!(client_of(&panel, &http, server, &key).await["status"], "active", "a warning is not a disable");
     panel.stop().await;
 }
+
+/// Whether the OpenVPN server lists a live session of `name`.
+fn openvpn_lists(host: &TestHost, name: &str) -> bool {
+    host.script(&["openvpn-status", "3"]).lines().any(|l| l.starts_with(&format!("CLIENT_LIST\t{name}\t")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_openvpn_client_is_cut_off_and_refused_until_restored() {
+    let mut host = TestHost::up(34);
+    host.script(&["openvpn-up", "3"]);
+    host.reload_env();
+    let panel = TestPanel::start_with(manual_polling).await;
+    let http = panel.login().await;
+    let mut body = host.add_request("OpenVPN 34");
+    body["protocol"] = json!("openvpn");
+    body["interface"] = serde_json::Value::Null;
+    body["management_port"] = json!(host.get("TESTHOST_OPENVPN_MANAGEMENT_PORT").parse::<u16>().unwrap());
+    body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
+    let server = add(&panel, &http, &body).await;
+    let (_, clients) = get_json(&http, &panel.url(&format!("/api/servers/{server}/clients"))).await;
+    let alice = clients["clients"].as_array().unwrap().iter().find(|c| c["common_name"] == "alice").unwrap().clone();
+    let id = alice["id"].as_i64().unwrap();
+    assert!(openvpn_lists(&host, "alice") && openvpn_lists(&host, "bob"));
+
+    let (status, body) = post_json(&http, &panel.url(&format!("/api/clients/{id}/revoke")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["message"].as_str(), body["client"]["disabled_reason"].as_str()),
+        (Some("Client revoked"), Some("manual"))
+    );
+    let ccd = format!("{}/alice", host.get("TESTHOST_OPENVPN_CCD"));
+    assert_eq!(std::fs::read_to_string(&ccd).unwrap(), "disable\n");
+    // Her tunnel is cut, and her client, which keeps retrying, is refused.
+    for _ in 0..2 {
+        assert!(!host.try_script(&["openvpn-ping", "alice", "2"]), "alice's tunnel still carries traffic");
+    }
+    let dir = std::path::Path::new(host.get("TESTHOST_OPENVPN_CCD")).parent().unwrap().to_path_buf();
+    let refused = || {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        log.lines().any(|l| l.contains("alice/") && l.contains("rejected due to 'disable' directive"))
+    };
+    let mut seen = false;
+    for _ in 0..40 {
+        if refused() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(seen, "alice's client tried again and was refused");
+    assert!(openvpn_lists(&host, "bob"), "bob is untouched");
+
+    let (status, body) = post_json(&http, &panel.url(&format!("/api/clients/{id}/restore")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(std::fs::read_to_string(&ccd).unwrap(), "", "the block is lifted");
+    host.script(&["openvpn-client", "alice"]);
+    let mut back = false;
+    for _ in 0..40 {
+        if openvpn_lists(&host, "alice") {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(back, "alice connects again");
+    panel.stop().await;
+}

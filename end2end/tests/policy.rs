@@ -36,6 +36,7 @@ async fn server_with_peers(panel: &TestPanel, name: &str) -> i64 {
         openvpn: None,
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:x".into() },
         config_path: None,
+        client_config_dir: None,
     };
     let id = store.insert_server(&server, chrono::Utc::now()).await.unwrap();
     let mut dump = parse_dump(DUMP, DumpFlavor::WireGuard).unwrap();

@@ -114,6 +114,7 @@ pub async fn add_server(
         private_key: some(private_key),
         interface: some(interface),
         config_path: None,
+        client_config_dir: None,
         protocol: some(protocol),
         command_prefix: some(command_prefix).map(serde_json::Value::String),
         status_path: some(status_path),

@@ -271,6 +271,10 @@ pub struct AddServerRequest {
     /// (default `/etc/wireguard/<interface>.conf`).
     #[serde(default)]
     pub config_path: Option<String>,
+    /// OpenVPN: the server's client-config-dir, where revoking a client
+    /// writes `disable` (the server must have `client-config-dir` set to it).
+    #[serde(default)]
+    pub client_config_dir: Option<String>,
     /// `wireguard` (default), `amneziawg` or `openvpn`.
     #[serde(default)]
     pub protocol: Option<String>,

@@ -6,6 +6,7 @@
 
 pub mod accounting;
 pub mod bytes;
+pub mod ccd;
 pub mod client_change;
 pub mod command;
 pub mod host;

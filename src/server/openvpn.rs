@@ -5,7 +5,7 @@
 //! a command and its answer; they are skipped. Sessions are ended with
 //! `client-kill <client id>` (or `kill <ip:port>` when the status carries no
 //! client id), never with `kill <common name>`, which would end every
-//! session of that user.
+//! session of that user — except when revoking that user, which is the point.
 
 use crate::domain::openvpn::{classify_management_line, ManagementLine};
 use crate::domain::Secret;
@@ -45,6 +45,8 @@ pub enum ManagementError {
 pub enum KillTarget {
     ClientId(u64),
     Address(SocketAddr),
+    /// Every session of a common name (revoking a client).
+    CommonName(String),
 }
 
 pub struct ManagementClient {
@@ -143,6 +145,7 @@ impl ManagementClient {
             (KillTarget::ClientId(id), false) => format!("client-kill {id}"),
             (KillTarget::ClientId(id), true) => format!("client-kill {id} HALT"),
             (KillTarget::Address(addr), _) => format!("kill {addr}"),
+            (KillTarget::CommonName(cn), _) => format!("kill {cn}"),
         };
         self.send(&command).await?;
         loop {

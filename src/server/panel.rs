@@ -230,6 +230,7 @@ impl Panel {
             openvpn: draft.openvpn,
             host_key: pin.clone(),
             config_path: draft.config_path,
+            client_config_dir: draft.client_config_dir,
         };
         let id = self.store.insert_server(&new, now).await?;
         let at = Utc::now();

@@ -7,9 +7,10 @@
 
 use crate::domain::wg_config::{peer_settings, restore_peer, revoke_peer, PeerSettings};
 use crate::domain::{CommandPrefix, InterfaceName, IpNetwork, Protocol, PublicKey, RemoteCommand, RemotePath};
+use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::poll::PollError;
 use crate::server::store::ServerRecord;
-use crate::server::transport::HostTransport;
+use crate::server::transport::{HostTransport, TransportError};
 
 /// What to change about one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,11 @@ pub enum PeerChange {
         key: PublicKey,
         fallback: PeerSettings,
     },
+    /// OpenVPN: `disable` in the common name's client-config-dir file (new
+    /// connections refused) and every live session of it killed.
+    Block(String),
+    /// OpenVPN: the `disable` line removed again.
+    Unblock(String),
 }
 
 /// Where a server's peers live.
@@ -124,5 +130,54 @@ pub async fn apply(
             };
             Ok(Applied { file_changed: section.is_some() })
         }
+        PeerChange::Block(_) | PeerChange::Unblock(_) => {
+            Err(PollError::internal("an OpenVPN change for a WireGuard server"))
+        }
     }
+}
+
+/// Carries out an OpenVPN [`PeerChange::Block`] or [`PeerChange::Unblock`].
+pub async fn apply_openvpn(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    change: &PeerChange,
+    wait: std::time::Duration,
+) -> Result<Applied, PollError> {
+    let (cn, block) = match change {
+        PeerChange::Block(cn) => (cn, true),
+        PeerChange::Unblock(cn) => (cn, false),
+        _ => return Err(PollError::internal("a WireGuard change for an OpenVPN server")),
+    };
+    let dir = record.client_config_dir.as_ref().ok_or_else(|| {
+        PollError::Command("this server has no client_config_dir set, so clients cannot be blocked".to_owned())
+    })?;
+    let name = crate::domain::ccd::ccd_file_name(cn).map_err(|e| PollError::Command(e.to_string()))?;
+    let path = RemotePath::parse(&format!("{dir}/{name}")).map_err(|e| PollError::Command(e.to_string()))?;
+    let prefix = &record.command_prefix;
+    let text = match transport.run(&RemoteCommand::read_file(prefix, &path)).await {
+        Ok(out) => out.stdout,
+        // No file yet: the client has no directives.
+        Err(TransportError::CommandFailed { stderr, .. }) if stderr.contains("No such file") => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let new = if block { crate::domain::ccd::disable(&text) } else { crate::domain::ccd::enable(&text) };
+    let file_changed = new != text;
+    if file_changed {
+        transport.run_with_input(&RemoteCommand::write_new_file(prefix, &path), new.as_bytes()).await?;
+        transport.run(&RemoteCommand::replace_file(prefix, &path)).await?;
+    }
+    if block {
+        let access =
+            record.openvpn.as_ref().ok_or_else(|| PollError::internal("an OpenVPN server without settings"))?;
+        if access.management_port.is_some() {
+            let target = KillTarget::CommonName(cn.clone());
+            match kill_session(transport, access, &target, false, wait).await {
+                Ok(_) => {}
+                // No live session: nothing to end.
+                Err(e) if e.contains("not found") => {}
+                Err(e) => return Err(PollError::Command(e)),
+            }
+        }
+    }
+    Ok(Applied { file_changed })
 }

@@ -347,9 +347,13 @@ impl PollJob {
                         biased;
                         _ = cancel.cancelled() => break,
                         outcome = tokio::time::timeout(self.settings.deadline, async {
-                            match PeerTarget::of(&self.record) {
-                                Some(target) => peers::apply(self.transport.as_mut(), &target, &change).await,
-                                None => Err(PollError::internal("a peer change for a server without peers")),
+                            match (&change, PeerTarget::of(&self.record)) {
+                                (PeerChange::Block(_) | PeerChange::Unblock(_), _) => {
+                                    let wait = self.settings.ssh.command;
+                                    peers::apply_openvpn(self.transport.as_mut(), &self.record, &change, wait).await
+                                }
+                                (_, Some(target)) => peers::apply(self.transport.as_mut(), &target, &change).await,
+                                (_, None) => Err(PollError::internal("a peer change for a server without peers")),
                             }
                         }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
                     };

@@ -14,11 +14,6 @@ use crate::server::store::{ClientRecord, NewEvent};
 use chrono::Utc;
 
 fn peer_key(record: &ClientRecord) -> Result<PublicKey, AppError> {
-    if record.protocol == Protocol::Openvpn {
-        return Err(AppError::bad_request(
-            "Revoking OpenVPN clients is not available yet; end their sessions from the server page.",
-        ));
-    }
     PublicKey::parse(&record.identity).map_err(AppError::internal)
 }
 
@@ -60,8 +55,11 @@ impl Panel {
     /// it disabled (`manual`). Repeating it is harmless.
     pub async fn revoke(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
         let record = self.client_record(id).await?;
-        let key = peer_key(&record)?;
-        self.poller.change_peer(record.server_id, PeerChange::Revoke(key)).await.map_err(host_error)?;
+        let change = match record.protocol {
+            Protocol::Openvpn => PeerChange::Block(record.identity.clone()),
+            _ => PeerChange::Revoke(peer_key(&record)?),
+        };
+        self.poller.change_peer(record.server_id, change).await.map_err(host_error)?;
         let reason = Some(DisableReason::Manual);
         self.store.set_client_access(id, reason, &self.access_event(admin, &record, "revoke", reason)).await?;
         tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "revoke", reason = "manual", "client revoked");
@@ -73,19 +71,23 @@ impl Panel {
     /// its expiry date moves.
     pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
         let record = self.client_record(id).await?;
-        let key = peer_key(&record)?;
         let used = used_in_period(&record).unwrap_or(0);
         let limit = used_in_period(&record).and(record.policy.traffic_limit);
         let traffic = judge_traffic(used, limit, record.policy.traffic_warn_threshold);
         if let Err(refused) = may_restore(traffic, judge_expiry(record.policy.expiry_date, Utc::now())) {
             return Err(AppError::conflict(format!("Not restored: {refused}.")));
         }
-        let fallback = PeerSettings {
-            allowed_ips: record.desired_allowed_ips.clone().unwrap_or_else(|| record.allowed_ips.clone()),
-            preshared_key: None,
-            persistent_keepalive: None,
+        let change = match record.protocol {
+            Protocol::Openvpn => PeerChange::Unblock(record.identity.clone()),
+            _ => {
+                let fallback = PeerSettings {
+                    allowed_ips: record.desired_allowed_ips.clone().unwrap_or_else(|| record.allowed_ips.clone()),
+                    preshared_key: None,
+                    persistent_keepalive: None,
+                };
+                PeerChange::Restore { key: peer_key(&record)?, fallback }
+            }
         };
-        let change = PeerChange::Restore { key, fallback };
         self.poller.change_peer(record.server_id, change).await.map_err(host_error)?;
         self.store.set_client_access(id, None, &self.access_event(admin, &record, "restore", None)).await?;
         tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "restore", "client restored");

@@ -39,6 +39,7 @@ pub(super) struct Draft {
     pub(super) openvpn: Option<OpenVpnAccess>,
     pub(super) host_key: HostKeyPolicy,
     pub(super) config_path: Option<RemotePath>,
+    pub(super) client_config_dir: Option<RemotePath>,
 }
 
 /// A key file given by path must be an unencrypted private key inside
@@ -103,6 +104,14 @@ pub(super) fn validate(req: AddServerRequest, key_dir: &Path) -> Result<Draft, A
             None
         }
         Some(p) => check(&mut problems, "config_path", RemotePath::parse(&p)),
+        None => None,
+    };
+    let client_config_dir = match blank_to_none(req.client_config_dir) {
+        Some(_) if protocol != Some(Protocol::Openvpn) => {
+            problems.push("client_config_dir: is for OpenVPN servers".into());
+            None
+        }
+        Some(p) => check(&mut problems, "client_config_dir", RemotePath::parse(&p)),
         None => None,
     };
     let (interface, openvpn) = match protocol {
@@ -191,6 +200,7 @@ pub(super) fn validate(req: AddServerRequest, key_dir: &Path) -> Result<Draft, A
                 openvpn,
                 host_key,
                 config_path,
+                client_config_dir,
             })
         }
         _ => Err(AppError::bad_request(problems.join("; "))),

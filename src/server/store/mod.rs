@@ -83,6 +83,8 @@ pub struct NewServer {
     pub host_key: HostKeyPin,
     /// WireGuard and AmneziaWG: the wg-quick file; `None`: the default.
     pub config_path: Option<RemotePath>,
+    /// OpenVPN: the server's client-config-dir (revokes write `disable` there).
+    pub client_config_dir: Option<RemotePath>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +102,8 @@ pub struct ServerRecord {
     pub host_key: Option<HostKeyPin>,
     /// WireGuard and AmneziaWG: the wg-quick file; `None`: the default.
     pub config_path: Option<RemotePath>,
+    /// OpenVPN: the server's client-config-dir.
+    pub client_config_dir: Option<RemotePath>,
     pub created_at: DateTime<Utc>,
     pub last_poll_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,

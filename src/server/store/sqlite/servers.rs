@@ -18,7 +18,7 @@ use std::path::PathBuf;
 const SERVER_COLUMNS: &str = "s.id, s.name, s.protocol, s.host, s.port, s.ssh_user, s.ssh_key_path, \
     s.ssh_private_key, s.interface, s.command_prefix, s.openvpn_status_path, s.openvpn_management_port, \
     s.openvpn_management_password, s.host_key, s.host_key_fingerprint, s.created_at, \
-    s.config_path, s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.total_rx, s.total_tx, \
+    s.config_path, s.client_config_dir, s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.total_rx, s.total_tx, \
     COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx";
 
 const SERVER_FROM: &str = "FROM servers s LEFT JOIN server_usage_monthly m ON m.server_id = s.id AND m.month = ?1";
@@ -117,6 +117,12 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
             .map(RemotePath::parse)
             .transpose()
             .map_err(|e| corrupt("config path", e))?,
+        client_config_dir: row
+            .try_get::<Option<String>, _>("client_config_dir")?
+            .as_deref()
+            .map(RemotePath::parse)
+            .transpose()
+            .map_err(|e| corrupt("client config dir", e))?,
         created_at: instant(row.try_get("created_at")?)?,
         last_poll_at: opt_instant(row.try_get("last_poll_at")?)?,
         last_success_at: opt_instant(row.try_get("last_success_at")?)?,
@@ -143,8 +149,8 @@ pub(super) async fn insert_server(
     let result = sqlx::query(
         "INSERT INTO servers (name, protocol, host, port, ssh_user, ssh_key_path, ssh_private_key, \
              interface, command_prefix, openvpn_status_path, openvpn_management_port, openvpn_management_password, \
-             host_key, host_key_fingerprint, created_at, config_path) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             host_key, host_key_fingerprint, created_at, config_path, client_config_dir) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(server.name.as_str())
     .bind(server.protocol.as_str())
@@ -162,6 +168,7 @@ pub(super) async fn insert_server(
     .bind(&server.host_key.fingerprint)
     .bind(secs(now))
     .bind(server.config_path.as_ref().map(|p| p.as_str().to_owned()))
+    .bind(server.client_config_dir.as_ref().map(|p| p.as_str().to_owned()))
     .execute(&store.write)
     .await;
     match result {
