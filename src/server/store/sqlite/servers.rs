@@ -57,6 +57,12 @@ async fn server_with_counts(
     Ok(server)
 }
 
+/// An optional path on the host, from a column.
+fn opt_path(row: &SqliteRow, column: &str) -> Result<Option<RemotePath>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.as_deref().map(RemotePath::parse).transpose().map_err(|e| corrupt(column, e))
+}
+
 fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
     let name: String = row.try_get("name")?;
     let protocol = protocol(&row.try_get::<String, _>("protocol")?)?;
@@ -111,18 +117,8 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
             (Some(openssh), Some(fingerprint)) => Some(HostKeyPin { openssh, fingerprint }),
             _ => None,
         },
-        config_path: row
-            .try_get::<Option<String>, _>("config_path")?
-            .as_deref()
-            .map(RemotePath::parse)
-            .transpose()
-            .map_err(|e| corrupt("config path", e))?,
-        client_config_dir: row
-            .try_get::<Option<String>, _>("client_config_dir")?
-            .as_deref()
-            .map(RemotePath::parse)
-            .transpose()
-            .map_err(|e| corrupt("client config dir", e))?,
+        config_path: opt_path(row, "config_path")?,
+        client_config_dir: opt_path(row, "client_config_dir")?,
         created_at: instant(row.try_get("created_at")?)?,
         last_poll_at: opt_instant(row.try_get("last_poll_at")?)?,
         last_success_at: opt_instant(row.try_get("last_success_at")?)?,
