@@ -265,3 +265,67 @@ async fn a_revoked_openvpn_client_is_cut_off_and_refused_until_restored() {
     assert!(back, "alice connects again");
     panel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_over_the_device_limit_loses_the_older_device_across_servers_and_it_stays_out() {
+    let older = TestHost::up(35);
+    older.ping(2, 100);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let newer = TestHost::up(36);
+    newer.ping(2, 100);
+    let panel = TestPanel::start().await;
+    let http = panel.login().await;
+    let first = add_with_config_file(&panel, &http, &older, "Older").await;
+    let second = add_with_config_file(&panel, &http, &newer, "Newer").await;
+    let (_, user) = post_json(&http, &panel.url("/api/users"), &json!({"name": "Alice", "max_connections": 1})).await;
+    let user = user["user"]["id"].as_i64().unwrap();
+    let mut devices = Vec::new();
+    for (server, host) in [(first, &older), (second, &newer)] {
+        let id = client_of(&panel, &http, server, host.get("TESTHOST_CLIENT_PUBLIC_KEY")).await["id"].as_i64().unwrap();
+        assert_eq!(
+            patch(&http, &panel.url(&format!("/api/clients/{id}")), &json!({"user_id": user})).await,
+            StatusCode::OK
+        );
+        devices.push((server, host, id));
+    }
+    let status = |server: i64, host: &TestHost| {
+        let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
+        let (panel, http) = (&panel, &http);
+        async move {
+            let c = client_of(panel, http, server, &key).await;
+            (c["status"].as_str().unwrap().to_owned(), c["disabled_reason"].as_str().map(str::to_owned))
+        }
+    };
+    eventually(Duration::from_secs(20), "the older device to be disabled", || async {
+        (status(first, &older).await.1.as_deref() == Some("device_limit")).then_some(())
+    })
+    .await;
+    assert!(!older
+        .in_host(&["wg", "show", older.get("TESTHOST_IFACE"), "dump"])
+        .contains(older.get("TESTHOST_CLIENT_PUBLIC_KEY")));
+    // Three poll intervals (1 s each) and more: exactly one device stays on.
+    for _ in 0..8 {
+        assert_eq!(status(second, &newer).await.0, "active", "the newer device keeps its place");
+        assert_eq!(status(first, &older).await.1.as_deref(), Some("device_limit"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (_, can) = get_json(&http, &panel.url(&format!("/api/users/{user}/can-connect"))).await;
+    assert_eq!((can["active"].as_u64(), can["can_connect"].as_bool()), (Some(1), Some(false)), "{can}");
+    let (_, log) = get_json(&http, &panel.url(&format!("/api/events?client={}&action=disable", devices[0].2))).await;
+    assert_eq!(log["events"][0]["reason"], "device_limit");
+    assert_eq!(log["events"][0]["figures"], "2/1 devices");
+
+    // Room for two: the older device comes back.
+    assert_eq!(
+        patch(&http, &panel.url(&format!("/api/users/{user}")), &json!({"max_connections": 2})).await,
+        StatusCode::OK
+    );
+    eventually(Duration::from_secs(20), "the older device to be let back", || async {
+        (status(first, &older).await.0 == "active").then_some(())
+    })
+    .await;
+    assert!(older
+        .in_host(&["wg", "show", older.get("TESTHOST_IFACE"), "dump"])
+        .contains(older.get("TESTHOST_CLIENT_PUBLIC_KEY")));
+    panel.stop().await;
+}

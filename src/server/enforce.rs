@@ -7,6 +7,12 @@
 //! It also warns, with an event each: once per crossing of a client's
 //! warning threshold, and once a day in the last seven days before expiry.
 //!
+//! Device limits: a user with more live sessions than `max_connections`
+//! across every server and protocol has the oldest ended, each by the task
+//! of the server it is on; those devices are disabled (`device_limit`), so a
+//! kicked device cannot reconnect and kick the newer one, and come back when
+//! the user has room again.
+//!
 //! Periods counted so far: lifetime limits, and monthly limits that reset on
 //! the 1st (the calendar month of the ledger). Other reset days and the
 //! monthly re-enable are not enforced yet.
@@ -15,13 +21,17 @@ use crate::domain::accounting::{day_key, month_key};
 use crate::domain::policy::{
     enforcement_verdict, judge_expiry, judge_traffic, usage_warning_key, warnings_due, LimitPeriod,
 };
-use crate::domain::{Protocol, PublicKey};
+use crate::domain::policy::{over_device_limit, DisableReason, LiveSession};
+use crate::domain::wg_config::PeerSettings;
+use crate::domain::{ClientId, Protocol, PublicKey, ServerId, UserId};
 use crate::server::peers::{self, PeerChange, PeerTarget};
 use crate::server::poll::PollError;
 use crate::server::store::{ClientRecord, NewEvent, ServerRecord, Store};
 use crate::server::transport::HostTransport;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// The bytes a client's limit counts, if its period is one the enforcer
 /// knows yet.
@@ -91,20 +101,116 @@ async fn warn(
     Ok(())
 }
 
-/// One pass over a server's active clients. Returns how many were disabled.
+/// Takes a client off its host: a WireGuard peer revoked, an OpenVPN common
+/// name blocked and its sessions killed.
+async fn take_off(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    c: &ClientRecord,
+    wait: Duration,
+) -> Result<(), PollError> {
+    match (record.protocol, PeerTarget::of(record)) {
+        (Protocol::Openvpn, _) => {
+            peers::apply_openvpn(transport, record, &PeerChange::Block(c.identity.clone()), wait).await?;
+        }
+        (_, Some(target)) => {
+            let key = PublicKey::parse(&c.identity).map_err(PollError::internal)?;
+            peers::apply(transport, &target, &PeerChange::Revoke(key)).await?;
+        }
+        (_, None) => return Err(PollError::internal("a WireGuard server without an interface")),
+    }
+    Ok(())
+}
+
+/// Puts a client back on its host (the reverse of [`take_off`]).
+async fn put_back(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    c: &ClientRecord,
+    wait: Duration,
+) -> Result<(), PollError> {
+    match (record.protocol, PeerTarget::of(record)) {
+        (Protocol::Openvpn, _) => {
+            peers::apply_openvpn(transport, record, &PeerChange::Unblock(c.identity.clone()), wait).await?;
+        }
+        (_, Some(target)) => {
+            let key = PublicKey::parse(&c.identity).map_err(PollError::internal)?;
+            let fallback = PeerSettings {
+                allowed_ips: c.desired_allowed_ips.clone().unwrap_or_else(|| c.allowed_ips.clone()),
+                preshared_key: None,
+                persistent_keepalive: None,
+            };
+            peers::apply(transport, &target, &PeerChange::Restore { key, fallback }).await?;
+        }
+        (_, None) => return Err(PollError::internal("a WireGuard server without an interface")),
+    }
+    Ok(())
+}
+
+/// Ends the oldest sessions of users over their device limit (those on this
+/// server), and lets devices disabled for it back where there is room.
+async fn device_limits(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    store: &dyn Store,
+    clients: &[ClientRecord],
+    now: DateTime<Utc>,
+    wait: Duration,
+) -> Result<usize, PollError> {
+    let users: BTreeSet<UserId> = clients.iter().filter_map(|c| c.user_id).collect();
+    let mut changed = 0;
+    for uid in users {
+        let Some(user) = store.user(uid).await.map_err(PollError::internal)? else { continue };
+        let live = store.live_sessions(uid, now).await.map_err(PollError::internal)?;
+        let sessions: Vec<LiveSession<(ClientId, ServerId)>> =
+            live.iter().map(|d| LiveSession { key: (d.client, d.server), started: d.started }).collect();
+        let to_end = over_device_limit(&sessions, user.max_connections);
+        let figures = format!("{}/{} devices", live.len(), user.max_connections);
+        for (client, server) in to_end.iter().filter(|(_, s)| *s == record.id) {
+            let Some(c) = clients.iter().find(|c| c.id == *client && !c.disabled) else { continue };
+            take_off(transport, record, c, wait).await?;
+            let e = event(record, c, now, "disable", DisableReason::DeviceLimit.as_str(), &figures);
+            store.set_client_access(c.id, Some(DisableReason::DeviceLimit), &e).await.map_err(PollError::internal)?;
+            tracing::info!(actor = "enforcer", client_id = %c.id, server_id = %server, action = "disable", reason = "device_limit", %figures, "device over the limit");
+            changed += 1;
+        }
+        let mut room = match user.max_connections {
+            0 => usize::MAX,
+            max => usize::try_from(max).unwrap_or(usize::MAX).saturating_sub(live.len() - to_end.len()),
+        };
+        for c in
+            clients.iter().filter(|c| c.user_id == Some(uid) && c.disabled_reason == Some(DisableReason::DeviceLimit))
+        {
+            if room == 0 {
+                break;
+            }
+            put_back(transport, record, c, wait).await?;
+            let e = event(record, c, now, "enable", DisableReason::DeviceLimit.as_str(), &figures);
+            store.set_client_access(c.id, None, &e).await.map_err(PollError::internal)?;
+            tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "device_limit", %figures, "device let back");
+            room -= 1;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// One pass over a server's clients. Returns how many were disabled or let
+/// back.
 pub async fn enforce(
     transport: &mut dyn HostTransport,
     record: &ServerRecord,
     store: &dyn Store,
     now: DateTime<Utc>,
     tz: Tz,
+    wait: Duration,
 ) -> Result<usize, PollError> {
-    if record.protocol == Protocol::Openvpn {
-        return Ok(0);
-    }
-    let Some(target) = PeerTarget::of(record) else { return Ok(0) };
     let clients = store.clients(record.id, &month_key(now, &tz)).await.map_err(PollError::internal)?;
-    let mut disabled = 0;
+    let mut disabled = device_limits(transport, record, store, &clients, now, wait).await?;
+    if record.protocol == Protocol::Openvpn {
+        return Ok(disabled);
+    }
+    let Some(target) = PeerTarget::of(record) else { return Ok(disabled) };
     for c in clients.iter().filter(|c| !c.disabled) {
         let has_policy = c.policy.traffic_limit.is_some() || c.policy.expiry_date.is_some();
         if !has_policy {

@@ -376,7 +376,14 @@ impl PollJob {
                     _ = cancel.cancelled() => break,
                     r = tokio::time::timeout(
                         self.settings.deadline,
-                        enforce(self.transport.as_mut(), &self.record, self.store.as_ref(), now, self.settings.timezone),
+                        enforce(
+                            self.transport.as_mut(),
+                            &self.record,
+                            self.store.as_ref(),
+                            now,
+                            self.settings.timezone,
+                            self.settings.ssh.command,
+                        ),
                     ) => r,
                 };
                 match enforced {

@@ -29,7 +29,7 @@ fn event(admin: &Admin, action: &str, id: Option<UserId>, user: &UserFields) -> 
 
 impl Panel {
     async fn user_view(&self, record: UserRecord) -> Result<UserView, AppError> {
-        let active = self.store.active_sessions(record.id, Utc::now()).await?;
+        let active = u32::try_from(self.store.live_sessions(record.id, Utc::now()).await?.len()).unwrap_or(u32::MAX);
         Ok(UserView {
             id: record.id.get(),
             name: record.name,
@@ -95,7 +95,7 @@ impl Panel {
     /// `(can_connect, active, max)`.
     pub async fn can_connect(&self, id: UserId) -> Result<(bool, u32, u32), AppError> {
         let record = self.store.user(id).await?.ok_or_else(|| AppError::not_found("User"))?;
-        let active = self.store.active_sessions(id, Utc::now()).await?;
+        let active = u32::try_from(self.store.live_sessions(id, Utc::now()).await?.len()).unwrap_or(u32::MAX);
         Ok((can_connect(active, record.max_connections), active, record.max_connections))
     }
 }

@@ -429,6 +429,15 @@ pub struct UserRecord {
     pub clients: Vec<ClientId>,
 }
 
+/// One of a user's live sessions: an open OpenVPN session, or a WireGuard
+/// client on its host with a handshake within the online window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveDevice {
+    pub client: ClientId,
+    pub server: ServerId,
+    pub started: DateTime<Utc>,
+}
+
 /// A user's fields as they are to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserFields {
@@ -450,7 +459,7 @@ pub trait UserStore: Send + Sync + 'static {
     /// The user's live sessions at `now` across every server: open OpenVPN
     /// sessions, and WireGuard peers on their host with a handshake within
     /// the online window.
-    async fn active_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<u32, StoreError>;
+    async fn live_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<Vec<LiveDevice>, StoreError>;
 }
 
 /// The log of actions.

@@ -18,9 +18,9 @@ mod users;
 mod wireguard;
 
 use super::{
-    AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore, IngestStore, NewEvent,
-    NewServer, OpenvpnPoll, PendingSamples, PollOutcome, ReportStore, ServerRecord, ServerStore, SessionFilter,
-    SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
+    AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore, IngestStore, LiveDevice,
+    NewEvent, NewServer, OpenvpnPoll, PendingSamples, PollOutcome, ReportStore, ServerRecord, ServerStore,
+    SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
 use crate::domain::policy::DisableReason;
@@ -242,8 +242,8 @@ impl UserStore for SqliteStore {
         users::user(self, id).await
     }
 
-    async fn active_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<u32, StoreError> {
-        users::active_sessions(self, id, now).await
+    async fn live_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<Vec<LiveDevice>, StoreError> {
+        users::live_sessions(self, id, now).await
     }
 }
 

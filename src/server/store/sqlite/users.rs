@@ -6,7 +6,7 @@ use super::rows::{instant, is_unique_violation, secs};
 use super::SqliteStore;
 use crate::domain::status::ONLINE_WINDOW;
 use crate::domain::{ClientId, ServerId, UserId};
-use crate::server::store::{NewEvent, StoreError, UserFields, UserRecord};
+use crate::server::store::{LiveDevice, NewEvent, StoreError, UserFields, UserRecord};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -107,36 +107,54 @@ pub(super) async fn user(store: &SqliteStore, id: UserId) -> Result<Option<UserR
     Ok(load(store, Some(id)).await?.into_iter().next())
 }
 
-pub(super) async fn active_sessions(store: &SqliteStore, id: UserId, now: DateTime<Utc>) -> Result<u32, StoreError> {
+pub(super) async fn live_sessions(
+    store: &SqliteStore,
+    id: UserId,
+    now: DateTime<Utc>,
+) -> Result<Vec<LiveDevice>, StoreError> {
     let mut tx = store.read.begin().await?;
+    // Open OpenVPN sessions, and WireGuard clients with their open session's start.
     let rows = sqlx::query(
-        "SELECT c.id, c.server_id, s.protocol, \
-           (SELECT COUNT(*) FROM connections o WHERE o.client_id = c.id AND o.disconnected_at IS NULL) AS open \
-         FROM clients c JOIN servers s ON s.id = c.server_id WHERE c.user_id = ?",
+        "SELECT c.id AS client_id, c.server_id, s.protocol, o.connected_at \
+         FROM clients c JOIN servers s ON s.id = c.server_id \
+         LEFT JOIN connections o ON o.client_id = c.id AND o.disconnected_at IS NULL \
+         WHERE c.user_id = ? ORDER BY o.connected_at, c.id",
     )
     .bind(id.get())
     .fetch_all(&mut *tx)
     .await?;
-    let mut active: u32 = 0;
-    let mut wireguard: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    let mut live = Vec::new();
+    let mut wireguard: BTreeMap<i64, Vec<(i64, Option<i64>)>> = BTreeMap::new();
     for r in &rows {
-        let protocol: String = r.try_get("protocol")?;
-        if protocol == "openvpn" {
-            active = active.saturating_add(u32::try_from(r.try_get::<i64, _>("open")?).unwrap_or(0));
+        let client: i64 = r.try_get("client_id")?;
+        let server: i64 = r.try_get("server_id")?;
+        let started: Option<i64> = r.try_get("connected_at")?;
+        if r.try_get::<String, _>("protocol")? == "openvpn" {
+            if let Some(started) = started {
+                live.push(LiveDevice {
+                    client: ClientId::new(client),
+                    server: ServerId::new(server),
+                    started: instant(started)?,
+                });
+            }
         } else {
-            wireguard.entry(r.try_get("server_id")?).or_default().push(r.try_get("id")?);
+            wireguard.entry(server).or_default().push((client, started));
         }
     }
     let since = secs(now - ONLINE_WINDOW);
     for (server, clients) in wireguard {
         let state = current_state(&mut tx, ServerId::new(server)).await?;
-        let online = state
-            .clients
-            .iter()
-            .filter(|c| clients.contains(&c.client_id) && c.on_host && c.latest_handshake.is_some_and(|h| h > since))
-            .count();
-        active = active.saturating_add(u32::try_from(online).unwrap_or(u32::MAX));
+        for (client, started) in clients {
+            let online = state
+                .clients
+                .iter()
+                .any(|c| c.client_id == client && c.on_host && c.latest_handshake.is_some_and(|h| h > since));
+            if online {
+                let started = instant(started.unwrap_or(since))?;
+                live.push(LiveDevice { client: ClientId::new(client), server: ServerId::new(server), started });
+            }
+        }
     }
     tx.commit().await?;
-    Ok(active)
+    Ok(live)
 }
