@@ -101,49 +101,37 @@ async fn warn(
     Ok(())
 }
 
-/// Takes a client off its host: a WireGuard peer revoked, an OpenVPN common
-/// name blocked and its sessions killed.
-async fn take_off(
+/// Takes a client off its host (`on` false: a WireGuard peer revoked, an
+/// OpenVPN common name blocked and its sessions killed) or puts it back.
+async fn set_on_host(
     transport: &mut dyn HostTransport,
     record: &ServerRecord,
     c: &ClientRecord,
+    on: bool,
     wait: Duration,
 ) -> Result<(), PollError> {
-    match (record.protocol, PeerTarget::of(record)) {
-        (Protocol::Openvpn, _) => {
-            peers::apply_openvpn(transport, record, &PeerChange::Block(c.identity.clone()), wait).await?;
-        }
-        (_, Some(target)) => {
+    let change = match record.protocol {
+        Protocol::Openvpn if on => PeerChange::Unblock(c.identity.clone()),
+        Protocol::Openvpn => PeerChange::Block(c.identity.clone()),
+        _ => {
             let key = PublicKey::parse(&c.identity).map_err(PollError::internal)?;
-            peers::apply(transport, &target, &PeerChange::Revoke(key)).await?;
+            if on {
+                let fallback = PeerSettings {
+                    allowed_ips: c.desired_allowed_ips.clone().unwrap_or_else(|| c.allowed_ips.clone()),
+                    preshared_key: None,
+                    persistent_keepalive: None,
+                };
+                PeerChange::Restore { key, fallback }
+            } else {
+                PeerChange::Revoke(key)
+            }
         }
-        (_, None) => return Err(PollError::internal("a WireGuard server without an interface")),
-    }
-    Ok(())
-}
-
-/// Puts a client back on its host (the reverse of [`take_off`]).
-async fn put_back(
-    transport: &mut dyn HostTransport,
-    record: &ServerRecord,
-    c: &ClientRecord,
-    wait: Duration,
-) -> Result<(), PollError> {
+    };
     match (record.protocol, PeerTarget::of(record)) {
-        (Protocol::Openvpn, _) => {
-            peers::apply_openvpn(transport, record, &PeerChange::Unblock(c.identity.clone()), wait).await?;
-        }
-        (_, Some(target)) => {
-            let key = PublicKey::parse(&c.identity).map_err(PollError::internal)?;
-            let fallback = PeerSettings {
-                allowed_ips: c.desired_allowed_ips.clone().unwrap_or_else(|| c.allowed_ips.clone()),
-                preshared_key: None,
-                persistent_keepalive: None,
-            };
-            peers::apply(transport, &target, &PeerChange::Restore { key, fallback }).await?;
-        }
+        (Protocol::Openvpn, _) => peers::apply_openvpn(transport, record, &change, wait).await?,
+        (_, Some(target)) => peers::apply(transport, &target, &change).await?,
         (_, None) => return Err(PollError::internal("a WireGuard server without an interface")),
-    }
+    };
     Ok(())
 }
 
@@ -168,7 +156,7 @@ async fn device_limits(
         let figures = format!("{}/{} devices", live.len(), user.max_connections);
         for (client, server) in to_end.iter().filter(|(_, s)| *s == record.id) {
             let Some(c) = clients.iter().find(|c| c.id == *client && !c.disabled) else { continue };
-            take_off(transport, record, c, wait).await?;
+            set_on_host(transport, record, c, false, wait).await?;
             let e = event(record, c, now, "disable", DisableReason::DeviceLimit.as_str(), &figures);
             store.set_client_access(c.id, Some(DisableReason::DeviceLimit), &e).await.map_err(PollError::internal)?;
             tracing::info!(actor = "enforcer", client_id = %c.id, server_id = %server, action = "disable", reason = "device_limit", %figures, "device over the limit");
@@ -184,7 +172,7 @@ async fn device_limits(
             if room == 0 {
                 break;
             }
-            put_back(transport, record, c, wait).await?;
+            set_on_host(transport, record, c, true, wait).await?;
             let e = event(record, c, now, "enable", DisableReason::DeviceLimit.as_str(), &figures);
             store.set_client_access(c.id, None, &e).await.map_err(PollError::internal)?;
             tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "device_limit", %figures, "device let back");
