@@ -329,3 +329,53 @@ async fn a_user_over_the_device_limit_loses_the_older_device_across_servers_and_
         .contains(older.get("TESTHOST_CLIENT_PUBLIC_KEY")));
     panel.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_two_openvpn_devices_and_a_limit_of_one_keeps_exactly_one() {
+    let mut host = TestHost::up(37);
+    host.script(&["openvpn-up", "3"]);
+    host.reload_env();
+    let panel = TestPanel::start().await;
+    let http = panel.login().await;
+    let mut body = host.add_request("OpenVPN 37");
+    body["protocol"] = json!("openvpn");
+    body["interface"] = serde_json::Value::Null;
+    body["management_port"] = json!(host.get("TESTHOST_OPENVPN_MANAGEMENT_PORT").parse::<u16>().unwrap());
+    body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
+    let server = add(&panel, &http, &body).await;
+    let (_, user) = post_json(&http, &panel.url("/api/users"), &json!({"name": "Alice", "max_connections": 1})).await;
+    let user = user["user"]["id"].as_i64().unwrap();
+    let (_, clients) = get_json(&http, &panel.url(&format!("/api/servers/{server}/clients"))).await;
+    for c in clients["clients"].as_array().unwrap() {
+        let url = panel.url(&format!("/api/clients/{}", c["id"]));
+        assert_eq!(patch(&http, &url, &json!({"user_id": user})).await, StatusCode::OK);
+    }
+    let reasons = || async {
+        let (_, clients) = get_json(&http, &panel.url(&format!("/api/servers/{server}/clients"))).await;
+        let mut r: Vec<(String, Option<String>)> = clients["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["common_name"].as_str().unwrap().to_owned(), c["disabled_reason"].as_str().map(str::to_owned)))
+            .collect();
+        r.sort();
+        r
+    };
+    let settled = eventually(Duration::from_secs(20), "one device disabled", || async {
+        let r = reasons().await;
+        (r.iter().filter(|(_, reason)| reason.as_deref() == Some("device_limit")).count() == 1).then_some(r)
+    })
+    .await;
+    let kicked = settled.iter().find(|(_, r)| r.is_some()).unwrap().0.clone();
+    let kept = settled.iter().find(|(_, r)| r.is_none()).unwrap().0.clone();
+    // Three poll intervals and more: the kicked device's retries do not push the other out.
+    for _ in 0..8 {
+        assert_eq!(reasons().await, settled);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(openvpn_lists(&host, &kept), "{kept} stays connected");
+    assert!(!host.try_script(&["openvpn-ping", &kicked, "2"]), "{kicked}'s tunnel is cut");
+    let (_, can) = get_json(&http, &panel.url(&format!("/api/users/{user}/can-connect"))).await;
+    assert_eq!((can["active"].as_u64(), can["max"].as_u64()), (Some(1), Some(1)), "{can}");
+    panel.stop().await;
+}

@@ -456,9 +456,9 @@ pub trait UserStore: Send + Sync + 'static {
     async fn delete_user(&self, id: UserId, event: &NewEvent) -> Result<(), StoreError>;
     async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
     async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
-    /// The user's live sessions at `now` across every server: open OpenVPN
-    /// sessions, and WireGuard peers on their host with a handshake within
-    /// the online window.
+    /// The user's live sessions at `now` across every server, of its active
+    /// clients: open OpenVPN sessions, and WireGuard peers on their host with
+    /// a handshake within the online window.
     async fn live_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<Vec<LiveDevice>, StoreError>;
 }
 

@@ -113,12 +113,14 @@ pub(super) async fn live_sessions(
     now: DateTime<Utc>,
 ) -> Result<Vec<LiveDevice>, StoreError> {
     let mut tx = store.read.begin().await?;
-    // Open OpenVPN sessions, and WireGuard clients with their open session's start.
+    // Open OpenVPN sessions, and WireGuard clients with their open session's
+    // start, of active clients only: a blocked OpenVPN client shows in the
+    // server's status for a moment while its retry is refused.
     let rows = sqlx::query(
         "SELECT c.id AS client_id, c.server_id, s.protocol, o.connected_at \
          FROM clients c JOIN servers s ON s.id = c.server_id \
          LEFT JOIN connections o ON o.client_id = c.id AND o.disconnected_at IS NULL \
-         WHERE c.user_id = ? ORDER BY o.connected_at, c.id",
+         WHERE c.user_id = ? AND c.access = 'active' ORDER BY o.connected_at, c.id",
     )
     .bind(id.get())
     .fetch_all(&mut *tx)
