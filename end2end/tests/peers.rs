@@ -199,6 +199,16 @@ async fn a_client_past_its_threshold_or_near_expiry_is_warned_once() {
     panel.stop().await;
 }
 
+/// Adds the host's OpenVPN server (management port, client-config-dir).
+async fn add_openvpn(panel: &TestPanel, http: &reqwest::Client, host: &TestHost, name: &str) -> i64 {
+    let mut body = host.add_request(name);
+    body["protocol"] = json!("openvpn");
+    body["interface"] = serde_json::Value::Null;
+    body["management_port"] = json!(host.get("TESTHOST_OPENVPN_MANAGEMENT_PORT").parse::<u16>().unwrap());
+    body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
+    add(panel, http, &body).await
+}
+
 /// Whether the OpenVPN server lists a live session of `name`.
 fn openvpn_lists(host: &TestHost, name: &str) -> bool {
     host.script(&["openvpn-status", "3"]).lines().any(|l| l.starts_with(&format!("CLIENT_LIST\t{name}\t")))
@@ -211,12 +221,7 @@ async fn a_revoked_openvpn_client_is_cut_off_and_refused_until_restored() {
     host.reload_env();
     let panel = TestPanel::start_with(manual_polling).await;
     let http = panel.login().await;
-    let mut body = host.add_request("OpenVPN 34");
-    body["protocol"] = json!("openvpn");
-    body["interface"] = serde_json::Value::Null;
-    body["management_port"] = json!(host.get("TESTHOST_OPENVPN_MANAGEMENT_PORT").parse::<u16>().unwrap());
-    body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
-    let server = add(&panel, &http, &body).await;
+    let server = add_openvpn(&panel, &http, &host, "OpenVPN 34").await;
     let (_, clients) = get_json(&http, &panel.url(&format!("/api/servers/{server}/clients"))).await;
     let alice = clients["clients"].as_array().unwrap().iter().find(|c| c["common_name"] == "alice").unwrap().clone();
     let id = alice["id"].as_i64().unwrap();
@@ -337,12 +342,7 @@ async fn a_user_with_two_openvpn_devices_and_a_limit_of_one_keeps_exactly_one() 
     host.reload_env();
     let panel = TestPanel::start().await;
     let http = panel.login().await;
-    let mut body = host.add_request("OpenVPN 37");
-    body["protocol"] = json!("openvpn");
-    body["interface"] = serde_json::Value::Null;
-    body["management_port"] = json!(host.get("TESTHOST_OPENVPN_MANAGEMENT_PORT").parse::<u16>().unwrap());
-    body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
-    let server = add(&panel, &http, &body).await;
+    let server = add_openvpn(&panel, &http, &host, "OpenVPN 37").await;
     let (_, user) = post_json(&http, &panel.url("/api/users"), &json!({"name": "Alice", "max_connections": 1})).await;
     let user = user["user"]["id"].as_i64().unwrap();
     let (_, clients) = get_json(&http, &panel.url(&format!("/api/servers/{server}/clients"))).await;
