@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -239,34 +239,17 @@ async fn update_peer(
     Ok(Json(json!({ "success": true, "message": field.done(), "client": client })).into_response())
 }
 
-async fn update_peer_traffic_limit(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(interface): Path<String>,
-    Query(pick): Query<ServerPick>,
-    ApiJson(body): ObjectBody,
-) -> Result<Response, AppError> {
-    update_peer(state, admin, interface, pick, PeerField::TrafficLimit, body).await
-}
-
-async fn update_peer_expiry_date(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(interface): Path<String>,
-    Query(pick): Query<ServerPick>,
-    ApiJson(body): ObjectBody,
-) -> Result<Response, AppError> {
-    update_peer(state, admin, interface, pick, PeerField::ExpiryDate, body).await
-}
-
-async fn update_peer_warning_threshold(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(interface): Path<String>,
-    Query(pick): Query<ServerPick>,
-    ApiJson(body): ObjectBody,
-) -> Result<Response, AppError> {
-    update_peer(state, admin, interface, pick, PeerField::WarningThreshold, body).await
+/// The route for one of seed 002's single-field endpoints.
+fn peer_field_route(field: PeerField) -> MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>,
+              admin: Admin,
+              Path(interface): Path<String>,
+              Query(pick): Query<ServerPick>,
+              ApiJson(body): ObjectBody| async move {
+            update_peer(state, admin, interface, pick, field, body).await
+        },
+    )
 }
 
 fn user_id(raw: &str) -> Result<UserId, AppError> {
@@ -364,9 +347,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/clients/{id}", get(get_client).patch(patch_client))
         .route("/api/clients/{id}/revoke", post(revoke_client))
         .route("/api/clients/{id}/restore", post(restore_client))
-        .route("/api/updatePeerTrafficLimit/{config}", post(update_peer_traffic_limit))
-        .route("/api/updatePeerExpiryDate/{config}", post(update_peer_expiry_date))
-        .route("/api/updatePeerTrafficWarningThreshold/{config}", post(update_peer_warning_threshold))
+        .route("/api/updatePeerTrafficLimit/{config}", peer_field_route(PeerField::TrafficLimit))
+        .route("/api/updatePeerExpiryDate/{config}", peer_field_route(PeerField::ExpiryDate))
+        .route("/api/updatePeerTrafficWarningThreshold/{config}", peer_field_route(PeerField::WarningThreshold))
         .route("/api/events", get(list_events))
         .route("/api/users", get(list_users).post(create_user))
         .route("/api/users/{id}", get(get_user).patch(patch_user).delete(delete_user))

@@ -142,6 +142,21 @@ pub(super) async fn set_managed(
     Ok(())
 }
 
+/// Ends a change to one client row: refused when no row changed, else
+/// `event` is written beside the change and both are committed.
+async fn commit_with_event(
+    mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    rows: u64,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::NotFound("client"));
+    }
+    super::events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 pub(super) async fn update_client(
     store: &SqliteStore,
     id: ClientId,
@@ -176,12 +191,7 @@ pub(super) async fn update_client(
     .bind(id.get())
     .execute(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound("client"));
-    }
-    super::events::insert(&mut tx, event).await?;
-    tx.commit().await?;
-    Ok(())
+    commit_with_event(tx, done.rows_affected(), event).await
 }
 
 pub(super) async fn clients_by_identity(
@@ -215,12 +225,7 @@ pub(super) async fn set_client_access(
         .bind(id.get())
         .execute(&mut *tx)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound("client"));
-    }
-    super::events::insert(&mut tx, event).await?;
-    tx.commit().await?;
-    Ok(())
+    commit_with_event(tx, done.rows_affected(), event).await
 }
 
 pub(super) async fn record_warning(
@@ -231,7 +236,7 @@ pub(super) async fn record_warning(
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE clients SET warned_usage = COALESCE(?, warned_usage), \
          warned_expiry_day = COALESCE(?, warned_expiry_day) WHERE id = ?",
     )
@@ -240,7 +245,5 @@ pub(super) async fn record_warning(
     .bind(id.get())
     .execute(&mut *tx)
     .await?;
-    super::events::insert(&mut tx, event).await?;
-    tx.commit().await?;
-    Ok(())
+    commit_with_event(tx, done.rows_affected(), event).await
 }
