@@ -196,6 +196,16 @@ async fn a_client_past_its_threshold_or_near_expiry_is_warned_once() {
     assert_eq!(warnings[1].0, "traffic_limit");
     assert!(warnings[1].1.ends_with("(82 %)") || warnings[1].1.ends_with("(83 %)"), "{warnings:?}");
     assert_eq!(client_of(&panel, &http, server, &key).await["status"], "active", "a warning is not a disable");
+
+    // Seed 000's sync endpoints: per client, and the server under /servers/.
+    let (status, body) = post_json(&http, &panel.url(&format!("/api/clients/{id}/sync-stats")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let stats = &body["stats"];
+    assert!(["sent", "received", "total", "last_seen"].iter().all(|k| stats[k].is_string()), "{body}");
+    assert_eq!(stats["last_seen"], "Online", "{body}");
+    let (status, body) = post_json(&http, &panel.url(&format!("/servers/{server}/sync-stats")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["success"].as_bool(), body["synced"].as_u64()), (Some(true), Some(2)), "{body}");
     panel.stop().await;
 }
 

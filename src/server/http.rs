@@ -122,6 +122,20 @@ async fn sync_stats(State(state): State<AppState>, _: Admin, Path(id): Path<Stri
     .into_response())
 }
 
+/// Seed 000's per-client sync: polls the client's server now and returns
+/// its figures.
+async fn client_sync_stats(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = client_id(&id)?;
+    let before = state.panel.client(id).await?;
+    state.panel.sync_now(before.server_id).await?;
+    let client = state.panel.client(id).await?;
+    Ok(Json(json!({ "success": true, "stats": client.stats })).into_response())
+}
+
 async fn get_client(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
     let client = state.panel.client(client_id(&id)?).await?;
     Ok(Json(json!({ "success": true, "client": client })).into_response())
@@ -346,6 +360,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/servers/{id}/sync-stats", post(sync_stats))
         .route("/api/clients/{id}", get(get_client).patch(patch_client))
         .route("/api/clients/{id}/revoke", post(revoke_client))
+        .route("/api/clients/{id}/sync-stats", post(client_sync_stats))
+        // Seed 000's path for the same server sync.
+        .route("/servers/{id}/sync-stats", post(sync_stats))
         .route("/api/clients/{id}/restore", post(restore_client))
         .route("/api/updatePeerTrafficLimit/{config}", peer_field_route(PeerField::TrafficLimit))
         .route("/api/updatePeerExpiryDate/{config}", peer_field_route(PeerField::ExpiryDate))
