@@ -22,9 +22,8 @@ use crate::domain::policy::{
     enforcement_verdict, judge_expiry, judge_traffic, usage_warning_key, warnings_due, LimitPeriod,
 };
 use crate::domain::policy::{over_device_limit, DisableReason, LiveSession};
-use crate::domain::wg_config::PeerSettings;
 use crate::domain::{ClientId, Protocol, PublicKey, ServerId, UserId};
-use crate::server::peers::{self, PeerChange, PeerTarget};
+use crate::server::peers;
 use crate::server::poll::PollError;
 use crate::server::store::{ClientRecord, NewEvent, ServerRecord, Store};
 use crate::server::transport::HostTransport;
@@ -33,14 +32,15 @@ use chrono_tz::Tz;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// The bytes a client's limit counts, if its period is one the enforcer
-/// knows yet.
-pub fn used_in_period(c: &ClientRecord) -> Option<u64> {
-    match c.policy.limit_period {
-        LimitPeriod::Lifetime => Some(c.total.total()),
-        LimitPeriod::Monthly { reset_day } if reset_day.get() == 1 => Some(c.month.total()),
-        LimitPeriod::Monthly { .. } => None,
-    }
+/// The bytes a client's limit counts and the limit, where its period is
+/// one the enforcer knows yet (otherwise `(0, None)`: not judged).
+pub fn period_usage(c: &ClientRecord) -> (u64, Option<u64>) {
+    let used = match c.policy.limit_period {
+        LimitPeriod::Lifetime => c.total.total(),
+        LimitPeriod::Monthly { reset_day } if reset_day.get() == 1 => c.month.total(),
+        LimitPeriod::Monthly { .. } => return (0, None),
+    };
+    (used, c.policy.traffic_limit)
 }
 
 fn event(
@@ -101,8 +101,7 @@ async fn warn(
     Ok(())
 }
 
-/// Takes a client off its host (`on` false: a WireGuard peer revoked, an
-/// OpenVPN common name blocked and its sessions killed) or puts it back.
+/// Takes a client off its host (`on` false) or puts it back.
 async fn set_on_host(
     transport: &mut dyn HostTransport,
     record: &ServerRecord,
@@ -110,28 +109,7 @@ async fn set_on_host(
     on: bool,
     wait: Duration,
 ) -> Result<(), PollError> {
-    let change = match record.protocol {
-        Protocol::Openvpn if on => PeerChange::Unblock(c.identity.clone()),
-        Protocol::Openvpn => PeerChange::Block(c.identity.clone()),
-        _ => {
-            let key = PublicKey::parse(&c.identity).map_err(PollError::internal)?;
-            if on {
-                let fallback = PeerSettings {
-                    allowed_ips: c.desired_allowed_ips.clone().unwrap_or_else(|| c.allowed_ips.clone()),
-                    preshared_key: None,
-                    persistent_keepalive: None,
-                };
-                PeerChange::Restore { key, fallback }
-            } else {
-                PeerChange::Revoke(key)
-            }
-        }
-    };
-    match (record.protocol, PeerTarget::of(record)) {
-        (Protocol::Openvpn, _) => peers::apply_openvpn(transport, record, &change, wait).await?,
-        (_, Some(target)) => peers::apply(transport, &target, &change).await?,
-        (_, None) => return Err(PollError::internal("a WireGuard server without an interface")),
-    };
+    peers::apply_to(transport, record, &peers::change_for(c, on)?, wait).await?;
     Ok(())
 }
 
@@ -198,22 +176,22 @@ pub async fn enforce(
     if record.protocol == Protocol::Openvpn {
         return Ok(disabled);
     }
-    let Some(target) = PeerTarget::of(record) else { return Ok(disabled) };
     for c in clients.iter().filter(|c| !c.disabled) {
         let has_policy = c.policy.traffic_limit.is_some() || c.policy.expiry_date.is_some();
         if !has_policy {
             continue;
         }
-        let used = used_in_period(c).unwrap_or(0);
-        let limit = used_in_period(c).and(c.policy.traffic_limit);
+        let (used, limit) = period_usage(c);
         let Some((reason, figures)) =
             enforcement_verdict(used, limit, c.policy.traffic_warn_threshold, c.policy.expiry_date, now)
         else {
             warn(store, record, c, used, limit, now, &tz).await?;
             continue;
         };
-        let Ok(key) = PublicKey::parse(&c.identity) else { continue };
-        peers::apply(transport, &target, &PeerChange::Revoke(key)).await?;
+        if PublicKey::parse(&c.identity).is_err() {
+            continue;
+        }
+        set_on_host(transport, record, c, false, wait).await?;
         let e = event(record, c, now, "disable", reason.as_str(), &figures);
         store.set_client_access(c.id, Some(reason), &e).await.map_err(PollError::internal)?;
         tracing::info!(actor = "enforcer", client_id = %c.id, action = "disable", reason = reason.as_str(), %figures, "client disabled");

@@ -69,7 +69,7 @@ pub(crate) fn poll_error(e: PollError) -> AppError {
     }
 }
 
-fn worker_error(e: WorkerError) -> AppError {
+pub(crate) fn worker_error(e: WorkerError) -> AppError {
     match e {
         WorkerError::Poll(e) => poll_error(e),
         WorkerError::Failed(message) => AppError::host_unavailable(message),

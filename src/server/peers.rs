@@ -9,7 +9,7 @@ use crate::domain::wg_config::{peer_settings, restore_peer, revoke_peer, PeerSet
 use crate::domain::{CommandPrefix, InterfaceName, IpNetwork, Protocol, PublicKey, RemoteCommand, RemotePath};
 use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::poll::PollError;
-use crate::server::store::ServerRecord;
+use crate::server::store::{ClientRecord, ServerRecord};
 use crate::server::transport::{HostTransport, TransportError};
 
 /// What to change about one peer.
@@ -180,4 +180,38 @@ pub async fn apply_openvpn(
         }
     }
     Ok(Applied { file_changed })
+}
+
+/// The change that takes `client` off its host (`on` false) or puts it back:
+/// a WireGuard peer revoked or restored (from its commented section, else
+/// from its stored allowed IPs), an OpenVPN common name blocked or unblocked.
+pub fn change_for(client: &ClientRecord, on: bool) -> Result<PeerChange, PollError> {
+    if client.protocol == Protocol::Openvpn {
+        let cn = client.identity.clone();
+        return Ok(if on { PeerChange::Unblock(cn) } else { PeerChange::Block(cn) });
+    }
+    let key = PublicKey::parse(&client.identity).map_err(PollError::internal)?;
+    if !on {
+        return Ok(PeerChange::Revoke(key));
+    }
+    let fallback = PeerSettings {
+        allowed_ips: client.desired_allowed_ips.clone().unwrap_or_else(|| client.allowed_ips.clone()),
+        preshared_key: None,
+        persistent_keepalive: None,
+    };
+    Ok(PeerChange::Restore { key, fallback })
+}
+
+/// Carries out `change` on `record`'s host, whatever its protocol.
+pub async fn apply_to(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    change: &PeerChange,
+    wait: std::time::Duration,
+) -> Result<Applied, PollError> {
+    match (change, PeerTarget::of(record)) {
+        (PeerChange::Block(_) | PeerChange::Unblock(_), _) => apply_openvpn(transport, record, change, wait).await,
+        (_, Some(target)) => apply(transport, &target, change).await,
+        (_, None) => Err(PollError::internal("a peer change for a server without peers")),
+    }
 }

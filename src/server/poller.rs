@@ -14,7 +14,7 @@ use crate::domain::accounting::month_key;
 use crate::domain::ServerId;
 use crate::server::enforce::enforce;
 use crate::server::openvpn::{kill_session, KillTarget};
-use crate::server::peers::{self, Applied, PeerChange, PeerTarget};
+use crate::server::peers::{self, Applied, PeerChange};
 use crate::server::poll::{poll_server, PollError, PollLimits};
 use crate::server::store::{PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
@@ -347,14 +347,8 @@ impl PollJob {
                         biased;
                         _ = cancel.cancelled() => break,
                         outcome = tokio::time::timeout(self.settings.deadline, async {
-                            match (&change, PeerTarget::of(&self.record)) {
-                                (PeerChange::Block(_) | PeerChange::Unblock(_), _) => {
-                                    let wait = self.settings.ssh.command;
-                                    peers::apply_openvpn(self.transport.as_mut(), &self.record, &change, wait).await
-                                }
-                                (_, Some(target)) => peers::apply(self.transport.as_mut(), &target, &change).await,
-                                (_, None) => Err(PollError::internal("a peer change for a server without peers")),
-                            }
+                            let wait = self.settings.ssh.command;
+                            peers::apply_to(self.transport.as_mut(), &self.record, &change, wait).await
                         }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
                     };
                     let _ = reply.send(outcome);

@@ -1,29 +1,15 @@
 //! Revoking and restoring clients: on the host first (the running interface
 //! and its wg-quick file), then in the database, with an event.
 
-use super::{client_view, poll_error, Admin, Panel};
+use super::{client_view, poll_error, worker_error, Admin, Panel};
 use crate::api::ClientView;
 use crate::domain::policy::{judge_expiry, judge_traffic, may_restore, DisableReason};
-use crate::domain::wg_config::PeerSettings;
-use crate::domain::{ClientId, Protocol, PublicKey};
+use crate::domain::ClientId;
 use crate::error::AppError;
-use crate::server::enforce::used_in_period;
-use crate::server::peers::PeerChange;
-use crate::server::poller::WorkerError;
+use crate::server::enforce::period_usage;
+use crate::server::peers::change_for;
 use crate::server::store::{ClientRecord, NewEvent};
 use chrono::Utc;
-
-fn peer_key(record: &ClientRecord) -> Result<PublicKey, AppError> {
-    PublicKey::parse(&record.identity).map_err(AppError::internal)
-}
-
-fn host_error(e: WorkerError) -> AppError {
-    match e {
-        WorkerError::Poll(p) => poll_error(p),
-        WorkerError::Failed(m) => AppError::host_unavailable(m),
-        WorkerError::NotRunning => AppError::internal("no poller for an existing server"),
-    }
-}
 
 impl Panel {
     async fn client_record(&self, id: ClientId) -> Result<ClientRecord, AppError> {
@@ -55,11 +41,8 @@ impl Panel {
     /// it disabled (`manual`). Repeating it is harmless.
     pub async fn revoke(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
         let record = self.client_record(id).await?;
-        let change = match record.protocol {
-            Protocol::Openvpn => PeerChange::Block(record.identity.clone()),
-            _ => PeerChange::Revoke(peer_key(&record)?),
-        };
-        self.poller.change_peer(record.server_id, change).await.map_err(host_error)?;
+        let change = change_for(&record, false).map_err(poll_error)?;
+        self.poller.change_peer(record.server_id, change).await.map_err(worker_error)?;
         let reason = Some(DisableReason::Manual);
         self.store.set_client_access(id, reason, &self.access_event(admin, &record, "revoke", reason)).await?;
         tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "revoke", reason = "manual", "client revoked");
@@ -71,24 +54,13 @@ impl Panel {
     /// its expiry date moves.
     pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
         let record = self.client_record(id).await?;
-        let used = used_in_period(&record).unwrap_or(0);
-        let limit = used_in_period(&record).and(record.policy.traffic_limit);
+        let (used, limit) = period_usage(&record);
         let traffic = judge_traffic(used, limit, record.policy.traffic_warn_threshold);
         if let Err(refused) = may_restore(traffic, judge_expiry(record.policy.expiry_date, Utc::now())) {
             return Err(AppError::conflict(format!("Not restored: {refused}.")));
         }
-        let change = match record.protocol {
-            Protocol::Openvpn => PeerChange::Unblock(record.identity.clone()),
-            _ => {
-                let fallback = PeerSettings {
-                    allowed_ips: record.desired_allowed_ips.clone().unwrap_or_else(|| record.allowed_ips.clone()),
-                    preshared_key: None,
-                    persistent_keepalive: None,
-                };
-                PeerChange::Restore { key: peer_key(&record)?, fallback }
-            }
-        };
-        self.poller.change_peer(record.server_id, change).await.map_err(host_error)?;
+        let change = change_for(&record, true).map_err(poll_error)?;
+        self.poller.change_peer(record.server_id, change).await.map_err(worker_error)?;
         self.store.set_client_access(id, None, &self.access_event(admin, &record, "restore", None)).await?;
         tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "restore", "client restored");
         Ok(client_view(&self.client_record(id).await?, Utc::now()))
