@@ -278,6 +278,22 @@ async fn a_revoked_openvpn_client_is_cut_off_and_refused_until_restored() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(back, "alice connects again");
+
+    // The enforcer blocks OpenVPN clients the same way: bob's expiry passed.
+    let bob = clients["clients"].as_array().unwrap().iter().find(|c| c["common_name"] == "bob").unwrap().clone();
+    let bob_url = panel.url(&format!("/api/clients/{}", bob["id"]));
+    assert_eq!(patch(&http, &bob_url, &json!({"expiry_date": "2020-01-01T00:00:00Z"})).await, StatusCode::OK);
+    let (status, body) = post_json(&http, &panel.url(&format!("/api/servers/{server}/sync-stats")), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, bob) = get_json(&http, &bob_url).await;
+    assert_eq!(bob["client"]["disabled_reason"], "expired", "{bob}");
+    let ccd = format!("{}/bob", host.get("TESTHOST_OPENVPN_CCD"));
+    assert_eq!(std::fs::read_to_string(&ccd).unwrap(), "disable\n");
+    eventually(Duration::from_secs(10), "bob's session is ended", || async {
+        (!openvpn_lists(&host, "bob")).then_some(())
+    })
+    .await;
+    assert!(openvpn_lists(&host, "alice"), "alice is untouched");
     panel.stop().await;
 }
 

@@ -7,7 +7,7 @@
 //! is clamped to the month's last day (31 → 28 or 29 in February).
 
 use super::bytes::ByteCount;
-use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -61,51 +61,6 @@ pub enum LimitPeriod {
     Lifetime,
     /// Traffic since the latest reset day.
     Monthly { reset_day: ResetDay },
-}
-
-/// The latest reset moment at or before `now`: local midnight of the reset
-/// day (clamped to the month's length) in `tz`.
-pub fn period_start<Tz: TimeZone>(reset_day: ResetDay, now: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
-    let local = now.with_timezone(tz).date_naive();
-    let this_month = reset_date(local.year(), local.month(), reset_day);
-    let date = if this_month <= local {
-        this_month
-    } else {
-        let previous = local.with_day(1).and_then(|d| d.checked_sub_months(Months::new(1))).unwrap_or(local);
-        reset_date(previous.year(), previous.month(), reset_day)
-    };
-    local_midnight(date, tz)
-}
-
-/// The reset moment after `start` (the next month's reset day).
-pub fn next_period_start<Tz: TimeZone>(reset_day: ResetDay, start: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
-    let local = start.with_timezone(tz).date_naive();
-    let next = local.with_day(1).and_then(|d| d.checked_add_months(Months::new(1))).unwrap_or(local);
-    local_midnight(reset_date(next.year(), next.month(), reset_day), tz)
-}
-
-fn reset_date(year: i32, month: u32, day: ResetDay) -> NaiveDate {
-    let last = last_day(year, month);
-    NaiveDate::from_ymd_opt(year, month, u32::from(day.get()).min(last)).unwrap_or(NaiveDate::MIN)
-}
-
-fn last_day(year: i32, month: u32) -> u32 {
-    let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MIN);
-    let next = first.checked_add_months(Months::new(1)).unwrap_or(first);
-    u32::try_from((next - first).num_days()).unwrap_or(28)
-}
-
-/// Local midnight of `date`; where a clock change skips midnight, the first
-/// moment of the day that exists.
-fn local_midnight<Tz: TimeZone>(date: NaiveDate, tz: &Tz) -> DateTime<Utc> {
-    let mut at = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    for _ in 0..4 {
-        if let Some(t) = tz.from_local_datetime(&at).earliest() {
-            return t.with_timezone(&Utc);
-        }
-        at += TimeDelta::minutes(30);
-    }
-    at.and_utc()
 }
 
 /// Where a client stands against its traffic limit.
@@ -318,6 +273,9 @@ pub fn warnings_due(
     }
     due
 }
+
+mod period;
+pub use period::{next_period_start, period_start, period_step, PeriodMark, PeriodStep};
 
 #[cfg(test)]
 mod tests;

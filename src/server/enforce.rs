@@ -13,16 +13,22 @@
 //! kicked device cannot reconnect and kick the newer one, and come back when
 //! the user has room again.
 //!
-//! Periods counted so far: lifetime limits, and monthly limits that reset on
-//! the 1st (the calendar month of the ledger). Other reset days and the
-//! monthly re-enable are not enforced yet.
+//! Monthly limits count the bytes since the period's start (see
+//! [`crate::domain::policy::period_step`]): each reset happens once, also
+//! when the panel was down at the reset moment (the first pass after it
+//! catches up). A client disabled for its traffic limit comes back by
+//! itself when its usage in the current period is below the limit again (a
+//! new period, or a higher or removed limit); manual, expiry and device
+//! disables are never lifted by it.
 
 use crate::domain::accounting::{day_key, month_key};
 use crate::domain::policy::{
-    enforcement_verdict, judge_expiry, judge_traffic, usage_warning_key, warnings_due, LimitPeriod,
+    enforcement_verdict, judge_expiry, judge_traffic, period_step, usage_figures, usage_warning_key, warnings_due,
+    LimitPeriod, PeriodStep,
 };
 use crate::domain::policy::{over_device_limit, DisableReason, LiveSession};
-use crate::domain::{ClientId, Protocol, PublicKey, ServerId, UserId};
+use crate::domain::ByteCount;
+use crate::domain::{ClientId, Protocol, ServerId, UserId};
 use crate::server::peers;
 use crate::server::poll::PollError;
 use crate::server::store::{ClientRecord, NewEvent, ServerRecord, Store};
@@ -32,15 +38,51 @@ use chrono_tz::Tz;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// The bytes a client's limit counts and the limit, where its period is
-/// one the enforcer knows yet (otherwise `(0, None)`: not judged).
-pub fn period_usage(c: &ClientRecord) -> (u64, Option<u64>) {
-    let used = match c.policy.limit_period {
-        LimitPeriod::Lifetime => c.total.total(),
-        LimitPeriod::Monthly { reset_day } if reset_day.get() == 1 => c.month.total(),
-        LimitPeriod::Monthly { .. } => return (0, None),
+/// Where a client's monthly limit period stands at `now` (`None`: its
+/// limit counts lifetime bytes).
+pub fn period_of(c: &ClientRecord, now: DateTime<Utc>, tz: &Tz) -> Option<PeriodStep> {
+    match c.policy.limit_period {
+        LimitPeriod::Lifetime => None,
+        LimitPeriod::Monthly { reset_day } => {
+            Some(period_step(reset_day, c.period, c.total.total(), c.month.total(), now, tz))
+        }
+    }
+}
+
+/// The bytes a client's limit counts at `now` (its period's, or lifetime)
+/// and the limit. `c.month` must be the calendar month of `now`.
+pub fn period_usage(c: &ClientRecord, now: DateTime<Utc>, tz: &Tz) -> (u64, Option<u64>) {
+    let used = match period_of(c, now, tz) {
+        Some(step) => step.mark().used(c.total.total()),
+        None => c.total.total(),
     };
     (used, c.policy.traffic_limit)
+}
+
+/// Keeps a client's period as [`period_of`] decides: the first one begun,
+/// or a new one started (once per reset, with an event).
+async fn keep_period(
+    store: &dyn Store,
+    record: &ServerRecord,
+    c: &ClientRecord,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> Result<(), PollError> {
+    let (mark, event) = match period_of(c, now, tz) {
+        None | Some(PeriodStep::Current(_)) => return Ok(()),
+        Some(PeriodStep::Begin(mark)) => (mark, None),
+        Some(PeriodStep::Reset(mark)) => {
+            let ended = c.period.map(|p| p.used(c.total.total())).unwrap_or(0);
+            let figures = format!(
+                "new period from {}; {} used in the last one",
+                day_key(mark.start, tz),
+                ByteCount::new(ended).human()
+            );
+            tracing::info!(actor = "enforcer", client_id = %c.id, action = "reset", %figures, "monthly reset");
+            (mark, Some(event(record, c, now, "reset", "monthly", &figures)))
+        }
+    };
+    store.start_period(c.id, mark, event.as_ref()).await.map_err(PollError::internal)
 }
 
 fn event(
@@ -74,9 +116,9 @@ async fn warn(
     now: DateTime<Utc>,
     tz: &Tz,
 ) -> Result<(), PollError> {
-    let period = match c.policy.limit_period {
-        LimitPeriod::Lifetime => "lifetime".to_owned(),
-        LimitPeriod::Monthly { .. } => month_key(now, tz),
+    let period = match period_of(c, now, tz) {
+        Some(step) => day_key(step.mark().start, tz),
+        None => "lifetime".to_owned(),
     };
     let traffic = judge_traffic(used, limit, c.policy.traffic_warn_threshold);
     let due = warnings_due(
@@ -161,6 +203,12 @@ async fn device_limits(
     Ok(changed)
 }
 
+/// Whether the server's clients can be taken off it: an OpenVPN server
+/// needs its client-config-dir to refuse reconnections.
+fn can_block(record: &ServerRecord) -> bool {
+    record.protocol != Protocol::Openvpn || record.client_config_dir.is_some()
+}
+
 /// One pass over a server's clients. Returns how many were disabled or let
 /// back.
 pub async fn enforce(
@@ -172,30 +220,42 @@ pub async fn enforce(
     wait: Duration,
 ) -> Result<usize, PollError> {
     let clients = store.clients(record.id, &month_key(now, &tz)).await.map_err(PollError::internal)?;
-    let mut disabled = device_limits(transport, record, store, &clients, now, wait).await?;
-    if record.protocol == Protocol::Openvpn {
-        return Ok(disabled);
+    let blockable = can_block(record);
+    let mut changed = 0;
+    if blockable {
+        changed += device_limits(transport, record, store, &clients, now, wait).await?;
+    } else {
+        tracing::warn!("limits are only warned about on this server: it has no client_config_dir to refuse clients");
     }
-    for c in clients.iter().filter(|c| !c.disabled) {
+    for c in &clients {
         let has_policy = c.policy.traffic_limit.is_some() || c.policy.expiry_date.is_some();
-        if !has_policy {
+        let limited = c.disabled_reason == Some(DisableReason::TrafficLimit);
+        if !(has_policy || limited) {
             continue;
         }
-        let (used, limit) = period_usage(c);
-        let Some((reason, figures)) =
-            enforcement_verdict(used, limit, c.policy.traffic_warn_threshold, c.policy.expiry_date, now)
-        else {
-            warn(store, record, c, used, limit, now, &tz).await?;
-            continue;
-        };
-        if PublicKey::parse(&c.identity).is_err() {
-            continue;
+        keep_period(store, record, c, now, &tz).await?;
+        let (used, limit) = period_usage(c, now, &tz);
+        let verdict = enforcement_verdict(used, limit, c.policy.traffic_warn_threshold, c.policy.expiry_date, now);
+        match verdict {
+            // Below the limit again (a new period, or a higher limit): back.
+            None if limited && blockable => {
+                let figures = limit.map(|l| usage_figures(used, l)).unwrap_or_else(|| "no limit".to_owned());
+                set_on_host(transport, record, c, true, wait).await?;
+                let e = event(record, c, now, "enable", DisableReason::TrafficLimit.as_str(), &figures);
+                store.set_client_access(c.id, None, &e).await.map_err(PollError::internal)?;
+                tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "traffic_limit", %figures, "client let back");
+                changed += 1;
+            }
+            Some((reason, figures)) if !c.disabled && blockable => {
+                set_on_host(transport, record, c, false, wait).await?;
+                let e = event(record, c, now, "disable", reason.as_str(), &figures);
+                store.set_client_access(c.id, Some(reason), &e).await.map_err(PollError::internal)?;
+                tracing::info!(actor = "enforcer", client_id = %c.id, action = "disable", reason = reason.as_str(), %figures, "client disabled");
+                changed += 1;
+            }
+            _ if !c.disabled => warn(store, record, c, used, limit, now, &tz).await?,
+            _ => {}
         }
-        set_on_host(transport, record, c, false, wait).await?;
-        let e = event(record, c, now, "disable", reason.as_str(), &figures);
-        store.set_client_access(c.id, Some(reason), &e).await.map_err(PollError::internal)?;
-        tracing::info!(actor = "enforcer", client_id = %c.id, action = "disable", reason = reason.as_str(), %figures, "client disabled");
-        disabled += 1;
     }
-    Ok(disabled)
+    Ok(changed)
 }

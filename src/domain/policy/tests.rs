@@ -1,5 +1,5 @@
 use super::*;
-use chrono::FixedOffset;
+use chrono::{FixedOffset, TimeZone};
 
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
@@ -167,5 +167,75 @@ fn each_warning_is_given_once_per_crossing_or_day() {
     assert!(
         warnings_due(within, None, None, soon, Some(at), "2026-11-25", Some("2026-11-24")).expiry.is_some(),
         "next day"
+    );
+}
+
+fn mark(start: DateTime<Utc>, base: u64) -> PeriodMark {
+    PeriodMark { start, base }
+}
+
+#[test]
+fn a_reset_on_day_31_happens_once_in_february_on_its_last_day() {
+    let january = mark(utc(2026, 1, 31, 0, 0), 1_000);
+    // 27 February: still January's period.
+    assert_eq!(
+        period_step(day(31), Some(january), 5_000, 0, utc(2026, 2, 27, 23, 59), &Utc),
+        PeriodStep::Current(january)
+    );
+    // 28 February, local midnight: the new period, usage from zero.
+    let reset = period_step(day(31), Some(january), 5_000, 0, utc(2026, 2, 28, 0, 0), &Utc);
+    assert_eq!(reset, PeriodStep::Reset(mark(utc(2026, 2, 28, 0, 0), 5_000)));
+    assert_eq!(reset.mark().used(5_000), 0);
+    // Later passes in that period change nothing, until 31 March.
+    let february = reset.mark();
+    for now in [utc(2026, 2, 28, 0, 1), utc(2026, 3, 1, 0, 0), utc(2026, 3, 30, 23, 59)] {
+        assert_eq!(period_step(day(31), Some(february), 9_000, 0, now, &Utc), PeriodStep::Current(february));
+    }
+    assert_eq!(
+        period_step(day(31), Some(february), 9_000, 0, utc(2026, 3, 31, 0, 0), &Utc),
+        PeriodStep::Reset(mark(utc(2026, 3, 31, 0, 0), 9_000))
+    );
+}
+
+#[test]
+fn resets_missed_while_the_panel_was_down_are_caught_up_once() {
+    // Down from January to April: one reset, into April's period, not three.
+    let january = mark(utc(2026, 1, 15, 0, 0), 100);
+    let step = period_step(day(15), Some(january), 7_000, 0, utc(2026, 4, 20, 9, 0), &Utc);
+    assert_eq!(step, PeriodStep::Reset(mark(utc(2026, 4, 15, 0, 0), 7_000)));
+    assert_eq!(
+        period_step(day(15), Some(step.mark()), 7_000, 0, utc(2026, 4, 20, 9, 1), &Utc),
+        PeriodStep::Current(step.mark())
+    );
+}
+
+#[test]
+fn a_first_period_counts_the_calendar_months_bytes_only_when_it_began_by_the_1st() {
+    // Reset day 1: the period is the calendar month; its bytes count.
+    assert_eq!(
+        period_step(day(1), None, 10_000, 3_000, utc(2026, 5, 20, 0, 0), &Utc),
+        PeriodStep::Begin(mark(utc(2026, 5, 1, 0, 0), 7_000))
+    );
+    // Reset day 25, on 20 May: the period began 25 April, before the month's bytes.
+    assert_eq!(
+        period_step(day(25), None, 10_000, 3_000, utc(2026, 5, 20, 0, 0), &Utc),
+        PeriodStep::Begin(mark(utc(2026, 4, 25, 0, 0), 7_000))
+    );
+    // Reset day 10, on 20 May: which of the month's bytes came after the 10th is unknown.
+    assert_eq!(
+        period_step(day(10), None, 10_000, 3_000, utc(2026, 5, 20, 0, 0), &Utc),
+        PeriodStep::Begin(mark(utc(2026, 5, 10, 0, 0), 10_000))
+    );
+}
+
+#[test]
+fn periods_follow_the_configured_time_zone() {
+    let tz = FixedOffset::east_opt(3 * 3600).unwrap();
+    // 1 June 00:00 at UTC+3 is 31 May 21:00 UTC.
+    let may = mark(utc(2026, 4, 30, 21, 0), 0);
+    assert_eq!(period_step(day(1), Some(may), 5, 0, utc(2026, 5, 31, 20, 59), &tz), PeriodStep::Current(may));
+    assert_eq!(
+        period_step(day(1), Some(may), 5, 0, utc(2026, 5, 31, 21, 0), &tz),
+        PeriodStep::Reset(mark(utc(2026, 5, 31, 21, 0), 5))
     );
 }

@@ -54,9 +54,10 @@ impl Panel {
     /// its expiry date moves.
     pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
         let record = self.client_record(id).await?;
-        let (used, limit) = period_usage(&record);
+        let now = Utc::now();
+        let (used, limit) = period_usage(&record, now, &self.config.timezone);
         let traffic = judge_traffic(used, limit, record.policy.traffic_warn_threshold);
-        if let Err(refused) = may_restore(traffic, judge_expiry(record.policy.expiry_date, Utc::now())) {
+        if let Err(refused) = may_restore(traffic, judge_expiry(record.policy.expiry_date, now)) {
             return Err(AppError::conflict(format!("Not restored: {refused}.")));
         }
         let change = change_for(&record, true).map_err(poll_error)?;

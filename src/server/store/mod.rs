@@ -13,7 +13,7 @@ pub mod test_support;
 use crate::domain::accounting::Counters;
 use crate::domain::client_change::ClientPolicy;
 use crate::domain::openvpn::OvpnStatus;
-use crate::domain::policy::DisableReason;
+use crate::domain::policy::{DisableReason, PeriodMark};
 use crate::domain::wg_dump::WgDump;
 use crate::domain::Protocol;
 use crate::domain::{
@@ -137,6 +137,8 @@ pub struct ClientRecord {
     pub warned_usage: Option<String>,
     /// The local day of the last expiry warning (`YYYY-MM-DD`).
     pub warned_expiry_day: Option<String>,
+    /// The monthly limit's current period, once begun.
+    pub period: Option<PeriodMark>,
     pub managed: bool,
     pub endpoint: Option<String>,
     pub allowed_ips: Vec<String>,
@@ -354,6 +356,9 @@ pub trait ServerStore: Send + Sync + 'static {
         reason: Option<DisableReason>,
         event: &NewEvent,
     ) -> Result<(), StoreError>;
+    /// Starts a client's new limit period, with `event` when given; an
+    /// older period than the stored one changes nothing.
+    async fn start_period(&self, id: ClientId, mark: PeriodMark, event: Option<&NewEvent>) -> Result<(), StoreError>;
     /// Records a warning given: the crossing and/or the day, with `event`.
     async fn record_warning(
         &self,

@@ -4,7 +4,7 @@ use super::ingest::current_state;
 use super::rows::{corrupt, counters, instant, opt_instant, protocol, secs, split_list};
 use super::SqliteStore;
 use crate::domain::client_change::ClientPolicy;
-use crate::domain::policy::{DisableReason, LimitPeriod, ResetDay, Threshold};
+use crate::domain::policy::{DisableReason, LimitPeriod, PeriodMark, ResetDay, Threshold};
 use crate::domain::{ClientId, Protocol, ServerId, UserId};
 use crate::server::store::state::ClientState;
 use crate::server::store::{ClientRecord, ClientUpdate, NewEvent, StoreError};
@@ -15,7 +15,7 @@ const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name,
     c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
     c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
     c.seed_last_sync_at, c.email, c.user_id, c.traffic_limit, c.traffic_warn_threshold, c.limit_period, c.reset_day, \
-    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day \
+    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day, c.period_start, c.period_base \
     FROM clients c JOIN servers s ON s.id = c.server_id \
     LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
 
@@ -74,6 +74,12 @@ fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> 
         policy: policy_from_row(row)?,
         warned_usage: row.try_get("warned_usage")?,
         warned_expiry_day: row.try_get("warned_expiry_day")?,
+        period: match opt_instant(row.try_get("period_start")?)? {
+            Some(start) => {
+                Some(PeriodMark { start, base: u64::try_from(row.try_get::<i64, _>("period_base")?).unwrap_or(0) })
+            }
+            None => None,
+        },
         managed: row.try_get::<i64, _>("managed")? != 0,
         endpoint: row.try_get("endpoint")?,
         allowed_ips: split_list(&allowed),
@@ -177,8 +183,9 @@ pub(super) async fn update_client(
         LimitPeriod::Monthly { reset_day } => ("monthly", Some(i64::from(reset_day.get()))),
     };
     let done = sqlx::query(
-        "UPDATE clients SET name = ?, email = ?, user_id = ?, traffic_limit = ?, traffic_warn_threshold = ?, \
-         limit_period = ?, reset_day = ?, expiry_date = ? WHERE id = ?",
+        "UPDATE clients SET name = ?1, email = ?2, user_id = ?3, traffic_limit = ?4, traffic_warn_threshold = ?5, \
+         period_start = CASE WHEN limit_period = ?6 AND reset_day IS ?7 THEN period_start END, \
+         limit_period = ?6, reset_day = ?7, expiry_date = ?8 WHERE id = ?9",
     )
     .bind(&update.name)
     .bind(&update.email)
@@ -246,4 +253,32 @@ pub(super) async fn record_warning(
     .execute(&mut *tx)
     .await?;
     commit_with_event(tx, done.rows_affected(), event).await
+}
+
+/// Starts a client's new limit period (`mark`), with `event` when given.
+/// A period older than the stored one is ignored, so a repeated or late
+/// pass changes nothing.
+pub(super) async fn start_period(
+    store: &SqliteStore,
+    id: ClientId,
+    mark: PeriodMark,
+    event: Option<&NewEvent>,
+) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let done = sqlx::query(
+        "UPDATE clients SET period_start = ?1, period_base = ?2 \
+         WHERE id = ?3 AND (period_start IS NULL OR period_start < ?1)",
+    )
+    .bind(secs(mark.start))
+    .bind(i64::try_from(mark.base).unwrap_or(i64::MAX))
+    .bind(id.get())
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() > 0 {
+        if let Some(event) = event {
+            super::events::insert(&mut tx, event).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -23,7 +23,7 @@ use super::{
     SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
-use crate::domain::policy::DisableReason;
+use crate::domain::policy::{DisableReason, PeriodMark};
 use crate::domain::{ClientId, HostKeyPin, ServerId, UserId, Username};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -194,6 +194,10 @@ impl ServerStore for SqliteStore {
         event: &NewEvent,
     ) -> Result<(), StoreError> {
         clients::set_client_access(self, id, reason, event).await
+    }
+
+    async fn start_period(&self, id: ClientId, mark: PeriodMark, event: Option<&NewEvent>) -> Result<(), StoreError> {
+        clients::start_period(self, id, mark, event).await
     }
 
     async fn record_warning(
