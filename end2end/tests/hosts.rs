@@ -8,16 +8,10 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn server_json(panel: &TestPanel, http: &reqwest::Client, id: i64) -> Value {
-    let (status, body) = get_json(http, &panel.url(&format!("/api/servers/{id}"))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["server"].clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_panel_polls_a_real_host_and_stores_what_wg_show_reports() {

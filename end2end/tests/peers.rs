@@ -327,8 +327,9 @@ async fn a_user_over_the_device_limit_loses_the_older_device_across_servers_and_
             (c["status"].as_str().unwrap().to_owned(), c["disabled_reason"].as_str().map(str::to_owned))
         }
     };
-    eventually(Duration::from_secs(20), "the older device to be disabled", || async {
-        (status(first, &older).await.1.as_deref() == Some("device_limit")).then_some(())
+    eventually(Duration::from_secs(20), "the older device to be disabled on its host", || async {
+        let c = client_of(&panel, &http, first, older.get("TESTHOST_CLIENT_PUBLIC_KEY")).await;
+        (c["disabled_reason"] == "device_limit" && c["pending"] == false).then_some(())
     })
     .await;
     assert!(!older
@@ -351,8 +352,9 @@ async fn a_user_over_the_device_limit_loses_the_older_device_across_servers_and_
         patch(&http, &panel.url(&format!("/api/users/{user}")), &json!({"max_connections": 2})).await,
         StatusCode::OK
     );
-    eventually(Duration::from_secs(20), "the older device to be let back", || async {
-        (status(first, &older).await.0 == "active").then_some(())
+    eventually(Duration::from_secs(20), "the older device to be let back on its host", || async {
+        let c = client_of(&panel, &http, first, older.get("TESTHOST_CLIENT_PUBLIC_KEY")).await;
+        (c["status"] == "active" && c["pending"] == false).then_some(())
     })
     .await;
     assert!(older

@@ -52,6 +52,9 @@ pub struct ServerView {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
+    /// Times the host was found off the wanted state (a disabled peer back
+    /// on it) and set right.
+    pub drift_count: u32,
     pub clients: u32,
     pub online: u32,
     /// Lifetime bytes from clients (uploads) and to them (downloads).
@@ -157,6 +160,9 @@ pub struct ClientView {
     pub user_id: Option<i64>,
     /// `manual`, `traffic_limit`, `expired` or `device_limit` when disabled.
     pub disabled_reason: Option<String>,
+    /// The access changed and the host has not confirmed it yet (it was
+    /// unreachable): the change is applied when it answers.
+    pub pending: bool,
     /// Bytes (sent + received) allowed in the limit's period; `null`: none.
     pub traffic_limit: Option<u64>,
     pub traffic_warn_threshold: u8,

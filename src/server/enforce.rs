@@ -28,10 +28,10 @@ use crate::domain::policy::{
 };
 use crate::domain::policy::{over_device_limit, DisableReason, LiveSession};
 use crate::domain::ByteCount;
-use crate::domain::{ClientId, Protocol, ServerId, UserId};
-use crate::server::peers;
+use crate::domain::{ClientId, ServerId, UserId};
 use crate::server::poll::PollError;
-use crate::server::store::{ClientRecord, NewEvent, ServerRecord, Store};
+use crate::server::reconcile::{can_block, change_access, enforcer_event, reconcile};
+use crate::server::store::{ClientRecord, ServerRecord, Store};
 use crate::server::transport::HostTransport;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -79,31 +79,10 @@ async fn keep_period(
                 ByteCount::new(ended).human()
             );
             tracing::info!(actor = "enforcer", client_id = %c.id, action = "reset", %figures, "monthly reset");
-            (mark, Some(event(record, c, now, "reset", "monthly", &figures)))
+            (mark, Some(enforcer_event(record, c, now, "reset", "monthly", &figures)))
         }
     };
     store.start_period(c.id, mark, event.as_ref()).await.map_err(PollError::internal)
-}
-
-fn event(
-    record: &ServerRecord,
-    c: &ClientRecord,
-    at: DateTime<Utc>,
-    action: &str,
-    reason: &str,
-    figures: &str,
-) -> NewEvent {
-    NewEvent {
-        at,
-        actor: "enforcer".to_owned(),
-        action: action.to_owned(),
-        reason: Some(reason.to_owned()),
-        figures: Some(figures.to_owned()),
-        client_id: Some(c.id),
-        user_id: c.user_id,
-        server_id: Some(record.id),
-        label: c.name.clone().unwrap_or_else(|| c.identity.clone()),
-    }
 }
 
 /// Gives the warnings due for an active client (see [`warnings_due`]).
@@ -131,27 +110,15 @@ async fn warn(
         c.warned_expiry_day.as_deref(),
     );
     if let Some((key, figures)) = due.usage {
-        let e = event(record, c, now, "warn", "traffic_limit", &figures);
+        let e = enforcer_event(record, c, now, "warn", "traffic_limit", &figures);
         store.record_warning(c.id, Some(&key), None, &e).await.map_err(PollError::internal)?;
         tracing::info!(actor = "enforcer", client_id = %c.id, action = "warn", reason = "traffic_limit", %figures, "usage warning");
     }
     if let Some((day, figures)) = due.expiry {
-        let e = event(record, c, now, "warn", "expiry", &figures);
+        let e = enforcer_event(record, c, now, "warn", "expiry", &figures);
         store.record_warning(c.id, None, Some(&day), &e).await.map_err(PollError::internal)?;
         tracing::info!(actor = "enforcer", client_id = %c.id, action = "warn", reason = "expiry", %figures, "expiry warning");
     }
-    Ok(())
-}
-
-/// Takes a client off its host (`on` false) or puts it back.
-async fn set_on_host(
-    transport: &mut dyn HostTransport,
-    record: &ServerRecord,
-    c: &ClientRecord,
-    on: bool,
-    wait: Duration,
-) -> Result<(), PollError> {
-    peers::apply_to(transport, record, &peers::change_for(c, on)?, wait).await?;
     Ok(())
 }
 
@@ -176,9 +143,8 @@ async fn device_limits(
         let figures = format!("{}/{} devices", live.len(), user.max_connections);
         for (client, server) in to_end.iter().filter(|(_, s)| *s == record.id) {
             let Some(c) = clients.iter().find(|c| c.id == *client && !c.disabled) else { continue };
-            set_on_host(transport, record, c, false, wait).await?;
-            let e = event(record, c, now, "disable", DisableReason::DeviceLimit.as_str(), &figures);
-            store.set_client_access(c.id, Some(DisableReason::DeviceLimit), &e).await.map_err(PollError::internal)?;
+            let e = enforcer_event(record, c, now, "disable", DisableReason::DeviceLimit.as_str(), &figures);
+            change_access(transport, record, store, c, Some(DisableReason::DeviceLimit), &e, wait).await?;
             tracing::info!(actor = "enforcer", client_id = %c.id, server_id = %server, action = "disable", reason = "device_limit", %figures, "device over the limit");
             changed += 1;
         }
@@ -192,21 +158,14 @@ async fn device_limits(
             if room == 0 {
                 break;
             }
-            set_on_host(transport, record, c, true, wait).await?;
-            let e = event(record, c, now, "enable", DisableReason::DeviceLimit.as_str(), &figures);
-            store.set_client_access(c.id, None, &e).await.map_err(PollError::internal)?;
+            let e = enforcer_event(record, c, now, "enable", DisableReason::DeviceLimit.as_str(), &figures);
+            change_access(transport, record, store, c, None, &e, wait).await?;
             tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "device_limit", %figures, "device let back");
             room -= 1;
             changed += 1;
         }
     }
     Ok(changed)
-}
-
-/// Whether the server's clients can be taken off it: an OpenVPN server
-/// needs its client-config-dir to refuse reconnections.
-fn can_block(record: &ServerRecord) -> bool {
-    record.protocol != Protocol::Openvpn || record.client_config_dir.is_some()
 }
 
 /// One pass over a server's clients. Returns how many were disabled or let
@@ -223,6 +182,7 @@ pub async fn enforce(
     let blockable = can_block(record);
     let mut changed = 0;
     if blockable {
+        changed += reconcile(transport, record, store, &clients, now, wait).await?;
         changed += device_limits(transport, record, store, &clients, now, wait).await?;
     } else {
         tracing::warn!("limits are only warned about on this server: it has no client_config_dir to refuse clients");
@@ -240,16 +200,14 @@ pub async fn enforce(
             // Below the limit again (a new period, or a higher limit): back.
             None if limited && blockable => {
                 let figures = limit.map(|l| usage_figures(used, l)).unwrap_or_else(|| "no limit".to_owned());
-                set_on_host(transport, record, c, true, wait).await?;
-                let e = event(record, c, now, "enable", DisableReason::TrafficLimit.as_str(), &figures);
-                store.set_client_access(c.id, None, &e).await.map_err(PollError::internal)?;
+                let e = enforcer_event(record, c, now, "enable", DisableReason::TrafficLimit.as_str(), &figures);
+                change_access(transport, record, store, c, None, &e, wait).await?;
                 tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "traffic_limit", %figures, "client let back");
                 changed += 1;
             }
             Some((reason, figures)) if !c.disabled && blockable => {
-                set_on_host(transport, record, c, false, wait).await?;
-                let e = event(record, c, now, "disable", reason.as_str(), &figures);
-                store.set_client_access(c.id, Some(reason), &e).await.map_err(PollError::internal)?;
+                let e = enforcer_event(record, c, now, "disable", reason.as_str(), &figures);
+                change_access(transport, record, store, c, Some(reason), &e, wait).await?;
                 tracing::info!(actor = "enforcer", client_id = %c.id, action = "disable", reason = reason.as_str(), %figures, "client disabled");
                 changed += 1;
             }

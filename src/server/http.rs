@@ -1,7 +1,7 @@
 //! The JSON API (`/api/…`), the login gate for pages, and response headers.
 //! Every handler except login takes [`Admin`], so no route forgets the session.
 
-use crate::api::AddServerRequest;
+use crate::api::{AddServerRequest, ClientView};
 use crate::domain::net::request_origin;
 use crate::domain::{ClientId, ServerId, UserId};
 use crate::error::{AppError, ErrorKind};
@@ -220,8 +220,8 @@ async fn revoke_client(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let client = state.panel.revoke(&admin, client_id(&id)?).await?;
-    Ok(Json(json!({ "success": true, "message": "Client revoked", "client": client })).into_response())
+    let outcome = state.panel.revoke(&admin, client_id(&id)?).await?;
+    Ok(access_reply("Client revoked", outcome))
 }
 
 async fn restore_client(
@@ -229,8 +229,25 @@ async fn restore_client(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let client = state.panel.restore(&admin, client_id(&id)?).await?;
-    Ok(Json(json!({ "success": true, "message": "Client restored", "client": client })).into_response())
+    let outcome = state.panel.restore(&admin, client_id(&id)?).await?;
+    Ok(access_reply("Client restored", outcome))
+}
+
+/// 200 when the host carried the change out; 202 with `pending` and the
+/// cause when it is queued until the host answers.
+fn access_reply(message: &str, (client, pending): (ClientView, Option<String>)) -> Response {
+    match pending {
+        None => Json(json!({ "success": true, "message": message, "client": client })).into_response(),
+        Some(cause) => {
+            let body = json!({
+                "success": true,
+                "message": format!("{message}; the host did not answer ({cause}), so the change is pending and is applied when it does"),
+                "pending": true,
+                "client": client,
+            });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -13,6 +13,7 @@ pub mod panel;
 pub mod peers;
 pub mod poll;
 pub mod poller;
+pub mod reconcile;
 pub mod rpc;
 pub mod startup;
 pub mod store;

@@ -11,11 +11,12 @@
 //! request.
 
 use crate::domain::accounting::month_key;
-use crate::domain::ServerId;
+use crate::domain::{ClientId, ServerId};
 use crate::server::enforce::enforce;
 use crate::server::openvpn::{kill_session, KillTarget};
-use crate::server::peers::{self, Applied, PeerChange};
+use crate::server::peers::Applied;
 use crate::server::poll::{poll_server, PollError, PollLimits};
+use crate::server::reconcile::carry_out_client;
 use crate::server::store::{PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
@@ -85,7 +86,7 @@ pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn Ho
 
 enum Request {
     PollNow(oneshot::Sender<Result<PollOutcome, PollError>>),
-    Peer { change: PeerChange, reply: oneshot::Sender<Result<Applied, PollError>> },
+    Peer { client: ClientId, reply: oneshot::Sender<Result<Applied, PollError>> },
     Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
 }
 
@@ -211,9 +212,10 @@ impl Supervisor {
         Ok(self.ask(id, Request::PollNow).await??)
     }
 
-    /// Revokes or restores a peer on the server's host.
-    pub async fn change_peer(&self, id: ServerId, change: PeerChange) -> Result<Applied, WorkerError> {
-        Ok(self.ask(id, |reply| Request::Peer { change, reply }).await??)
+    /// Brings the server's host to the client's stored access (revoked or
+    /// restored) and confirms it.
+    pub async fn carry_out(&self, id: ServerId, client: ClientId) -> Result<Applied, WorkerError> {
+        Ok(self.ask(id, |reply| Request::Peer { client, reply }).await??)
     }
 
     /// Ends an OpenVPN session through the server's management interface.
@@ -342,13 +344,13 @@ impl PollJob {
                     let _ = reply.send(outcome);
                     continue;
                 }
-                Some(Request::Peer { change, reply }) => {
+                Some(Request::Peer { client, reply }) => {
                     let outcome = tokio::select! {
                         biased;
                         _ = cancel.cancelled() => break,
                         outcome = tokio::time::timeout(self.settings.deadline, async {
                             let wait = self.settings.ssh.command;
-                            peers::apply_to(self.transport.as_mut(), &self.record, &change, wait).await
+                            carry_out_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait).await
                         }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
                     };
                     let _ = reply.send(outcome);

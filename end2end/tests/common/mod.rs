@@ -287,3 +287,17 @@ pub async fn client_of(panel: &TestPanel, http: &reqwest::Client, server: i64, p
         .cloned()
         .unwrap_or_else(|| panic!("client {public_key} not listed: {body}"))
 }
+
+/// `GET /api/servers/{id}`'s `server`.
+pub async fn server_json(panel: &TestPanel, http: &reqwest::Client, id: i64) -> Value {
+    let (status, body) = get_json(http, &panel.url(&format!("/api/servers/{id}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["server"].clone()
+}
+
+/// `GET /api/clients/{id}`'s `client`.
+pub async fn client_json(panel: &TestPanel, http: &reqwest::Client, id: i64) -> Value {
+    let (status, body) = get_json(http, &panel.url(&format!("/api/clients/{id}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["client"].clone()
+}

@@ -1,13 +1,16 @@
-//! Revoking and restoring clients: on the host first (the running interface
-//! and its wg-quick file), then in the database, with an event.
+//! Revoking and restoring clients: the wanted access in the database first
+//! (pending, with an event), then on the host by the server's task, then
+//! confirmed; a host that cannot be reached gets the change when it answers.
 
-use super::{client_view, poll_error, worker_error, Admin, Panel};
+use super::{client_view, Admin, Panel};
 use crate::api::ClientView;
 use crate::domain::policy::{judge_expiry, judge_traffic, may_restore, DisableReason};
 use crate::domain::ClientId;
 use crate::error::AppError;
 use crate::server::enforce::period_usage;
-use crate::server::peers::change_for;
+use crate::server::poll::PollError;
+use crate::server::poller::WorkerError;
+use crate::server::reconcile::can_block;
 use crate::server::store::{ClientRecord, NewEvent};
 use chrono::Utc;
 
@@ -37,22 +40,56 @@ impl Panel {
         }
     }
 
-    /// Takes the peer off its host (interface and wg-quick file) and marks
-    /// it disabled (`manual`). Repeating it is harmless.
-    pub async fn revoke(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
-        let record = self.client_record(id).await?;
-        let change = change_for(&record, false).map_err(poll_error)?;
-        self.poller.change_peer(record.server_id, change).await.map_err(worker_error)?;
-        let reason = Some(DisableReason::Manual);
-        self.store.set_client_access(id, reason, &self.access_event(admin, &record, "revoke", reason)).await?;
-        tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "revoke", reason = "manual", "client revoked");
-        Ok(client_view(&self.client_record(id).await?, Utc::now()))
+    /// Writes the client's new access (pending, with its event), then has
+    /// the server's task carry it out on the host. When the host cannot be
+    /// reached the change stays pending and the task applies it on its next
+    /// pass; the returned cause says why it is not done yet.
+    async fn change_access(
+        &self,
+        admin: &Admin,
+        record: &ClientRecord,
+        action: &str,
+        reason: Option<DisableReason>,
+    ) -> Result<(ClientView, Option<String>), AppError> {
+        let server = self.store.server(record.server_id, Utc::now(), "").await?;
+        let server = server.ok_or_else(|| AppError::not_found("Server"))?;
+        if !can_block(&server) {
+            return Err(AppError::conflict(
+                "This OpenVPN server has no client_config_dir set, so its clients cannot be refused.",
+            ));
+        }
+        let event = self.access_event(admin, record, action, reason);
+        self.store.set_client_access(record.id, reason, &event).await?;
+        let reason_text = reason.map(|r| r.as_str()).unwrap_or("");
+        let pending = match self.poller.carry_out(record.server_id, record.id).await {
+            Ok(_) => None,
+            Err(WorkerError::Poll(PollError::Internal(e))) => return Err(AppError::internal(e)),
+            Err(e) => Some(e.to_string()),
+        };
+        match &pending {
+            None => {
+                tracing::info!(admin = %admin.username, client_id = %record.id, server_id = %record.server_id, action, reason = reason_text, "client access changed")
+            }
+            Some(cause) => {
+                tracing::warn!(admin = %admin.username, client_id = %record.id, server_id = %record.server_id, action, reason = reason_text, %cause, "client access change queued until the host answers")
+            }
+        }
+        Ok((client_view(&self.client_record(record.id).await?, Utc::now()), pending))
     }
 
-    /// Puts the peer back exactly as it was (allowed IPs, preshared key,
-    /// keepalive) and marks it active. An expired client is refused until
-    /// its expiry date moves.
-    pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<ClientView, AppError> {
+    /// Takes the client off its host (a WireGuard peer from the interface
+    /// and its wg-quick file; an OpenVPN common name refused and its
+    /// sessions ended) and marks it disabled (`manual`). Repeating it is
+    /// harmless.
+    pub async fn revoke(&self, admin: &Admin, id: ClientId) -> Result<(ClientView, Option<String>), AppError> {
+        let record = self.client_record(id).await?;
+        self.change_access(admin, &record, "revoke", Some(DisableReason::Manual)).await
+    }
+
+    /// Puts the client back exactly as it was (allowed IPs, preshared key,
+    /// keepalive) and marks it active. An expired client, or one still over
+    /// its limit, is refused until its policy changes.
+    pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<(ClientView, Option<String>), AppError> {
         let record = self.client_record(id).await?;
         let now = Utc::now();
         let (used, limit) = period_usage(&record, now, &self.config.timezone);
@@ -60,10 +97,6 @@ impl Panel {
         if let Err(refused) = may_restore(traffic, judge_expiry(record.policy.expiry_date, now)) {
             return Err(AppError::conflict(format!("Not restored: {refused}.")));
         }
-        let change = change_for(&record, true).map_err(poll_error)?;
-        self.poller.change_peer(record.server_id, change).await.map_err(worker_error)?;
-        self.store.set_client_access(id, None, &self.access_event(admin, &record, "restore", None)).await?;
-        tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "restore", "client restored");
-        Ok(client_view(&self.client_record(id).await?, Utc::now()))
+        self.change_access(admin, &record, "restore", None).await
     }
 }

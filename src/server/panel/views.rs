@@ -34,6 +34,7 @@ pub fn server_view(r: &ServerRecord) -> ServerView {
         last_success_at: r.last_success_at,
         last_error: r.last_error.clone(),
         consecutive_failures: r.consecutive_failures,
+        drift_count: r.drift_count,
         clients: r.clients,
         online: r.online,
         bytes_sent: r.total.rx,
@@ -77,6 +78,7 @@ pub fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
         email: c.email.clone(),
         user_id: c.user_id.map(|u| u.get()),
         disabled_reason: c.disabled_reason.map(|r| r.as_str().to_owned()),
+        pending: c.pending,
         traffic_limit: c.policy.traffic_limit,
         traffic_warn_threshold: c.policy.traffic_warn_threshold.get(),
         limit_period: match c.policy.limit_period {

@@ -109,6 +109,8 @@ pub struct ServerRecord {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
+    /// Times the host was found off the wanted state and set right.
+    pub drift_count: u32,
     /// Clients present on the host (WireGuard) or known (OpenVPN).
     pub clients: u32,
     /// Of those, online at `now`.
@@ -139,6 +141,8 @@ pub struct ClientRecord {
     pub warned_expiry_day: Option<String>,
     /// The monthly limit's current period, once begun.
     pub period: Option<PeriodMark>,
+    /// The access changed and the host has not confirmed it yet.
+    pub pending: bool,
     pub managed: bool,
     pub endpoint: Option<String>,
     pub allowed_ips: Vec<String>,
@@ -349,13 +353,19 @@ pub trait ServerStore: Send + Sync + 'static {
     /// one transaction. An unknown `user_id` is `NotFound("user")`.
     async fn update_client(&self, id: ClientId, update: &ClientUpdate, event: &NewEvent) -> Result<(), StoreError>;
     /// Disables a client for `reason`, or (`None`) makes it active again,
-    /// with `event`, in one transaction.
+    /// with `event`, in one transaction. The change is pending until
+    /// [`ServerStore::confirm_access`].
     async fn set_client_access(
         &self,
         id: ClientId,
         reason: Option<DisableReason>,
         event: &NewEvent,
     ) -> Result<(), StoreError>;
+    /// Marks the client's access as carried out on its host, if it is
+    /// still `disabled` (or active): a newer change stays pending.
+    async fn confirm_access(&self, id: ClientId, disabled: bool) -> Result<(), StoreError>;
+    /// Counts `found` more drifts on a server.
+    async fn record_drift(&self, id: ServerId, found: u32) -> Result<(), StoreError>;
     /// Starts a client's new limit period, with `event` when given; an
     /// older period than the stored one changes nothing.
     async fn start_period(&self, id: ClientId, mark: PeriodMark, event: Option<&NewEvent>) -> Result<(), StoreError>;

@@ -15,7 +15,7 @@ const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name,
     c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
     c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
     c.seed_last_sync_at, c.email, c.user_id, c.traffic_limit, c.traffic_warn_threshold, c.limit_period, c.reset_day, \
-    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day, c.period_start, c.period_base \
+    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day, c.period_start, c.period_base, c.pending \
     FROM clients c JOIN servers s ON s.id = c.server_id \
     LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
 
@@ -74,6 +74,7 @@ fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> 
         policy: policy_from_row(row)?,
         warned_usage: row.try_get("warned_usage")?,
         warned_expiry_day: row.try_get("warned_expiry_day")?,
+        pending: row.try_get::<i64, _>("pending")? != 0,
         period: match opt_instant(row.try_get("period_start")?)? {
             Some(start) => {
                 Some(PeriodMark { start, base: u64::try_from(row.try_get::<i64, _>("period_base")?).unwrap_or(0) })
@@ -226,7 +227,7 @@ pub(super) async fn set_client_access(
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
-    let done = sqlx::query("UPDATE clients SET access = ?, disabled_reason = ? WHERE id = ?")
+    let done = sqlx::query("UPDATE clients SET access = ?, disabled_reason = ?, pending = 1 WHERE id = ?")
         .bind(if reason.is_some() { "disabled" } else { "active" })
         .bind(reason.map(DisableReason::as_str))
         .bind(id.get())
@@ -280,5 +281,14 @@ pub(super) async fn start_period(
         }
     }
     tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn confirm_access(store: &SqliteStore, id: ClientId, disabled: bool) -> Result<(), StoreError> {
+    sqlx::query("UPDATE clients SET pending = 0 WHERE id = ? AND access = ?")
+        .bind(id.get())
+        .bind(if disabled { "disabled" } else { "active" })
+        .execute(&store.write)
+        .await?;
     Ok(())
 }

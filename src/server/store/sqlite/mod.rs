@@ -196,6 +196,19 @@ impl ServerStore for SqliteStore {
         clients::set_client_access(self, id, reason, event).await
     }
 
+    async fn confirm_access(&self, id: ClientId, disabled: bool) -> Result<(), StoreError> {
+        clients::confirm_access(self, id, disabled).await
+    }
+
+    async fn record_drift(&self, id: ServerId, found: u32) -> Result<(), StoreError> {
+        sqlx::query("UPDATE servers SET drift_count = drift_count + ? WHERE id = ?")
+            .bind(i64::from(found))
+            .bind(id.get())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     async fn start_period(&self, id: ClientId, mark: PeriodMark, event: Option<&NewEvent>) -> Result<(), StoreError> {
         clients::start_period(self, id, mark, event).await
     }

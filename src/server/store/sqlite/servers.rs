@@ -18,7 +18,7 @@ use std::path::PathBuf;
 const SERVER_COLUMNS: &str = "s.id, s.name, s.protocol, s.host, s.port, s.ssh_user, s.ssh_key_path, \
     s.ssh_private_key, s.interface, s.command_prefix, s.openvpn_status_path, s.openvpn_management_port, \
     s.openvpn_management_password, s.host_key, s.host_key_fingerprint, s.created_at, \
-    s.config_path, s.client_config_dir, s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.total_rx, s.total_tx, \
+    s.config_path, s.client_config_dir, s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.drift_count, s.total_rx, s.total_tx, \
     COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx";
 
 const SERVER_FROM: &str = "FROM servers s LEFT JOIN server_usage_monthly m ON m.server_id = s.id AND m.month = ?1";
@@ -124,6 +124,7 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
         last_success_at: opt_instant(row.try_get("last_success_at")?)?,
         last_error: row.try_get("last_error")?,
         consecutive_failures: count("consecutive_failures")?,
+        drift_count: count("drift_count")?,
         clients: 0,
         online: 0,
         total: counters(row, "total_rx", "total_tx")?,

@@ -1,0 +1,131 @@
+//! The database holds each client's wanted access; the host is brought to
+//! it. An access change is written first (pending), then carried out on the
+//! host, then confirmed, so a host that is down, or a panel stopped between
+//! the two, leaves the change pending and the server's next pass applies it.
+//! Each pass also looks for drift: a disabled WireGuard/AmneziaWG peer found
+//! back on its host (re-added by hand) is taken off again, with an event,
+//! and counted on the server. Running a pass twice changes nothing.
+
+use crate::domain::policy::DisableReason;
+use crate::domain::{ClientId, Protocol};
+use crate::server::peers::{self, Applied};
+use crate::server::poll::PollError;
+use crate::server::store::{ClientRecord, NewEvent, ServerRecord, Store};
+use crate::server::transport::HostTransport;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Whether the server's clients can be taken off it: an OpenVPN server
+/// needs its client-config-dir to refuse reconnections.
+pub fn can_block(record: &ServerRecord) -> bool {
+    record.protocol != Protocol::Openvpn || record.client_config_dir.is_some()
+}
+
+/// An event of the enforcer's about client `c`.
+pub fn enforcer_event(
+    record: &ServerRecord,
+    c: &ClientRecord,
+    at: DateTime<Utc>,
+    action: &str,
+    reason: &str,
+    figures: &str,
+) -> NewEvent {
+    NewEvent {
+        at,
+        actor: "enforcer".to_owned(),
+        action: action.to_owned(),
+        reason: Some(reason.to_owned()),
+        figures: Some(figures.to_owned()),
+        client_id: Some(c.id),
+        user_id: c.user_id,
+        server_id: Some(record.id),
+        label: c.name.clone().unwrap_or_else(|| c.identity.clone()),
+    }
+}
+
+/// Brings the host to the client's wanted access (`c` as stored) and
+/// confirms it.
+pub async fn carry_out(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    store: &dyn Store,
+    c: &ClientRecord,
+    wait: Duration,
+) -> Result<Applied, PollError> {
+    let applied = peers::apply_to(transport, record, &peers::change_for(c, !c.disabled)?, wait).await?;
+    store.confirm_access(c.id, c.disabled).await.map_err(PollError::internal)?;
+    Ok(applied)
+}
+
+/// Carries out the stored access of one client of this server (a change
+/// just made by an admin).
+pub async fn carry_out_client(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    store: &dyn Store,
+    id: ClientId,
+    wait: Duration,
+) -> Result<Applied, PollError> {
+    let c = store.client(id, "").await.map_err(PollError::internal)?;
+    let c = c.filter(|c| c.server_id == record.id).ok_or_else(|| PollError::internal("no such client here"))?;
+    carry_out(transport, record, store, &c, wait).await
+}
+
+/// Changes a client's access: in the database (pending, with `event`), on
+/// the host, then confirmed.
+pub async fn change_access(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    store: &dyn Store,
+    c: &ClientRecord,
+    reason: Option<DisableReason>,
+    event: &NewEvent,
+    wait: Duration,
+) -> Result<(), PollError> {
+    store.set_client_access(c.id, reason, event).await.map_err(PollError::internal)?;
+    let wanted = ClientRecord { disabled: reason.is_some(), disabled_reason: reason, pending: true, ..c.clone() };
+    carry_out(transport, record, store, &wanted, wait).await?;
+    Ok(())
+}
+
+/// Whether the last poll found a disabled client back on its host: a
+/// WireGuard/AmneziaWG peer present on the interface. (An OpenVPN client
+/// is refused by its client-config-dir file and killed when it is
+/// disabled; a refused retry can show for a moment, so it is not drift.)
+fn drifted(record: &ServerRecord, c: &ClientRecord) -> bool {
+    c.disabled && !c.pending && c.on_host && record.protocol.wg_tool().is_some()
+}
+
+/// Applies every pending change and sets right every drift found by the
+/// poll just applied. Returns how many clients it changed on the host.
+pub async fn reconcile(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    store: &dyn Store,
+    clients: &[ClientRecord],
+    now: DateTime<Utc>,
+    wait: Duration,
+) -> Result<usize, PollError> {
+    let mut changed = 0;
+    let mut drift = 0;
+    for c in clients {
+        if c.pending {
+            carry_out(transport, record, store, c, wait).await?;
+            tracing::info!(client_id = %c.id, disabled = c.disabled, "queued change applied on the host");
+            changed += 1;
+        } else if drifted(record, c) {
+            carry_out(transport, record, store, c, wait).await?;
+            let reason = c.disabled_reason.unwrap_or(DisableReason::Manual);
+            let figures = "disabled peer found on the host; taken off again";
+            let e = enforcer_event(record, c, now, "reconcile", reason.as_str(), figures);
+            store.record_event(&e).await.map_err(PollError::internal)?;
+            tracing::warn!(actor = "enforcer", client_id = %c.id, action = "reconcile", reason = reason.as_str(), "disabled peer was back on the host; taken off again");
+            drift += 1;
+            changed += 1;
+        }
+    }
+    if drift > 0 {
+        store.record_drift(record.id, drift).await.map_err(PollError::internal)?;
+    }
+    Ok(changed)
+}
