@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 source .ci/env.sh
 cargo leptos build --release
 echo "Tollgate: http://${LEPTOS_SITE_ADDR:-127.0.0.1:3000}  (Ctrl-C stops it)"
+# Creates or migrates the database and creates the secrets key file (once).
+"$CARGO_TARGET_DIR/release/tollgate" --config Leptos.toml setup
 exec "$CARGO_TARGET_DIR/release/tollgate" --config Leptos.toml serve "$@"

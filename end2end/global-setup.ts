@@ -42,6 +42,7 @@ export default async function globalSetup() {
     TOLLGATE_SSH_KEY_DIR: process.env.TOLLGATE_TESTHOST_DIR ?? '/tmp/tollgate-testhost',
   };
   delete (env as Record<string, string | undefined>).TOLLGATE_CONFIG;
+  execFileSync(binary(), ['setup'], { env });
   execFileSync(binary(), ['admin', 'create', panelState.admin], { env, input: `${panelState.password}\n` });
 
   const log = fs.openSync(path.join(panelState.stateDir, 'panel.log'), 'w');

@@ -188,6 +188,17 @@ async fn admin_commands_read_passwords_from_stdin() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o077, 0, "the database is private to its owner");
 
+    // The panel does not start without its secrets key; `setup` makes it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = tollgate::server::startup::run(listener, test_config(&url), async {}).await.unwrap_err();
+    assert!(format!("{refused:#}").contains("run `tollgate setup` to create it"), "{refused:#}");
+    let (ok, out) = tollgate(&["setup"], &url, "");
+    assert!(ok && out.contains("secrets key created"), "{out}");
+    let key = std::fs::metadata(dir.path().join("tollgate.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o077, 0, "the key file is private to its owner");
+    let (ok, out) = tollgate(&["setup"], &url, "");
+    assert!(ok && !out.contains("secrets key created"), "created once: {out}");
+
     // The panel on that database accepts exactly that password.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

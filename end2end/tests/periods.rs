@@ -52,7 +52,9 @@ impl Pass {
         poll_server(self.transport.as_mut(), &mut self.record, &self.store, limits).await.unwrap();
     }
 
+    /// A poll, then a pass at `now`, as the panel runs them.
     async fn enforce(&mut self, now: DateTime<Utc>) -> usize {
+        self.poll().await;
         enforce(self.transport.as_mut(), &self.record, &self.store, now, chrono_tz::UTC, Duration::from_secs(5))
             .await
             .unwrap()
@@ -104,7 +106,6 @@ async fn monthly_resets_happen_once_each_also_when_missed_and_lift_only_traffic_
     assert_eq!(pass.enforce(at(2026, 1, 31, 12, 0)).await, 0);
     // Traffic past the limit: disabled on 27 February, off the host.
     host.ping(4, 500);
-    pass.poll().await;
     assert_eq!(pass.enforce(at(2026, 2, 27, 23, 59)).await, 1);
     assert_eq!(pass.access(client).await, (true, Some("traffic_limit".to_owned())));
     assert!(!on_interface(&host, &key));
@@ -133,7 +134,6 @@ async fn monthly_resets_happen_once_each_also_when_missed_and_lift_only_traffic_
     // Over the limit again in March; then the panel is down over the 31
     // March and 30 April resets and comes back on 10 May: one reset.
     host.ping(4, 500);
-    pass.poll().await;
     assert_eq!(pass.enforce(at(2026, 3, 25, 0, 0)).await, 1);
     assert!(!on_interface(&host, &key));
     assert_eq!(pass.enforce(at(2026, 5, 10, 8, 0)).await, 1);

@@ -4,6 +4,7 @@ use crate::domain::Username;
 use crate::server::auth::{check_password_strength, hash_password};
 use crate::server::commands::{self, UsageFormat};
 use crate::server::config::{Config, Layer};
+use crate::server::sealer::{SealError, Sealer};
 use crate::server::startup;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::UsageQuery;
@@ -14,6 +15,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -234,7 +236,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         other => {
             init_logging("warn");
+            let key = config.secrets_key_path();
+            if matches!(other, Command::Setup) && Sealer::create(&key)? {
+                println!("secrets key created: {} (keep it with the database's backups)", key.display());
+            }
             let store = SqliteStore::open(&config.database_url).await.context("opening the database")?;
+            // Commands that read no secrets work without the key file;
+            // reading one then says the file is missing.
+            let store = match Sealer::load(&key) {
+                Ok(sealer) => store.with_sealer(Arc::new(sealer)),
+                Err(SealError::MissingKey(_)) => store,
+                Err(e) => return Err(e.into()),
+            };
+            if matches!(other, Command::Setup) {
+                let sealed = store.seal_plaintext_secrets().await?;
+                if sealed > 0 {
+                    println!("{sealed} stored secret(s) sealed");
+                }
+            }
             let result = monitor(&store, &config, other).await;
             store.close().await;
             result

@@ -29,6 +29,9 @@ pub struct Config {
     /// Where SSH private key files given by path must live; `None`: `keys/`
     /// beside the database file.
     pub ssh_key_dir: Option<PathBuf>,
+    /// The secrets key file (see `sealer`); `None`: `tollgate.key` beside
+    /// the database file.
+    pub secrets_key_file: Option<PathBuf>,
     pub session_ttl: Duration,
     /// Mark the session cookie `Secure` (serve over HTTPS, or behind a proxy that does).
     pub secure_cookies: bool,
@@ -63,6 +66,7 @@ impl Default for Config {
             ssh_command_timeout: Duration::from_secs(20),
             poll_deadline: Duration::from_secs(60),
             ssh_key_dir: None,
+            secrets_key_file: None,
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             shutdown_grace: Duration::from_secs(10),
@@ -91,6 +95,7 @@ pub struct Layer {
     pub ssh_command_timeout: Option<u64>,
     pub poll_deadline: Option<u64>,
     pub ssh_key_dir: Option<PathBuf>,
+    pub secrets_key_file: Option<PathBuf>,
     pub session_ttl: Option<u64>,
     pub secure_cookies: Option<bool>,
     pub shutdown_grace: Option<u64>,
@@ -106,7 +111,7 @@ pub struct Layer {
 }
 
 /// Environment variables and the keys they set.
-pub const ENV_KEYS: [(&str, &str); 19] = [
+pub const ENV_KEYS: [(&str, &str); 20] = [
     ("DATABASE_URL", "database_url"),
     ("LEPTOS_SITE_ADDR", "site_addr"),
     ("LEPTOS_SITE_ROOT", "site_root"),
@@ -117,6 +122,7 @@ pub const ENV_KEYS: [(&str, &str); 19] = [
     ("TOLLGATE_SSH_COMMAND_TIMEOUT", "ssh_command_timeout"),
     ("TOLLGATE_POLL_DEADLINE", "poll_deadline"),
     ("TOLLGATE_SSH_KEY_DIR", "ssh_key_dir"),
+    ("TOLLGATE_SECRETS_KEY_FILE", "secrets_key_file"),
     ("TOLLGATE_SESSION_TTL", "session_ttl"),
     ("TOLLGATE_SECURE_COOKIES", "secure_cookies"),
     ("TOLLGATE_SHUTDOWN_GRACE", "shutdown_grace"),
@@ -165,6 +171,7 @@ impl Layer {
             "ssh_auth_timeout" => self.ssh_auth_timeout = Some(secs(value)?),
             "poll_deadline" => self.poll_deadline = Some(secs(value)?),
             "ssh_key_dir" => self.ssh_key_dir = Some(PathBuf::from(value)),
+            "secrets_key_file" => self.secrets_key_file = Some(PathBuf::from(value)),
             "session_ttl" => self.session_ttl = Some(secs(value)?),
             "shutdown_grace" => self.shutdown_grace = Some(secs(value)?),
             "secure_cookies" => {
@@ -228,6 +235,9 @@ impl Config {
         }
         if let Some(v) = layer.ssh_key_dir {
             self.ssh_key_dir = Some(v);
+        }
+        if let Some(v) = layer.secrets_key_file {
+            self.secrets_key_file = Some(v);
         }
         if let Some(v) = layer.session_ttl {
             self.session_ttl = d(v);
@@ -299,12 +309,25 @@ impl Config {
     /// The directory SSH key files must be in: `ssh_key_dir`, or `keys/`
     /// beside the SQLite database file.
     pub fn key_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.ssh_key_dir {
-            return dir.clone();
+        match &self.ssh_key_dir {
+            Some(dir) => dir.clone(),
+            None => self.beside_database("keys"),
         }
+    }
+
+    /// The secrets key file: `secrets_key_file`, or `tollgate.key` beside
+    /// the SQLite database file.
+    pub fn secrets_key_path(&self) -> PathBuf {
+        match &self.secrets_key_file {
+            Some(file) => file.clone(),
+            None => self.beside_database("tollgate.key"),
+        }
+    }
+
+    fn beside_database(&self, name: &str) -> PathBuf {
         let file = self.database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
         let file = file.split('?').next().unwrap_or(file);
-        Path::new(file).parent().map(|p| p.join("keys")).unwrap_or_else(|| PathBuf::from("keys"))
+        Path::new(file).parent().map(|p| p.join(name)).unwrap_or_else(|| PathBuf::from(name))
     }
 
     /// Defaults, then the file (if any), then the real environment, then `flags`.

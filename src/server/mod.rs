@@ -15,6 +15,7 @@ pub mod poll;
 pub mod poller;
 pub mod reconcile;
 pub mod rpc;
+pub mod sealer;
 pub mod startup;
 pub mod store;
 pub mod transport;

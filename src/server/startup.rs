@@ -5,6 +5,7 @@ use crate::app::{shell, App};
 use crate::server::config::Config;
 use crate::server::panel::Panel;
 use crate::server::poller::{PollSettings, Supervisor};
+use crate::server::sealer::Sealer;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::Store;
 use crate::server::transport::ssh::SshTimeouts;
@@ -89,7 +90,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener's address")?;
-    let sqlite = SqliteStore::open(&config.database_url).await.context("opening the database")?;
+    let key = config.secrets_key_path();
+    let sealer = Sealer::load(&key).with_context(|| format!("loading the secrets key {}", key.display()))?;
+    let sqlite =
+        SqliteStore::open(&config.database_url).await.context("opening the database")?.with_sealer(Arc::new(sealer));
+    let sealed = sqlite.seal_plaintext_secrets().await.context("sealing stored secrets")?;
+    if sealed > 0 {
+        tracing::info!(sealed, "secrets stored in plaintext were sealed");
+    }
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let poller = Supervisor::new(store.clone(), poll_settings(&config));
     let state = AppState {

@@ -176,6 +176,7 @@ impl TestPanel {
         store.close().await;
 
         let config = adjust(test_config(&database_url));
+        tollgate::server::sealer::Sealer::create(&config.secrets_key_path()).unwrap();
         Self::launch(dir, database_url, config).await
     }
 

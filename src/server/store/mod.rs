@@ -5,6 +5,8 @@
 mod model_tests;
 #[cfg(test)]
 mod ovpn_model_tests;
+#[cfg(test)]
+mod secrets_tests;
 pub mod sqlite;
 mod state;
 #[cfg(test)]
@@ -40,6 +42,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("migrating the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A secret could not be sealed or opened (see `sealer`).
+    #[error("{0}")]
+    Secrets(#[from] crate::server::sealer::SealError),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -24,12 +24,15 @@ use super::{
 };
 use crate::domain::accounting::Counters;
 use crate::domain::policy::{DisableReason, PeriodMark};
-use crate::domain::{ClientId, HostKeyPin, ServerId, UserId, Username};
+use crate::domain::{ClientId, HostKeyPin, Secret, ServerId, UserId, Username};
+use crate::server::sealer::{is_sealed, SealError, Sealer};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +49,8 @@ pub struct SqliteStore {
     /// One connection that moves the write-ahead log into the database
     /// file, beside the writer rather than in its commits.
     checkpointer: SqlitePool,
+    /// Seals and opens secrets at rest; without it none can be stored.
+    sealer: Option<Arc<Sealer>>,
 }
 
 impl SqliteStore {
@@ -76,7 +81,61 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Self { write, read, checkpointer })
+        Ok(Self { write, read, checkpointer, sealer: None })
+    }
+
+    /// The store with the panel's secrets key: secrets are sealed when
+    /// written and opened when read.
+    pub fn with_sealer(mut self, sealer: Arc<Sealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    /// Seals `plain` for `aad`; without a key, refuses (never plaintext).
+    pub(super) fn seal(&self, aad: &str, plain: &str) -> Result<String, StoreError> {
+        let sealer = self.sealer.as_ref().ok_or(SealError::NoKey)?;
+        Ok(sealer.seal(aad, plain)?)
+    }
+
+    /// Opens a stored secret; a value stored before sealing existed is
+    /// returned as it is (startup seals those, see
+    /// [`SqliteStore::seal_plaintext_secrets`]).
+    pub(super) fn unseal(&self, aad: &str, stored: &str) -> Result<Secret, StoreError> {
+        if !is_sealed(stored) {
+            return Ok(Secret::new(stored.to_owned()));
+        }
+        let sealer = self.sealer.as_ref().ok_or(SealError::NoKey)?;
+        Ok(sealer.open(aad, stored)?)
+    }
+
+    /// Seals every secret still stored in plaintext (SSH private keys given
+    /// inline, OpenVPN management passwords). Returns how many.
+    pub async fn seal_plaintext_secrets(&self) -> Result<u64, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, ssh_private_key, openvpn_management_password FROM servers \
+             WHERE ssh_private_key NOT LIKE 'v1:%' OR openvpn_management_password NOT LIKE 'v1:%'",
+        )
+        .fetch_all(&self.write)
+        .await?;
+        let mut sealed = 0;
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+            for column in ["ssh_private_key", "openvpn_management_password"] {
+                let Some(plain) = row.try_get::<Option<String>, _>(column)?.filter(|v| !is_sealed(v)) else {
+                    continue;
+                };
+                let value = self.seal(&format!("servers.{column}:{id}"), &plain)?;
+                sqlx::query(&format!("UPDATE servers SET {column} = ? WHERE id = ?"))
+                    .bind(value)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sealed += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(sealed)
     }
 
     pub async fn close(&self) {

@@ -5,7 +5,6 @@ use super::rows::{corrupt, counters, instant, is_unique_violation, opt_instant, 
 use super::SqliteStore;
 use crate::domain::status::ONLINE_WINDOW;
 use crate::domain::Protocol;
-use crate::domain::Secret;
 use crate::domain::{CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
 use crate::domain::{HostKeyPin, SshKeySource};
 use crate::server::store::state::ServerState;
@@ -36,11 +35,12 @@ fn client_counts(protocol: Protocol, state: &ServerState, now: DateTime<Utc>) ->
 }
 
 async fn server_with_counts(
+    store: &SqliteStore,
     conn: &mut SqliteConnection,
     row: &SqliteRow,
     now: DateTime<Utc>,
 ) -> Result<ServerRecord, StoreError> {
-    let mut server = server_from_row(row)?;
+    let mut server = server_from_row(store, row)?;
     match current_state(conn, server.id).await {
         Ok(state) => (server.clients, server.online) = client_counts(server.protocol, &state, now),
         // One damaged server must not hide the others: its polls fail with
@@ -63,7 +63,8 @@ fn opt_path(row: &SqliteRow, column: &str) -> Result<Option<RemotePath>, StoreEr
     text.as_deref().map(RemotePath::parse).transpose().map_err(|e| corrupt(column, e))
 }
 
-fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
+fn server_from_row(store: &SqliteStore, row: &SqliteRow) -> Result<ServerRecord, StoreError> {
+    let id: i64 = row.try_get("id")?;
     let name: String = row.try_get("name")?;
     let protocol = protocol(&row.try_get::<String, _>("protocol")?)?;
     let host: String = row.try_get("host")?;
@@ -80,7 +81,7 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
     let fingerprint: Option<String> = row.try_get("host_key_fingerprint")?;
     let key = match (key_path, key_text) {
         (Some(p), None) => SshKeySource::File(PathBuf::from(p)),
-        (None, Some(k)) => SshKeySource::Inline(Secret::new(k)),
+        (None, Some(k)) => SshKeySource::Inline(store.unseal(&format!("servers.ssh_private_key:{id}"), &k)?),
         _ => return Err(StoreError::Corrupt("server has no single SSH key".into())),
     };
     let prefix_words: Vec<String> = serde_json::from_str(&prefix).map_err(|e| corrupt("command prefix", e))?;
@@ -95,7 +96,9 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerRecord, StoreError> {
                 .map(u16::try_from)
                 .transpose()
                 .map_err(|e| corrupt("management port", e))?,
-            management_password: management_password.map(Secret::new),
+            management_password: management_password
+                .map(|p| store.unseal(&format!("servers.openvpn_management_password:{id}"), &p))
+                .transpose()?,
         }),
         _ => None,
     };
@@ -139,10 +142,16 @@ pub(super) async fn insert_server(
 ) -> Result<ServerId, StoreError> {
     let (key_path, key_text) = match &server.key {
         SshKeySource::File(p) => (Some(p.to_string_lossy().into_owned()), None),
-        SshKeySource::Inline(s) => (None, Some(s.expose().to_owned())),
+        SshKeySource::Inline(s) => (None, Some(s)),
     };
+    let password = server.openvpn.as_ref().and_then(|o| o.management_password.as_ref());
+    if key_text.is_some() || password.is_some() {
+        // Refused before anything is written when there is no key.
+        store.seal("", "")?;
+    }
     let prefix = serde_json::to_string(server.command_prefix.parts()).map_err(|e| corrupt("command prefix", e))?;
     let ovpn = server.openvpn.as_ref();
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
     let result = sqlx::query(
         "INSERT INTO servers (name, protocol, host, port, ssh_user, ssh_key_path, ssh_private_key, \
              interface, command_prefix, openvpn_status_path, openvpn_management_port, openvpn_management_password, \
@@ -155,21 +164,34 @@ pub(super) async fn insert_server(
     .bind(i64::from(server.port))
     .bind(server.user.as_str())
     .bind(key_path)
-    .bind(key_text)
+    .bind(key_text.map(|_| "v1:pending"))
     .bind(server.interface.as_ref().map(|i| i.as_str().to_owned()))
     .bind(prefix)
     .bind(ovpn.and_then(|o| o.status_path.as_ref()).map(|p| p.as_str().to_owned()))
     .bind(ovpn.and_then(|o| o.management_port).map(i64::from))
-    .bind(ovpn.and_then(|o| o.management_password.as_ref()).map(|p| p.expose().to_owned()))
+    .bind(password.map(|_| "v1:pending"))
     .bind(&server.host_key.openssh)
     .bind(&server.host_key.fingerprint)
     .bind(secs(now))
     .bind(server.config_path.as_ref().map(|p| p.as_str().to_owned()))
     .bind(server.client_config_dir.as_ref().map(|p| p.as_str().to_owned()))
-    .execute(&store.write)
+    .execute(&mut *tx)
     .await;
     match result {
-        Ok(done) => Ok(ServerId::new(done.last_insert_rowid())),
+        Ok(done) => {
+            let id = done.last_insert_rowid();
+            for (column, secret) in [("ssh_private_key", key_text), ("openvpn_management_password", password)] {
+                let Some(secret) = secret else { continue };
+                let sealed = store.seal(&format!("servers.{column}:{id}"), secret.expose())?;
+                sqlx::query(&format!("UPDATE servers SET {column} = ? WHERE id = ?"))
+                    .bind(sealed)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(ServerId::new(id))
+        }
         Err(e) if is_unique_violation(&e) => {
             Err(StoreError::Conflict(format!("a server named {} already exists", server.name)))
         }
@@ -188,7 +210,7 @@ pub(super) async fn servers(
     let rows = sqlx::query(&sql).bind(month).fetch_all(&mut *tx).await?;
     let mut servers = Vec::with_capacity(rows.len());
     for row in &rows {
-        servers.push(server_with_counts(&mut tx, row, now).await?);
+        servers.push(server_with_counts(store, &mut tx, row, now).await?);
     }
     tx.commit().await?;
     Ok(servers)
@@ -204,7 +226,7 @@ pub(super) async fn server(
     let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} WHERE s.id = ?2");
     let row = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await?;
     let server = match row {
-        Some(row) => Some(server_with_counts(&mut tx, &row, now).await?),
+        Some(row) => Some(server_with_counts(store, &mut tx, &row, now).await?),
         None => None,
     };
     tx.commit().await?;
