@@ -107,6 +107,7 @@ async fn server(store: &SqliteStore) -> ServerId {
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:bench".into() },
         config_path: None,
         client_config_dir: None,
+        client_defaults: Default::default(),
     };
     store.insert_server(&server, Utc::now()).await.unwrap()
 }

@@ -30,6 +30,11 @@
 #   openvpn-status N [VERSION]   the server's status through its management port
 #   openvpn-ping N CLIENT [COUNT [SIZE]]   ping the server over CLIENT's tunnel
 #   openvpn-client N CLIENT   (re)start CLIENT's OpenVPN client (after it gave up)
+#   conf-client N FILE   bring up a WireGuard client from a wg-quick FILE (a
+#                 generated client config) in a third namespace tgd<N>, which
+#                 reaches the host over its own veth (198.18.<N>.9 <-> .10);
+#                 run again to replace it
+#   conf-ping N [COUNT]  ping the server's tunnel address through that client
 #
 # State lives in ${TOLLGATE_TESTHOST_DIR:-/tmp/tollgate-testhost}/<N>.
 set -euo pipefail
@@ -75,7 +80,38 @@ kill_ns_processes() {
   kill -9 $pids 2>/dev/null || true
 }
 
+conf_client_down() {
+  kill_ns_processes "tgd$n"
+  ip netns del "tgd$n" 2>/dev/null || true
+  rm -f "/var/run/wireguard/tgn$n.sock"
+}
+
+conf_client_up() {
+  local conf=$1 ns="tgd$n" iface="tgn$n" addr
+  [[ -f "$dir/env" ]] || die "host $n is not up"
+  [[ -r "$conf" ]] || die "cannot read $conf"
+  conf_client_down
+  ip netns add "$ns"
+  ip netns exec "$ns" ip link set lo up
+  in_host ip link add "tghd$n" type veth peer name "tgdh$n" netns "$ns"
+  in_host ip addr add "198.18.$n.9/30" dev "tghd$n"
+  in_host ip link set "tghd$n" up
+  ip netns exec "$ns" ip addr add "198.18.$n.10/30" dev "tgdh$n"
+  ip netns exec "$ns" ip link set "tgdh$n" up
+  ip netns exec "$ns" ip route add default via "198.18.$n.9"
+  ip netns exec "$ns" wireguard-go "$iface" >/dev/null 2>&1
+  # wg-quick's own keys (Address, DNS) configure the interface, not wg.
+  cp "$conf" "$dir/$iface.conf"
+  ip netns exec "$ns" wg setconf "$iface" <(wg-quick strip "$dir/$iface.conf")
+  addr=$(sed -n 's/^Address *= *//p' "$conf" | cut -d, -f1)
+  ip netns exec "$ns" ip addr add "$addr" dev "$iface"
+  ip netns exec "$ns" ip link set "$iface" up
+  # Only the server's tunnel address goes through the tunnel.
+  ip netns exec "$ns" ip route add "$tun_server/32" dev "$iface"
+}
+
 down() {
+  conf_client_down
   kill_ns_processes "$cns"
   kill_ns_processes "$hns"
   ip netns del "$cns" 2>/dev/null || true
@@ -371,6 +407,12 @@ case "$cmd" in
     [[ "$client" == alice || "$client" == bob ]] || die "CLIENT is alice or bob"
     [[ "$count" =~ ^[0-9]+$ && "$size" =~ ^[0-9]+$ ]] || die "COUNT and SIZE must be numbers"
     in_client ping -q -c "$count" -i 0.2 -W 2 -s "$size" -I "tgo$n$client" "10.78.$n.1" >/dev/null
+    ;;
+  conf-client) conf_client_up "${3:-}" ;;
+  conf-ping)
+    count=${3:-3}
+    [[ "$count" =~ ^[0-9]+$ ]] || die "COUNT must be a number"
+    ip netns exec "tgd$n" ping -q -c "$count" -i 0.3 -W 2 "$tun_server" >/dev/null
     ;;
   *) die "unknown command '$cmd'" ;;
 esac

@@ -19,13 +19,6 @@ fn handshakes_with_the_client(host: &TestHost) -> bool {
     out.status.success()
 }
 
-/// Adds the host with its wg-quick file as the server's `config_path`.
-async fn add_with_config_file(panel: &TestPanel, http: &reqwest::Client, host: &TestHost, name: &str) -> i64 {
-    let mut body = host.add_request(name);
-    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
-    add(panel, http, &body).await
-}
-
 /// Waits (up to 10 s) for the client's tunnel to carry pings again.
 async fn tunnel_comes_back(host: &TestHost) {
     for _ in 0..20 {
@@ -54,7 +47,7 @@ async fn a_revoked_peer_leaves_the_interface_and_its_file_and_comes_back_exactly
     assert_eq!((body["success"].as_bool(), body["message"].as_str()), (Some(true), Some("Client revoked")));
     assert_eq!(body["client"]["status"], "disabled");
     assert_eq!(body["client"]["disabled_reason"], "manual");
-    let dump = host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]);
+    let dump = host.wg_dump();
     assert!(!dump.contains(&key), "gone from the running interface");
     let file = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
     let live: Vec<&str> = file.lines().filter(|l| l.starts_with("PublicKey")).collect();
@@ -72,7 +65,7 @@ async fn a_revoked_peer_leaves_the_interface_and_its_file_and_comes_back_exactly
         (body["message"].as_str(), body["client"]["status"].as_str()),
         (Some("Client restored"), Some("active"))
     );
-    let dump = host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]);
+    let dump = host.wg_dump();
     let line = dump.lines().find(|l| l.starts_with(key.as_str())).expect("back on the interface");
     let psk = std::fs::read_to_string(format!(
         "{}/psk",
@@ -122,7 +115,7 @@ async fn a_client_at_its_limit_or_expiry_is_taken_off_its_host_by_the_next_poll(
         (client["status"].as_str(), client["disabled_reason"].as_str()),
         (Some("disabled"), Some("traffic_limit"))
     );
-    let dump = host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]);
+    let dump = host.wg_dump();
     assert!(!dump.contains(&key), "gone from the running interface");
     let file = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
     assert!(file.contains(&format!("# tollgate: revoked peer {key}")), "and from the file: {file}");
@@ -150,14 +143,14 @@ async fn a_client_at_its_limit_or_expiry_is_taken_off_its_host_by_the_next_poll(
     let (status, _) = post_json(&http, &sync, &json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(client_of(&panel, &http, server, &key).await["disabled_reason"], "expired");
-    assert!(!host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]).contains(&key));
+    assert!(!host.wg_dump().contains(&key));
     let (status, body) = post_json(&http, &restore, &json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body["error"].as_str().unwrap().contains("expiry date"), "{body}");
     assert_eq!(patch(&http, &client_url, &json!({"expiry_date": "2099-01-01T00:00:00Z"})).await, StatusCode::OK);
     let (status, body) = post_json(&http, &restore, &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]).contains(&key));
+    assert!(host.wg_dump().contains(&key));
     panel.stop().await;
 }
 
@@ -332,9 +325,7 @@ async fn a_user_over_the_device_limit_loses_the_older_device_across_servers_and_
         (c["disabled_reason"] == "device_limit" && c["pending"] == false).then_some(())
     })
     .await;
-    assert!(!older
-        .in_host(&["wg", "show", older.get("TESTHOST_IFACE"), "dump"])
-        .contains(older.get("TESTHOST_CLIENT_PUBLIC_KEY")));
+    assert!(!older.wg_dump().contains(older.get("TESTHOST_CLIENT_PUBLIC_KEY")));
     // Three poll intervals (1 s each) and more: exactly one device stays on.
     for _ in 0..8 {
         assert_eq!(status(second, &newer).await.0, "active", "the newer device keeps its place");
@@ -357,9 +348,7 @@ async fn a_user_over_the_device_limit_loses_the_older_device_across_servers_and_
         (c["status"] == "active" && c["pending"] == false).then_some(())
     })
     .await;
-    assert!(older
-        .in_host(&["wg", "show", older.get("TESTHOST_IFACE"), "dump"])
-        .contains(older.get("TESTHOST_CLIENT_PUBLIC_KEY")));
+    assert!(older.wg_dump().contains(older.get("TESTHOST_CLIENT_PUBLIC_KEY")));
     panel.stop().await;
 }
 

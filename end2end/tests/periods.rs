@@ -73,18 +73,12 @@ impl Pass {
     }
 }
 
-fn on_interface(host: &TestHost, key: &str) -> bool {
-    host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"]).contains(key)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monthly_resets_happen_once_each_also_when_missed_and_lift_only_traffic_limit_disables() {
     let host = TestHost::up(38);
     let panel = TestPanel::start_with(manual_polling).await;
     let http = panel.login().await;
-    let mut body = host.add_request("Host 38");
-    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
-    let server = add(&panel, &http, &body).await;
+    let server = add_with_config_file(&panel, &http, &host, "Host 38").await;
     let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
     let idle_key = host.get("TESTHOST_IDLE_PUBLIC_KEY").to_owned();
     let client = client_of(&panel, &http, server, &key).await["id"].as_i64().unwrap();
@@ -108,15 +102,15 @@ async fn monthly_resets_happen_once_each_also_when_missed_and_lift_only_traffic_
     host.ping(4, 500);
     assert_eq!(pass.enforce(at(2026, 2, 27, 23, 59)).await, 1);
     assert_eq!(pass.access(client).await, (true, Some("traffic_limit".to_owned())));
-    assert!(!on_interface(&host, &key));
+    assert!(!host.wg_dump().contains(&key));
 
     // 28 February 00:00 is the reset (31 clamped): back on the host; the
     // manual revoke stays.
     assert_eq!(pass.enforce(at(2026, 2, 28, 0, 0)).await, 1);
     assert_eq!(pass.access(client).await, (false, None));
-    assert!(on_interface(&host, &key));
+    assert!(host.wg_dump().contains(&key));
     assert_eq!(pass.access(idle).await, (true, Some("manual".to_owned())));
-    assert!(!on_interface(&host, &idle_key));
+    assert!(!host.wg_dump().contains(&idle_key));
     // The same moment again, and later in the period: nothing more.
     assert_eq!(pass.enforce(at(2026, 2, 28, 0, 0)).await, 0);
     assert_eq!(pass.enforce(at(2026, 3, 20, 0, 0)).await, 0);
@@ -135,10 +129,10 @@ async fn monthly_resets_happen_once_each_also_when_missed_and_lift_only_traffic_
     // March and 30 April resets and comes back on 10 May: one reset.
     host.ping(4, 500);
     assert_eq!(pass.enforce(at(2026, 3, 25, 0, 0)).await, 1);
-    assert!(!on_interface(&host, &key));
+    assert!(!host.wg_dump().contains(&key));
     assert_eq!(pass.enforce(at(2026, 5, 10, 8, 0)).await, 1);
     assert_eq!(pass.enforce(at(2026, 5, 10, 8, 1)).await, 0);
-    assert!(on_interface(&host, &key));
+    assert!(host.wg_dump().contains(&key));
     let actions = pass.actions(client).await;
     assert_eq!(actions[4..], ["disable traffic_limit", "reset monthly", "enable traffic_limit"]);
     assert_eq!(pass.actions(idle).await, ["update ", "revoke manual", "reset monthly", "reset monthly"]);

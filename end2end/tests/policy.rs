@@ -37,6 +37,7 @@ async fn server_with_peers(panel: &TestPanel, name: &str) -> i64 {
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:x".into() },
         config_path: None,
         client_config_dir: None,
+        client_defaults: Default::default(),
     };
     let id = store.insert_server(&server, chrono::Utc::now()).await.unwrap();
     let mut dump = parse_dump(DUMP, DumpFlavor::WireGuard).unwrap();

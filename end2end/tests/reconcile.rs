@@ -16,18 +16,12 @@ use tollgate::domain::ClientId;
 use tollgate::server::store::sqlite::SqliteStore;
 use tollgate::server::store::{NewEvent, ServerStore};
 
-fn dump(host: &TestHost) -> String {
-    host.in_host(&["wg", "show", host.get("TESTHOST_IFACE"), "dump"])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_while_the_host_is_down_is_pending_and_carried_out_when_it_answers() {
     let host = TestHost::up(39);
     let panel = TestPanel::start().await;
     let http = panel.login().await;
-    let mut body = host.add_request("Host 39");
-    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
-    let server = add(&panel, &http, &body).await;
+    let server = add_with_config_file(&panel, &http, &host, "Host 39").await;
     let key = host.get("TESTHOST_CLIENT_PUBLIC_KEY").to_owned();
     let id = client_of(&panel, &http, server, &key).await["id"].as_i64().unwrap();
 
@@ -40,14 +34,14 @@ async fn a_revoke_while_the_host_is_down_is_pending_and_carried_out_when_it_answ
         (body["client"]["status"].as_str(), body["client"]["pending"].as_bool()),
         (Some("disabled"), Some(true))
     );
-    assert!(dump(&host).contains(&key), "the host was not reachable, so the peer is still there");
+    assert!(host.wg_dump().contains(&key), "the host was not reachable, so the peer is still there");
 
     host.script(&["sshd-start"]);
     eventually(Duration::from_secs(30), "the queued revoke is carried out", || async {
         (client_json(&panel, &http, id).await["pending"] == false).then_some(())
     })
     .await;
-    assert!(!dump(&host).contains(&key), "gone from the running interface");
+    assert!(!host.wg_dump().contains(&key), "gone from the running interface");
     let file = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
     assert!(file.contains(&format!("# tollgate: revoked peer {key}")), "and from the file: {file}");
     let c = client_json(&panel, &http, id).await;
@@ -56,9 +50,9 @@ async fn a_revoke_while_the_host_is_down_is_pending_and_carried_out_when_it_answ
     // Someone adds the peer back by hand: the next pass removes it again,
     // with an event, and the server counts the drift.
     host.in_host(&["wg", "set", host.get("TESTHOST_IFACE"), "peer", &key, "allowed-ips", "10.250.0.2/32"]);
-    assert!(dump(&host).contains(&key));
+    assert!(host.wg_dump().contains(&key));
     eventually(Duration::from_secs(20), "the re-added peer is removed again", || async {
-        (!dump(&host).contains(&key)).then_some(())
+        (!host.wg_dump().contains(&key)).then_some(())
     })
     .await;
     let (_, log) = get_json(&http, &panel.url(&format!("/api/events?client={id}&action=reconcile"))).await;
@@ -89,7 +83,7 @@ async fn a_revoke_while_the_host_is_down_is_pending_and_carried_out_when_it_answ
         (client_json(&panel, &http, id).await["pending"] == false).then_some(())
     })
     .await;
-    assert!(dump(&host).contains(&key), "back on the interface");
+    assert!(host.wg_dump().contains(&key), "back on the interface");
     assert_eq!(client_json(&panel, &http, id).await["status"], "active");
     let before = server_json(&panel, &http, server).await["drift_count"].clone();
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -115,6 +115,8 @@ pub async fn add_server(
         interface: some(interface),
         config_path: None,
         client_config_dir: None,
+        endpoint: None,
+        dns: None,
         protocol: some(protocol),
         command_prefix: some(command_prefix).map(serde_json::Value::String),
         status_path: some(status_path),

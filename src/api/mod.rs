@@ -55,6 +55,10 @@ pub struct ServerView {
     /// Times the host was found off the wanted state (a disabled peer back
     /// on it) and set right.
     pub drift_count: u32,
+    /// What generated client configs say: `host:port` (`null`: the SSH host
+    /// and the interface's port) and DNS servers.
+    pub endpoint: Option<String>,
+    pub dns: Vec<String>,
     pub clients: u32,
     pub online: u32,
     /// Lifetime bytes from clients (uploads) and to them (downloads).
@@ -281,6 +285,14 @@ pub struct AddServerRequest {
     /// writes `disable` (the server must have `client-config-dir` set to it).
     #[serde(default)]
     pub client_config_dir: Option<String>,
+    /// WireGuard and AmneziaWG: `host:port` generated client configs connect
+    /// to (default: the SSH host and the interface's `ListenPort`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// WireGuard and AmneziaWG: DNS servers for generated client configs,
+    /// comma-separated.
+    #[serde(default)]
+    pub dns: Option<String>,
     /// `wireguard` (default), `amneziawg` or `openvpn`.
     #[serde(default)]
     pub protocol: Option<String>,

@@ -75,6 +75,12 @@ impl RemoteCommand {
         cmd
     }
 
+    /// `[prefix…] <tool> show <interface> public-key`: the interface's
+    /// public key (the private key never leaves the host).
+    pub fn interface_public_key(prefix: &CommandPrefix, tool: &'static str, interface: &InterfaceName) -> Self {
+        Self::with_prefix(prefix, &[tool, "show", interface.as_str(), "public-key"])
+    }
+
     /// `[prefix…] install -m 600 /dev/stdin <path>.tollgate-new`: the first
     /// half of an atomic write (standard input holds the content).
     pub fn write_new_file(prefix: &CommandPrefix, path: &RemotePath) -> Self {

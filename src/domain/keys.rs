@@ -49,6 +49,11 @@ impl PublicKey {
         STANDARD.encode(self.0)
     }
 
+    /// A key computed here (every 32 bytes are a key).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -8,6 +8,7 @@ pub mod accounting;
 pub mod bytes;
 pub mod ccd;
 pub mod client_change;
+pub mod client_config;
 pub mod command;
 pub mod host;
 pub mod ids;

@@ -1,6 +1,8 @@
 //! The JSON API (`/api/…`), the login gate for pages, and response headers.
 //! Every handler except login takes [`Admin`], so no route forgets the session.
 
+mod generate;
+
 use crate::api::{AddServerRequest, ClientView};
 use crate::domain::net::request_origin;
 use crate::domain::{ClientId, ServerId, UserId};
@@ -373,7 +375,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/auth/logout", post(logout))
         .route("/api/servers", get(list_servers).post(add_server))
         .route("/api/servers/{id}", get(get_server))
-        .route("/api/servers/{id}/clients", get(server_clients))
+        .route("/api/servers/{id}/clients", get(server_clients).post(generate::generate_peer))
+        .route("/api/clients/{id}/config", get(generate::client_config))
+        .route("/api/clients/{id}/qr.svg", get(generate::client_qr))
         .route("/api/servers/{id}/sync-stats", post(sync_stats))
         .route("/api/clients/{id}", get(get_client).patch(patch_client))
         .route("/api/clients/{id}/revoke", post(revoke_client))

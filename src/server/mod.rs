@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod enforce;
+pub mod generate;
 pub mod http;
 pub mod maintenance;
 pub mod openvpn;

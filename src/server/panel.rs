@@ -23,11 +23,13 @@ use validate::validate;
 
 mod access;
 mod clients;
+mod generate;
 mod users;
 mod validate;
 mod views;
 
 pub use clients::PeerField;
+pub use generate::GeneratedPeer;
 pub use views::{client_view, event_view, server_view, session_view};
 
 pub struct Panel {
@@ -231,6 +233,7 @@ impl Panel {
             host_key: pin.clone(),
             config_path: draft.config_path,
             client_config_dir: draft.client_config_dir,
+            client_defaults: draft.client_defaults,
         };
         let id = self.store.insert_server(&new, now).await?;
         let at = Utc::now();

@@ -32,10 +32,10 @@ pub enum PeerChange {
 
 /// Where a server's peers live.
 pub struct PeerTarget {
-    tool: &'static str,
-    interface: InterfaceName,
-    prefix: CommandPrefix,
-    config: RemotePath,
+    pub(crate) tool: &'static str,
+    pub(crate) interface: InterfaceName,
+    pub(crate) prefix: CommandPrefix,
+    pub(crate) config: RemotePath,
 }
 
 impl PeerTarget {
@@ -69,17 +69,21 @@ pub struct Applied {
     pub file_changed: bool,
 }
 
-async fn write_file(transport: &mut dyn HostTransport, target: &PeerTarget, text: &str) -> Result<(), PollError> {
+pub(crate) async fn write_file(
+    transport: &mut dyn HostTransport,
+    target: &PeerTarget,
+    text: &str,
+) -> Result<(), PollError> {
     transport.run_with_input(&RemoteCommand::write_new_file(&target.prefix, &target.config), text.as_bytes()).await?;
     transport.run(&RemoteCommand::replace_file(&target.prefix, &target.config)).await?;
     Ok(())
 }
 
-async fn read_file(transport: &mut dyn HostTransport, target: &PeerTarget) -> Result<String, PollError> {
+pub(crate) async fn read_file(transport: &mut dyn HostTransport, target: &PeerTarget) -> Result<String, PollError> {
     Ok(transport.run(&RemoteCommand::read_file(&target.prefix, &target.config)).await?.stdout)
 }
 
-fn config_error(target: &PeerTarget, e: impl std::fmt::Display) -> PollError {
+pub(crate) fn config_error(target: &PeerTarget, e: impl std::fmt::Display) -> PollError {
     PollError::Parse(format!("{}: {e}", target.config))
 }
 

@@ -13,6 +13,7 @@
 use crate::domain::accounting::month_key;
 use crate::domain::{ClientId, ServerId};
 use crate::server::enforce::enforce;
+use crate::server::generate::{generate, Generated, PeerRequest};
 use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::peers::Applied;
 use crate::server::poll::{poll_server, PollError, PollLimits};
@@ -87,6 +88,7 @@ pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn Ho
 enum Request {
     PollNow(oneshot::Sender<Result<PollOutcome, PollError>>),
     Peer { client: ClientId, reply: oneshot::Sender<Result<Applied, PollError>> },
+    Generate { request: PeerRequest, reply: oneshot::Sender<Result<Generated, PollError>> },
     Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
 }
 
@@ -216,6 +218,11 @@ impl Supervisor {
     /// restored) and confirms it.
     pub async fn carry_out(&self, id: ServerId, client: ClientId) -> Result<Applied, WorkerError> {
         Ok(self.ask(id, |reply| Request::Peer { client, reply }).await??)
+    }
+
+    /// Generates a peer on the server's host (in its task, one at a time).
+    pub async fn generate(&self, id: ServerId, request: PeerRequest) -> Result<Generated, WorkerError> {
+        Ok(self.ask(id, |reply| Request::Generate { request, reply }).await??)
     }
 
     /// Ends an OpenVPN session through the server's management interface.
@@ -351,6 +358,18 @@ impl PollJob {
                         outcome = tokio::time::timeout(self.settings.deadline, async {
                             let wait = self.settings.ssh.command;
                             carry_out_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait).await
+                        }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
+                    };
+                    let _ = reply.send(outcome);
+                    continue;
+                }
+                Some(Request::Generate { request, reply }) => {
+                    let outcome = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        outcome = tokio::time::timeout(self.settings.deadline, async {
+                            let now = Utc::now();
+                            generate(self.transport.as_mut(), &self.record, self.store.as_ref(), &request, now).await
                         }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
                     };
                     let _ = reply.send(outcome);

@@ -99,6 +99,11 @@ impl TestHost {
     }
 
     /// The body for `POST /api/servers` that adds this host.
+    /// `wg show <interface> dump` on the host.
+    pub fn wg_dump(&self) -> String {
+        self.in_host(&["wg", "show", self.get("TESTHOST_IFACE"), "dump"])
+    }
+
     pub fn add_request(&self, name: &str) -> Value {
         json!({
             "name": name,
@@ -301,4 +306,11 @@ pub async fn client_json(panel: &TestPanel, http: &reqwest::Client, id: i64) -> 
     let (status, body) = get_json(http, &panel.url(&format!("/api/clients/{id}"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["client"].clone()
+}
+
+/// Adds the host with its wg-quick file as the server's `config_path`.
+pub async fn add_with_config_file(panel: &TestPanel, http: &reqwest::Client, host: &TestHost, name: &str) -> i64 {
+    let mut body = host.add_request(name);
+    body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
+    add(panel, http, &body).await
 }

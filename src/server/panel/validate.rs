@@ -1,6 +1,7 @@
 //! Checking an add-server request before any host is contacted.
 
 use crate::api::AddServerRequest;
+use crate::domain::client_config::{ClientDefaults, Endpoint};
 use crate::domain::{
     CommandPrefix, HostAddress, InterfaceName, Protocol, RemotePath, Secret, ServerName, SshKeySource, SshUser,
 };
@@ -40,6 +41,7 @@ pub(super) struct Draft {
     pub(super) host_key: HostKeyPolicy,
     pub(super) config_path: Option<RemotePath>,
     pub(super) client_config_dir: Option<RemotePath>,
+    pub(super) client_defaults: ClientDefaults,
 }
 
 /// A key file given by path must be an unencrypted private key inside
@@ -113,6 +115,20 @@ pub(super) fn validate(req: AddServerRequest, key_dir: &Path) -> Result<Draft, A
         }
         Some(p) => check(&mut problems, "client_config_dir", RemotePath::parse(&p)),
         None => None,
+    };
+    let wireguard_only = |field: &str, value: &Option<String>, problems: &mut Vec<String>| {
+        let given = value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        if given && protocol == Some(Protocol::Openvpn) {
+            problems.push(format!("{field}: is for WireGuard and AmneziaWG servers"));
+        }
+    };
+    wireguard_only("endpoint", &req.endpoint, &mut problems);
+    wireguard_only("dns", &req.dns, &mut problems);
+    let client_defaults = ClientDefaults {
+        endpoint: blank_to_none(req.endpoint).and_then(|e| check(&mut problems, "endpoint", Endpoint::parse(&e))),
+        dns: ClientDefaults::parse_dns(req.dns.as_deref().unwrap_or(""))
+            .map_err(|e| problems.push(format!("dns: {e}")))
+            .unwrap_or_default(),
     };
     let (interface, openvpn) = match protocol {
         Some(Protocol::Openvpn) => {
@@ -201,6 +217,7 @@ pub(super) fn validate(req: AddServerRequest, key_dir: &Path) -> Result<Draft, A
                 host_key,
                 config_path,
                 client_config_dir,
+                client_defaults,
             })
         }
         _ => Err(AppError::bad_request(problems.join("; "))),

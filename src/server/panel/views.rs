@@ -35,6 +35,8 @@ pub fn server_view(r: &ServerRecord) -> ServerView {
         last_error: r.last_error.clone(),
         consecutive_failures: r.consecutive_failures,
         drift_count: r.drift_count,
+        endpoint: r.client_defaults.endpoint.as_ref().map(ToString::to_string),
+        dns: r.client_defaults.dns.iter().map(ToString::to_string).collect(),
         clients: r.clients,
         online: r.online,
         bytes_sent: r.total.rx,

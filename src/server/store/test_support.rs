@@ -32,6 +32,7 @@ pub fn test_server(name: &str, protocol: Protocol) -> NewServer {
         host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:x".into() },
         config_path: None,
         client_config_dir: None,
+        client_defaults: Default::default(),
     }
 }
 

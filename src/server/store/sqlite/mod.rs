@@ -9,6 +9,7 @@
 mod admins;
 mod clients;
 mod events;
+mod generated;
 mod ingest;
 mod openvpn;
 mod reports;
@@ -18,9 +19,10 @@ mod users;
 mod wireguard;
 
 use super::{
-    AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore, IngestStore, LiveDevice,
-    NewEvent, NewServer, OpenvpnPoll, PendingSamples, PollOutcome, ReportStore, ServerRecord, ServerStore,
-    SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
+    AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore, GeneratedClient,
+    IngestStore, LiveDevice, NewEvent, NewServer, OpenvpnPoll, PendingSamples, PollOutcome, ReportStore, ServerRecord,
+    ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore,
+    WireguardPoll,
 };
 use crate::domain::accounting::Counters;
 use crate::domain::policy::{DisableReason, PeriodMark};
@@ -253,6 +255,19 @@ impl ServerStore for SqliteStore {
         event: &NewEvent,
     ) -> Result<(), StoreError> {
         clients::set_client_access(self, id, reason, event).await
+    }
+
+    async fn insert_generated_client(
+        &self,
+        server: ServerId,
+        client: &GeneratedClient,
+        event: &NewEvent,
+    ) -> Result<ClientId, StoreError> {
+        generated::insert_generated_client(self, server, client, event).await
+    }
+
+    async fn client_config(&self, id: ClientId) -> Result<Option<Secret>, StoreError> {
+        generated::client_config(self, id).await
     }
 
     async fn confirm_access(&self, id: ClientId, disabled: bool) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 use super::ingest::current_state;
 use super::rows::{corrupt, counters, instant, is_unique_violation, opt_instant, protocol, secs};
 use super::SqliteStore;
+use crate::domain::client_config::{ClientDefaults, Endpoint};
 use crate::domain::status::ONLINE_WINDOW;
 use crate::domain::Protocol;
 use crate::domain::{CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 const SERVER_COLUMNS: &str = "s.id, s.name, s.protocol, s.host, s.port, s.ssh_user, s.ssh_key_path, \
     s.ssh_private_key, s.interface, s.command_prefix, s.openvpn_status_path, s.openvpn_management_port, \
     s.openvpn_management_password, s.host_key, s.host_key_fingerprint, s.created_at, \
-    s.config_path, s.client_config_dir, s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.drift_count, s.total_rx, s.total_tx, \
+    s.config_path, s.client_config_dir, s.endpoint, s.dns, s.last_poll_at, s.last_success_at, s.last_error, s.consecutive_failures, s.drift_count, s.total_rx, s.total_tx, \
     COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx";
 
 const SERVER_FROM: &str = "FROM servers s LEFT JOIN server_usage_monthly m ON m.server_id = s.id AND m.month = ?1";
@@ -122,6 +123,14 @@ fn server_from_row(store: &SqliteStore, row: &SqliteRow) -> Result<ServerRecord,
         },
         config_path: opt_path(row, "config_path")?,
         client_config_dir: opt_path(row, "client_config_dir")?,
+        client_defaults: ClientDefaults {
+            endpoint: row
+                .try_get::<Option<String>, _>("endpoint")?
+                .map(|e| Endpoint::parse(&e))
+                .transpose()
+                .map_err(|e| corrupt("endpoint", e))?,
+            dns: ClientDefaults::parse_dns(&row.try_get::<String, _>("dns")?).map_err(|e| corrupt("dns", e))?,
+        },
         created_at: instant(row.try_get("created_at")?)?,
         last_poll_at: opt_instant(row.try_get("last_poll_at")?)?,
         last_success_at: opt_instant(row.try_get("last_success_at")?)?,
@@ -155,8 +164,8 @@ pub(super) async fn insert_server(
     let result = sqlx::query(
         "INSERT INTO servers (name, protocol, host, port, ssh_user, ssh_key_path, ssh_private_key, \
              interface, command_prefix, openvpn_status_path, openvpn_management_port, openvpn_management_password, \
-             host_key, host_key_fingerprint, created_at, config_path, client_config_dir) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             host_key, host_key_fingerprint, created_at, config_path, client_config_dir, endpoint, dns) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(server.name.as_str())
     .bind(server.protocol.as_str())
@@ -175,6 +184,8 @@ pub(super) async fn insert_server(
     .bind(secs(now))
     .bind(server.config_path.as_ref().map(|p| p.as_str().to_owned()))
     .bind(server.client_config_dir.as_ref().map(|p| p.as_str().to_owned()))
+    .bind(server.client_defaults.endpoint.as_ref().map(ToString::to_string))
+    .bind(server.client_defaults.dns_text())
     .execute(&mut *tx)
     .await;
     match result {

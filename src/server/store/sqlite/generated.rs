@@ -1,0 +1,67 @@
+//! Peers the panel generated: their rows and sealed keys.
+
+use super::rows::secs;
+use super::SqliteStore;
+use crate::domain::ClientId;
+use crate::domain::Secret;
+use crate::domain::ServerId;
+use crate::server::store::{GeneratedClient, NewEvent, StoreError};
+use sqlx::Row;
+
+fn aad(id: i64) -> String {
+    format!("clients.client_config_sealed:{id}")
+}
+
+pub(super) async fn insert_generated_client(
+    store: &SqliteStore,
+    server: ServerId,
+    client: &GeneratedClient,
+    event: &NewEvent,
+) -> Result<ClientId, StoreError> {
+    // Refused before anything is written when there is no key.
+    store.seal("", "")?;
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let address = client.address.to_string();
+    let at = secs(client.at);
+    let done = sqlx::query(
+        "INSERT INTO clients (server_id, identity, name, email, user_id, allowed_ips, managed, desired_allowed_ips, \
+           has_preshared_key, seed_on_host, first_seen_at, seed_last_sync_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?6, 1, 1, ?7, ?7)",
+    )
+    .bind(server.get())
+    .bind(client.public_key.to_string())
+    .bind(&client.name)
+    .bind(&client.email)
+    .bind(client.user_id.map(|u| u.get()))
+    .bind(&address)
+    .bind(at)
+    .execute(&mut *tx)
+    .await;
+    let id = match done {
+        Ok(done) => done.last_insert_rowid(),
+        Err(e) if super::rows::is_unique_violation(&e) => {
+            return Err(StoreError::Conflict("a peer with this public key exists on this server".into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    sqlx::query("UPDATE clients SET client_config_sealed = ? WHERE id = ?")
+        .bind(store.seal(&aad(id), client.config.expose())?)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let mut event = event.clone();
+    event.client_id = Some(ClientId::new(id));
+    super::events::insert(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(ClientId::new(id))
+}
+
+pub(super) async fn client_config(store: &SqliteStore, id: ClientId) -> Result<Option<Secret>, StoreError> {
+    let row = sqlx::query("SELECT client_config_sealed FROM clients WHERE id = ?")
+        .bind(id.get())
+        .fetch_optional(&store.read)
+        .await?;
+    let Some(row) = row else { return Err(StoreError::NotFound("client")) };
+    let sealed: Option<String> = row.try_get("client_config_sealed")?;
+    sealed.map(|c| store.unseal(&aad(id.get()), &c)).transpose()
+}
