@@ -8,8 +8,6 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 #[tokio::test]
 async fn every_route_refuses_requests_without_a_session() {
@@ -146,22 +144,6 @@ async fn bad_add_server_requests_name_every_problem_and_store_nothing() {
     let (status, _) = get_json(&http, &panel.url("/api/servers/abc")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     panel.stop().await;
-}
-
-fn tollgate(args: &[&str], database_url: &str, stdin: &str) -> (bool, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env_remove("TOLLGATE_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
+use tollgate::server::store::sqlite::SqliteStore;
+use tollgate::server::store::{ReportStore, UsageQuery};
 
 async fn generate(panel: &TestPanel, http: &reqwest::Client, server: i64, body: &Value) -> (StatusCode, Value) {
     post_json(http, &panel.url(&format!("/api/servers/{server}/clients")), body).await
@@ -78,6 +80,37 @@ async fn a_generated_peer_brings_up_a_real_client_that_moves_bytes() {
     assert!(!String::from_utf8_lossy(&raw).contains(private_key), "the private key is not in the database file");
     let (status, _) = get_json(&http, &panel.url(&format!("/api/clients/{}/config", 999_999))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Deleted: gone from the interface and the file, its usage kept.
+    let res = http.delete(panel.url(&format!("/api/clients/{id}"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["message"], "Client deleted");
+    assert!(!host.wg_dump().contains(&key), "off the interface");
+    let file = std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap();
+    assert!(!file.contains(&key) && !file.contains("reboot"), "no trace in the file: {file}");
+    let (status, _) = get_json(&http, &panel.url(&format!("/api/clients/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let store = SqliteStore::open(&panel.database_url).await.unwrap();
+    let usage = |identity: String| {
+        let store = store.clone();
+        async move {
+            let query = UsageQuery { accumulated: true, identity: Some(identity), ..Default::default() };
+            store.usage(&query).await.unwrap().iter().map(|r| r.bytes.rx + r.bytes.tx).sum::<u64>()
+        }
+    };
+    assert!(usage(key.clone()).await > 0, "the usage history stays");
+    let (_, log) = get_json(&http, &panel.url(&format!("/api/events?client={id}&action=delete"))).await;
+    assert_eq!(log["events"][0]["figures"], "usage history kept", "{log}");
+
+    // Deleted with its history: nothing of it is left.
+    let (_, other) = generate(&panel, &http, server, &json!({"name": "Phone"})).await;
+    let (other_id, other_key) = (other["client"]["id"].as_i64().unwrap(), other["client"]["public_key"].clone());
+    let res =
+        http.delete(panel.url(&format!("/api/clients/{other_id}?keep_usage_history=false"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!host.wg_dump().contains(other_key.as_str().unwrap()));
+    let res = http.delete(panel.url(&format!("/api/clients/{other_id}"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "deleting twice");
     panel.stop().await;
 }
 
@@ -113,5 +146,46 @@ async fn fifty_concurrent_generations_get_fifty_distinct_addresses() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["error"].as_str().unwrap().starts_with("name:"), "{body}");
     assert_eq!(std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap(), file);
+    panel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_generates_limits_revokes_restores_and_deletes_a_peer_on_its_host() {
+    let host = TestHost::up(43);
+    let panel = TestPanel::start_with(manual_polling).await;
+    let http = panel.login().await;
+    add_with_config_file(&panel, &http, &host, "Host 43").await;
+    let url = panel.database_url.clone();
+
+    let (ok, out) = tollgate(&["generate-peer", "Laptop", "lee@example.org"], &url, "");
+    assert!(ok, "{out}");
+    assert!(out.starts_with("[Interface]\nPrivateKey = ") && out.contains("Address = 10.77.43.4/32"), "{out}");
+    assert!(out.contains("generated Laptop on Host 43 (198.18.43.2): address 10.77.43.4/32"), "{out}");
+    let key =
+        host.wg_dump().lines().find(|l| l.contains("10.77.43.4/32")).unwrap().split('\t').next().unwrap().to_owned();
+
+    let (ok, out) = tollgate(&["limit", "lee@example.org", "10GB", "--monthly", "31"], &url, "");
+    assert!(ok && out.contains("on Host 43") && out.contains("10737418240"), "{out}");
+    let (ok, out) = tollgate(&["revoke", "lee@example.org"], &url, "");
+    assert!(ok && out.contains("revoked #") && out.contains("on Host 43 (198.18.43.2)"), "{out}");
+    assert!(!host.wg_dump().contains(&key));
+    let (ok, out) = tollgate(&["restore", &key], &url, "");
+    assert!(ok && out.contains("restored #"), "{out}");
+    assert!(host.wg_dump().contains(&key));
+    let (ok, out) = tollgate(&["expire", &key, "2020-01-01T00:00:00Z"], &url, "");
+    assert!(ok, "{out}");
+    let (ok, out) = tollgate(&["restore", &key], &url, "");
+    assert!(!ok && out.contains("expiry date has passed"), "{out}");
+    let (ok, out) = tollgate(&["update-peer", &key, "--name", "Work laptop"], &url, "");
+    assert!(ok && out.contains("\"Work laptop\""), "{out}");
+
+    let (ok, out) = tollgate(&["delete-peer", "lee@example.org"], &url, "");
+    assert!(ok && out.contains("deleted #") && out.contains("usage history removed"), "{out}");
+    assert!(!host.wg_dump().contains(&key));
+    assert!(!std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap().contains(&key));
+    let (ok, out) = tollgate(&["revoke", "lee@example.org"], &url, "");
+    assert!(!ok && out.contains("no client is"), "{out}");
+    let (_, log) = get_json(&http, &panel.url("/api/events?action=generate")).await;
+    assert_eq!(log["events"][0]["actor"], "cli", "{log}");
     panel.stop().await;
 }

@@ -31,6 +31,34 @@ impl ByteCount {
         text.parse::<u64>().map(Self).map_err(|_| ByteCountError(truncate(text)))
     }
 
+    /// A size as an admin types it: bytes, or a number with a 1024-based
+    /// unit as the panel prints them (`500M`, `10GB`, `1.5 TB`).
+    pub fn parse_size(text: &str) -> Result<Self, ByteCountError> {
+        let bad = || ByteCountError(truncate(text));
+        let t = text.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let unit = unit.trim().to_ascii_uppercase();
+        let power = match unit.trim_end_matches('B') {
+            "" => 0,
+            "K" => 1,
+            "M" => 2,
+            "G" => 3,
+            "T" => 4,
+            "P" => 5,
+            _ => return Err(bad()),
+        };
+        if power == 0 {
+            return Self::parse(number).map_err(|_| bad());
+        }
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        let bytes = value * 1024f64.powi(power);
+        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+            return Err(bad());
+        }
+        Ok(Self(bytes.round() as u64))
+    }
+
     pub fn saturating_add(self, other: ByteCount) -> ByteCount {
         ByteCount(self.0.saturating_add(other.0))
     }
@@ -88,6 +116,18 @@ impl std::ops::Add for ByteCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_the_units_the_panel_prints() {
+        let size = |t: &str| ByteCount::parse_size(t).map(ByteCount::get);
+        assert_eq!(size("1000"), Ok(1000));
+        assert_eq!(size("10GB"), Ok(10 * 1024 * 1024 * 1024));
+        assert_eq!(size("1.5 TB"), Ok(1_649_267_441_664));
+        assert_eq!(size("500m"), Ok(500 * 1024 * 1024));
+        for bad in ["", "GB", "10 XB", "-5", "1.5", "ten"] {
+            assert!(ByteCount::parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn human_sizes_match_what_admins_expect() {

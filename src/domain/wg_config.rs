@@ -199,11 +199,19 @@ pub fn revoke_peer(text: &str, key: &PublicKey) -> Result<(String, Option<PeerSe
 /// a live `[Peer]` section again, exactly as it was. Returns the new text and
 /// the restored section (`None`: no revoked section for `key`).
 pub fn restore_peer(text: &str, key: &PublicKey) -> Result<(String, Option<PeerSection>), ConfigError> {
-    let mark = format!("{REVOKED_MARK}{key}");
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == mark) else {
+    let Some((kept, section_text)) = take_revoked(text, key) else {
         return Ok((text.to_owned(), None));
     };
+    let restored = add_peer(&kept, &section_text)?;
+    Ok((restored, Some(PeerSection { public_key: *key, text: section_text })))
+}
+
+/// Takes the revoked section of `key` out of the file: the rest of the
+/// file, and the section's lines uncommented.
+fn take_revoked(text: &str, key: &PublicKey) -> Option<(String, String)> {
+    let mark = format!("{REVOKED_MARK}{key}");
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.trim_end() == mark)?;
     let end = lines[start + 1..].iter().position(|l| !l.starts_with("#| ")).map_or(lines.len(), |n| start + 1 + n);
     let section: Vec<&str> = lines[start + 1..end].iter().map(|l| &l[3..]).collect();
     let mut kept: Vec<&str> = lines[..start].to_vec();
@@ -211,9 +219,18 @@ pub fn restore_peer(text: &str, key: &PublicKey) -> Result<(String, Option<PeerS
     while kept.last().is_some_and(|l| l.trim().is_empty()) {
         kept.pop();
     }
-    let section_text = join(&section);
-    let restored = add_peer(&join(&kept), &section_text)?;
-    Ok((restored, Some(PeerSection { public_key: *key, text: section_text })))
+    Some((join(&kept), join(&section)))
+}
+
+/// Removes every trace of the peer with `key` from the file: its live
+/// section and its revoked one. Returns the new text and whether anything
+/// was removed.
+pub fn forget_peer(text: &str, key: &PublicKey) -> Result<(String, bool), ConfigError> {
+    let (rest, live) = remove_peer(text, key)?;
+    match take_revoked(&rest, key) {
+        Some((kept, _)) => Ok((kept, true)),
+        None => Ok((rest, live.is_some())),
+    }
 }
 
 /// What `wg set` needs to put a peer back from its section.

@@ -1,9 +1,11 @@
 //! The `tollgate` command line.
 
+use crate::domain::ByteCount;
 use crate::domain::Username;
 use crate::server::auth::{check_password_strength, hash_password};
 use crate::server::commands::{self, UsageFormat};
 use crate::server::config::{Config, Layer};
+use crate::server::peer_commands;
 use crate::server::sealer::{SealError, Sealer};
 use crate::server::startup;
 use crate::server::store::sqlite::SqliteStore;
@@ -11,6 +13,7 @@ use crate::server::store::UsageQuery;
 use crate::server::store::{AuthStore, ServerStore};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use serde_json::json;
 use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +91,44 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Generate a WireGuard/AmneziaWG peer on its host; its client config
+    /// is printed on standard output (`> name.conf`).
+    GeneratePeer {
+        name: String,
+        email: Option<String>,
+        /// The server (by name), when there is more than one.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Change the name or email of a client (a public key, common name or #id).
+    UpdatePeer {
+        who: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Delete every client of an email (or one key / #id): off its host, then the record.
+    DeletePeer {
+        who: String,
+        /// Keep the clients' usage history.
+        #[arg(long)]
+        keep_usage_history: bool,
+    },
+    /// Take a client off its host and disable it (manual).
+    Revoke { who: String },
+    /// Put a disabled client back on its host.
+    Restore { who: String },
+    /// Set a client's traffic limit (`10GB`, `500M`, bytes, or `none`).
+    Limit {
+        who: String,
+        limit: String,
+        /// Reset it monthly on this day (1-31); otherwise it counts lifetime traffic.
+        #[arg(long)]
+        monthly: Option<u8>,
+    },
+    /// Set a client's expiry date (ISO 8601, or `never`).
+    Expire { who: String, date: String },
 }
 
 fn parse_month_arg(text: &str) -> Result<String, String> {
@@ -300,6 +341,51 @@ async fn monitor(store: &SqliteStore, config: &Config, command: Command) -> anyh
                 return Err(ExitWith(3).into());
             }
             Ok(())
+        }
+        Command::GeneratePeer { name, email, server } => {
+            let mut err = std::io::stderr().lock();
+            peer_commands::generate_peer(
+                store,
+                &settings,
+                &name,
+                email.as_deref(),
+                server.as_deref(),
+                &mut out,
+                &mut err,
+            )
+            .await
+        }
+        Command::UpdatePeer { who, name, email } => {
+            peer_commands::update_peer(store, &settings, &who, name.as_deref(), email.as_deref(), &mut out).await
+        }
+        Command::DeletePeer { who, keep_usage_history } => {
+            peer_commands::delete_peer(store, &settings, &who, keep_usage_history, &mut out).await
+        }
+        Command::Revoke { who } => peer_commands::set_access(store, &settings, &who, false, &mut out).await,
+        Command::Restore { who } => peer_commands::set_access(store, &settings, &who, true, &mut out).await,
+        Command::Limit { who, limit, monthly } => {
+            let mut body = serde_json::Map::new();
+            let bytes = match limit.as_str() {
+                "none" => serde_json::Value::Null,
+                text => json!(ByteCount::parse_size(text)?.get()),
+            };
+            body.insert("traffic_limit".into(), bytes);
+            match monthly {
+                Some(day) => {
+                    body.insert("limit_period".into(), json!("monthly"));
+                    body.insert("reset_day".into(), json!(day));
+                }
+                None => {
+                    body.insert("limit_period".into(), json!("lifetime"));
+                }
+            }
+            peer_commands::set_policy(store, &settings, &who, body, &mut out).await
+        }
+        Command::Expire { who, date } => {
+            let mut body = serde_json::Map::new();
+            let date = if date == "never" { serde_json::Value::Null } else { json!(date) };
+            body.insert("expiry_date".into(), date);
+            peer_commands::set_policy(store, &settings, &who, body, &mut out).await
         }
         Command::Serve { .. } | Command::Admin { .. } => Ok(()),
     }

@@ -217,6 +217,24 @@ async fn patch_client(
     Ok(Json(json!({ "success": true, "message": "Client updated", "client": client })).into_response())
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeleteOptions {
+    #[serde(default)]
+    keep_usage_history: Option<bool>,
+}
+
+async fn delete_client(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Query(options): Query<DeleteOptions>,
+) -> Result<Response, AppError> {
+    let keep = options.keep_usage_history.unwrap_or(true);
+    state.panel.delete_client(&admin, client_id(&id)?, keep).await?;
+    Ok(Json(json!({ "success": true, "message": "Client deleted" })).into_response())
+}
+
 async fn revoke_client(
     State(state): State<AppState>,
     admin: Admin,
@@ -379,7 +397,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/clients/{id}/config", get(generate::client_config))
         .route("/api/clients/{id}/qr.svg", get(generate::client_qr))
         .route("/api/servers/{id}/sync-stats", post(sync_stats))
-        .route("/api/clients/{id}", get(get_client).patch(patch_client))
+        .route("/api/clients/{id}", get(get_client).patch(patch_client).delete(delete_client))
         .route("/api/clients/{id}/revoke", post(revoke_client))
         .route("/api/clients/{id}/sync-stats", post(client_sync_stats))
         // Seed 000's path for the same server sync.

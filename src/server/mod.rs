@@ -11,6 +11,7 @@ pub mod http;
 pub mod maintenance;
 pub mod openvpn;
 pub mod panel;
+pub mod peer_commands;
 pub mod peers;
 pub mod poll;
 pub mod poller;

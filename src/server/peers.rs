@@ -5,7 +5,7 @@
 //! file, then a rename); unchanged peers are never touched. Both operations
 //! are idempotent: repeating one after a failure finishes it.
 
-use crate::domain::wg_config::{peer_settings, restore_peer, revoke_peer, PeerSettings};
+use crate::domain::wg_config::{forget_peer, peer_settings, restore_peer, revoke_peer, PeerSettings};
 use crate::domain::{CommandPrefix, InterfaceName, IpNetwork, Protocol, PublicKey, RemoteCommand, RemotePath};
 use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::poll::PollError;
@@ -23,6 +23,9 @@ pub enum PeerChange {
         key: PublicKey,
         fallback: PeerSettings,
     },
+    /// The peer leaves the interface and every trace of it the file (its
+    /// live and its revoked section): a deleted peer.
+    Forget(PublicKey),
     /// OpenVPN: `disable` in the common name's client-config-dir file (new
     /// connections refused) and every live session of it killed.
     Block(String),
@@ -134,6 +137,14 @@ pub async fn apply(
             };
             Ok(Applied { file_changed: section.is_some() })
         }
+        PeerChange::Forget(key) => {
+            let (new, removed) = forget_peer(&text, key).map_err(|e| config_error(target, e))?;
+            if removed {
+                write_file(transport, target, &new).await?;
+            }
+            transport.run(&RemoteCommand::remove_peer(&target.prefix, target.tool, &target.interface, key)).await?;
+            Ok(Applied { file_changed: removed })
+        }
         PeerChange::Block(_) | PeerChange::Unblock(_) => {
             Err(PollError::internal("an OpenVPN change for a WireGuard server"))
         }
@@ -204,6 +215,16 @@ pub fn change_for(client: &ClientRecord, on: bool) -> Result<PeerChange, PollErr
         persistent_keepalive: None,
     };
     Ok(PeerChange::Restore { key, fallback })
+}
+
+/// The change that deletes `client` from its host: a WireGuard peer
+/// forgotten, an OpenVPN common name blocked (its certificate still
+/// works, so it must stay refused).
+pub fn removal_for(client: &ClientRecord) -> Result<PeerChange, PollError> {
+    if client.protocol == Protocol::Openvpn {
+        return Ok(PeerChange::Block(client.identity.clone()));
+    }
+    Ok(PeerChange::Forget(PublicKey::parse(&client.identity).map_err(PollError::internal)?))
 }
 
 /// Carries out `change` on `record`'s host, whatever its protocol.

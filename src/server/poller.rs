@@ -17,7 +17,7 @@ use crate::server::generate::{generate, Generated, PeerRequest};
 use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::peers::Applied;
 use crate::server::poll::{poll_server, PollError, PollLimits};
-use crate::server::reconcile::carry_out_client;
+use crate::server::reconcile::{carry_out_client, remove_client};
 use crate::server::store::{PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
@@ -88,6 +88,7 @@ pub fn transport_for(record: &ServerRecord, timeouts: SshTimeouts) -> Box<dyn Ho
 enum Request {
     PollNow(oneshot::Sender<Result<PollOutcome, PollError>>),
     Peer { client: ClientId, reply: oneshot::Sender<Result<Applied, PollError>> },
+    Remove { client: ClientId, reply: oneshot::Sender<Result<Applied, PollError>> },
     Generate { request: PeerRequest, reply: oneshot::Sender<Result<Generated, PollError>> },
     Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
 }
@@ -218,6 +219,11 @@ impl Supervisor {
     /// restored) and confirms it.
     pub async fn carry_out(&self, id: ServerId, client: ClientId) -> Result<Applied, WorkerError> {
         Ok(self.ask(id, |reply| Request::Peer { client, reply }).await??)
+    }
+
+    /// Takes a client off the server's host for good (a delete).
+    pub async fn remove(&self, id: ServerId, client: ClientId) -> Result<Applied, WorkerError> {
+        Ok(self.ask(id, |reply| Request::Remove { client, reply }).await??)
     }
 
     /// Generates a peer on the server's host (in its task, one at a time).
@@ -358,6 +364,18 @@ impl PollJob {
                         outcome = tokio::time::timeout(self.settings.deadline, async {
                             let wait = self.settings.ssh.command;
                             carry_out_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait).await
+                        }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
+                    };
+                    let _ = reply.send(outcome);
+                    continue;
+                }
+                Some(Request::Remove { client, reply }) => {
+                    let outcome = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        outcome = tokio::time::timeout(self.settings.deadline, async {
+                            let wait = self.settings.ssh.command;
+                            remove_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait).await
                         }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
                     };
                     let _ = reply.send(outcome);

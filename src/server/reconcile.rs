@@ -57,6 +57,12 @@ pub async fn carry_out(
     Ok(applied)
 }
 
+/// Client `id`, which must be on this server.
+async fn client_here(store: &dyn Store, record: &ServerRecord, id: ClientId) -> Result<ClientRecord, PollError> {
+    let c = store.client(id, "").await.map_err(PollError::internal)?;
+    c.filter(|c| c.server_id == record.id).ok_or_else(|| PollError::internal("no such client here"))
+}
+
 /// Carries out the stored access of one client of this server (a change
 /// just made by an admin).
 pub async fn carry_out_client(
@@ -66,9 +72,21 @@ pub async fn carry_out_client(
     id: ClientId,
     wait: Duration,
 ) -> Result<Applied, PollError> {
-    let c = store.client(id, "").await.map_err(PollError::internal)?;
-    let c = c.filter(|c| c.server_id == record.id).ok_or_else(|| PollError::internal("no such client here"))?;
+    let c = client_here(store, record, id).await?;
     carry_out(transport, record, store, &c, wait).await
+}
+
+/// Takes one client of this server off its host for good (before its
+/// record is deleted).
+pub async fn remove_client(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    store: &dyn Store,
+    id: ClientId,
+    wait: Duration,
+) -> Result<Applied, PollError> {
+    let c = client_here(store, record, id).await?;
+    peers::apply_to(transport, record, &peers::removal_for(&c)?, wait).await
 }
 
 /// Changes a client's access: in the database (pending, with `event`), on

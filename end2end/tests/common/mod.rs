@@ -314,3 +314,21 @@ pub async fn add_with_config_file(panel: &TestPanel, http: &reqwest::Client, hos
     body["config_path"] = json!(host.get("TESTHOST_WG_CONF"));
     add(panel, http, &body).await
 }
+
+/// Runs the `tollgate` binary on a database; returns whether it succeeded
+/// and its standard output followed by its standard error.
+pub fn tollgate(args: &[&str], database_url: &str, stdin: &str) -> (bool, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("TOLLGATE_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}

@@ -142,3 +142,16 @@ fn a_revoked_peer_stays_in_the_file_only_as_comments_and_comes_back_exactly() {
     let alice = peer_settings(&remove_peer(WG0, &key(ALICE)).unwrap().1.unwrap().text);
     assert_eq!(alice.preshared_key.as_deref(), Some("L1hBgelsbry1Ggh4uajmf6NfcW0bMHYUikVfHVhG+DU="));
 }
+
+#[test]
+fn a_forgotten_peer_leaves_no_live_or_revoked_trace() {
+    let (revoked, _) = revoke_peer(WG0, &key(BOB)).unwrap();
+    let (forgotten, removed) = forget_peer(&revoked, &key(BOB)).unwrap();
+    assert!(removed);
+    assert!(!forgotten.contains(BOB) && !forgotten.contains(REVOKED_MARK), "{forgotten}");
+    assert_eq!(keys(&forgotten), [ALICE, CAROL]);
+    let (live_gone, removed) = forget_peer(WG0, &key(ALICE)).unwrap();
+    assert!(removed && !live_gone.contains(ALICE));
+    assert_eq!(forget_peer(&forgotten, &key(BOB)).unwrap(), (forgotten.clone(), false), "twice is a no-op");
+    assert!(forget_peer(&forgotten, &key(DAVE)).unwrap().0 == forgotten);
+}

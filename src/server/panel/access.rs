@@ -99,4 +99,24 @@ impl Panel {
         }
         self.change_access(admin, &record, "restore", None).await
     }
+
+    /// Deletes a client: taken off its host for good (a WireGuard peer
+    /// leaves the interface and its file; an OpenVPN common name stays
+    /// refused), then its record goes, its usage history kept unless
+    /// `keep_history` is false. An unreachable host deletes nothing.
+    pub async fn delete_client(&self, admin: &Admin, id: ClientId, keep_history: bool) -> Result<(), AppError> {
+        let record = self.client_record(id).await?;
+        let server = self.store.server(record.server_id, Utc::now(), "").await?;
+        if server.as_ref().is_some_and(|s| !can_block(s)) {
+            return Err(AppError::conflict(
+                "This OpenVPN server has no client_config_dir set, so a deleted client could not be refused.",
+            ));
+        }
+        self.poller.remove(record.server_id, id).await.map_err(super::worker_error)?;
+        let mut event = self.access_event(admin, &record, "delete", None);
+        event.figures = Some(if keep_history { "usage history kept" } else { "usage history removed" }.to_owned());
+        self.store.delete_client(id, keep_history, &event).await?;
+        tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "delete", keep_history, "client deleted");
+        Ok(())
+    }
 }

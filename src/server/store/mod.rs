@@ -392,6 +392,9 @@ pub trait ServerStore: Send + Sync + 'static {
         client: &GeneratedClient,
         event: &NewEvent,
     ) -> Result<ClientId, StoreError>;
+    /// Deletes a client, with `event`; its usage history stays (the row is
+    /// kept, marked deleted) unless `keep_history` is false.
+    async fn delete_client(&self, id: ClientId, keep_history: bool, event: &NewEvent) -> Result<(), StoreError>;
     /// The client config of a peer the panel generated (`None`: it did not).
     async fn client_config(&self, id: ClientId) -> Result<Option<Secret>, StoreError>;
     /// Marks the client's access as carried out on its host, if it is

@@ -102,7 +102,7 @@ pub(super) async fn clients(
 ) -> Result<Vec<ClientRecord>, StoreError> {
     let mut tx = store.read.begin().await?;
     let sql =
-        format!("SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE");
+        format!("SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 AND c.deleted_at IS NULL ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE");
     let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&mut *tx).await?;
     let state = current_state(&mut tx, server).await?;
     tx.commit().await?;
@@ -121,7 +121,7 @@ pub(super) async fn clients(
 
 pub(super) async fn client(store: &SqliteStore, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
     let mut tx = store.read.begin().await?;
-    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2");
+    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2 AND c.deleted_at IS NULL");
     let Some(row) = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await? else {
         return Ok(None);
     };
@@ -210,7 +210,8 @@ pub(super) async fn clients_by_identity(
 ) -> Result<Vec<(ClientId, ServerId)>, StoreError> {
     let rows = sqlx::query(
         "SELECT c.id, c.server_id FROM clients c JOIN servers s ON s.id = c.server_id \
-         WHERE c.identity = ?1 AND s.interface = ?2 AND (?3 IS NULL OR s.id = ?3) ORDER BY c.id",
+         WHERE c.identity = ?1 AND s.interface = ?2 AND (?3 IS NULL OR s.id = ?3) AND c.deleted_at IS NULL \
+         ORDER BY c.id",
     )
     .bind(identity)
     .bind(interface)
@@ -291,4 +292,29 @@ pub(super) async fn confirm_access(store: &SqliteStore, id: ClientId, disabled: 
         .execute(&store.write)
         .await?;
     Ok(())
+}
+
+/// Deletes a client with `event`: the row stays, marked deleted, when its
+/// usage history is kept; otherwise it goes with its ledgers and sessions.
+pub(super) async fn delete_client(
+    store: &SqliteStore,
+    id: ClientId,
+    keep_history: bool,
+    at: i64,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let done = if keep_history {
+        sqlx::query(
+            "UPDATE clients SET deleted_at = ?, managed = 0, user_id = NULL, client_config_sealed = NULL \
+             WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(at)
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?
+    } else {
+        sqlx::query("DELETE FROM clients WHERE id = ?").bind(id.get()).execute(&mut *tx).await?
+    };
+    commit_with_event(tx, done.rows_affected(), event).await
 }

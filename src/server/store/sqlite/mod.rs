@@ -266,6 +266,10 @@ impl ServerStore for SqliteStore {
         generated::insert_generated_client(self, server, client, event).await
     }
 
+    async fn delete_client(&self, id: ClientId, keep_history: bool, event: &NewEvent) -> Result<(), StoreError> {
+        clients::delete_client(self, id, keep_history, event.at.timestamp(), event).await
+    }
+
     async fn client_config(&self, id: ClientId) -> Result<Option<Secret>, StoreError> {
         generated::client_config(self, id).await
     }

@@ -76,7 +76,7 @@ pub(super) async fn delete_user(store: &SqliteStore, id: UserId, event: &NewEven
 async fn load(store: &SqliteStore, id: Option<UserId>) -> Result<Vec<UserRecord>, StoreError> {
     let rows = sqlx::query(
         "SELECT u.id, u.name, u.email, u.max_connections, u.created_at, \
-           (SELECT json_group_array(c.id) FROM clients c WHERE c.user_id = u.id) AS clients \
+           (SELECT json_group_array(c.id) FROM clients c WHERE c.user_id = u.id AND c.deleted_at IS NULL) AS clients \
          FROM users u WHERE (?1 IS NULL OR u.id = ?1) ORDER BY u.name COLLATE NOCASE, u.id",
     )
     .bind(id.map(|u| u.get()))
@@ -120,7 +120,7 @@ pub(super) async fn live_sessions(
         "SELECT c.id AS client_id, c.server_id, s.protocol, o.connected_at \
          FROM clients c JOIN servers s ON s.id = c.server_id \
          LEFT JOIN connections o ON o.client_id = c.id AND o.disconnected_at IS NULL \
-         WHERE c.user_id = ? AND c.access = 'active' ORDER BY o.connected_at, c.id",
+         WHERE c.user_id = ? AND c.access = 'active' AND c.deleted_at IS NULL ORDER BY o.connected_at, c.id",
     )
     .bind(id.get())
     .fetch_all(&mut *tx)
