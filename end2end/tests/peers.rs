@@ -203,15 +203,6 @@ async fn a_client_past_its_threshold_or_near_expiry_is_warned_once() {
 }
 
 /// Adds the host's OpenVPN server (management port, client-config-dir).
-async fn add_openvpn(panel: &TestPanel, http: &reqwest::Client, host: &TestHost, name: &str) -> i64 {
-    let mut body = host.add_request(name);
-    body["protocol"] = json!("openvpn");
-    body["interface"] = serde_json::Value::Null;
-    body["management_port"] = json!(host.get("TESTHOST_OPENVPN_MANAGEMENT_PORT").parse::<u16>().unwrap());
-    body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
-    add(panel, http, &body).await
-}
-
 /// Whether the OpenVPN server lists a live session of `name`.
 fn openvpn_lists(host: &TestHost, name: &str) -> bool {
     host.script(&["openvpn-status", "3"]).lines().any(|l| l.starts_with(&format!("CLIENT_LIST\t{name}\t")))

@@ -129,6 +129,9 @@ enum Command {
     },
     /// Set a client's expiry date (ISO 8601, or `never`).
     Expire { who: String, date: String },
+    /// Make a new token for a server's hooks to push events with (shown once;
+    /// the old one stops working).
+    PushToken { server: String },
 }
 
 fn parse_month_arg(text: &str) -> Result<String, String> {
@@ -387,6 +390,7 @@ async fn monitor(store: &SqliteStore, config: &Config, command: Command) -> anyh
             body.insert("expiry_date".into(), date);
             peer_commands::set_policy(store, &settings, &who, body, &mut out).await
         }
+        Command::PushToken { server } => peer_commands::push_token(store, &server, &mut out).await,
         Command::Serve { .. } | Command::Admin { .. } => Ok(()),
     }
 }

@@ -395,6 +395,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/servers/{id}", get(get_server))
         .route("/api/servers/{id}/clients", get(server_clients).post(generate::generate_peer))
         .route("/api/clients/{id}/config", get(generate::client_config))
+        .route("/api/servers/{id}/push-token", post(generate::create_push_token))
+        .route("/api/vpn-servers/{id}/events", post(generate::push_events))
         .route("/api/clients/{id}/qr.svg", get(generate::client_qr))
         .route("/api/servers/{id}/sync-stats", post(sync_stats))
         .route("/api/clients/{id}", get(get_client).patch(patch_client).delete(delete_client))
@@ -458,7 +460,9 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
         tracing::warn!(path = %request.uri().path(), reason = refused, "refused a cross-site request");
         return AppError::new(ErrorKind::Forbidden, "Cross-site requests are refused.").into_response();
     }
-    if request.uri().path().starts_with("/api/") && !is_json_or_absent(request.headers()) {
+    // Pushed events carry a status file or dump, with a bearer token (not a cookie).
+    let pushed = request.uri().path().starts_with("/api/vpn-servers/");
+    if request.uri().path().starts_with("/api/") && !pushed && !is_json_or_absent(request.headers()) {
         return AppError::new(ErrorKind::UnsupportedMediaType, "This endpoint takes application/json.").into_response();
     }
     next.run(request).await

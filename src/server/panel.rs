@@ -24,6 +24,7 @@ use validate::validate;
 mod access;
 mod clients;
 mod generate;
+mod push;
 mod users;
 mod validate;
 mod views;

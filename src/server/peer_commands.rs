@@ -219,3 +219,26 @@ pub async fn delete_peer(
     }
     Ok(())
 }
+
+/// `push-token SERVER`: prints a new push token for the server's hooks.
+pub async fn push_token(store: &dyn Store, server: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let servers = store.servers(now, "").await?;
+    let record =
+        servers.iter().find(|s| s.name.as_str() == server).with_context(|| format!("no server named {server:?}"))?;
+    let (token, hash) = crate::server::auth::new_session_token();
+    let event = NewEvent {
+        at: now,
+        actor: ACTOR.to_owned(),
+        action: "push-token".to_owned(),
+        reason: None,
+        figures: None,
+        client_id: None,
+        user_id: None,
+        server_id: Some(record.id),
+        label: record.name.to_string(),
+    };
+    store.set_push_token(record.id, &hash, &event).await?;
+    writeln!(out, "{token}")?;
+    Ok(())
+}

@@ -144,10 +144,24 @@ pub async fn read_server(
         Protocol::Openvpn => {
             let access = target.openvpn.ok_or_else(|| PollError::internal("an OpenVPN server without settings"))?;
             let text = read_status(transport, access, target.command_prefix, wait).await?;
-            parse_status(&text)
-                .map(Reading::Openvpn)
-                .map_err(|e| PollError::Parse(format!("the OpenVPN status is unreadable: {e}")))
+            parse_reading(target.protocol, &text)
         }
+    }
+}
+
+/// Parses what a host printed (a `wg`/`awg show dump`, or an OpenVPN
+/// status in any version), as a poll or a pushed event carries it.
+pub fn parse_reading(protocol: Protocol, text: &str) -> Result<Reading, PollError> {
+    match protocol {
+        Protocol::Wireguard | Protocol::Amneziawg => {
+            let flavor = if protocol == Protocol::Amneziawg { DumpFlavor::AmneziaWg } else { DumpFlavor::WireGuard };
+            parse_dump(text, flavor)
+                .map(Reading::Wireguard)
+                .map_err(|e| PollError::Parse(format!("not a {} dump: {e}", protocol.label())))
+        }
+        Protocol::Openvpn => parse_status(text)
+            .map(Reading::Openvpn)
+            .map_err(|e| PollError::Parse(format!("the OpenVPN status is unreadable: {e}"))),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::server::enforce::enforce;
 use crate::server::generate::{generate, Generated, PeerRequest};
 use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::peers::Applied;
-use crate::server::poll::{poll_server, PollError, PollLimits};
+use crate::server::poll::{poll_server, store_reading, PollError, PollLimits, Reading};
 use crate::server::reconcile::{carry_out_client, remove_client};
 use crate::server::store::{PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
@@ -89,6 +89,7 @@ enum Request {
     PollNow(oneshot::Sender<Result<PollOutcome, PollError>>),
     Peer { client: ClientId, reply: oneshot::Sender<Result<Applied, PollError>> },
     Remove { client: ClientId, reply: oneshot::Sender<Result<Applied, PollError>> },
+    Push { reading: Reading, reply: oneshot::Sender<Result<PollOutcome, PollError>> },
     Generate { request: PeerRequest, reply: oneshot::Sender<Result<Generated, PollError>> },
     Kill { target: KillTarget, halt: bool, reply: oneshot::Sender<Result<String, String>> },
 }
@@ -226,6 +227,11 @@ impl Supervisor {
         Ok(self.ask(id, |reply| Request::Remove { client, reply }).await??)
     }
 
+    /// Applies what the server pushed, as a poll, then runs a pass.
+    pub async fn push(&self, id: ServerId, reading: Reading) -> Result<PollOutcome, WorkerError> {
+        Ok(self.ask(id, |reply| Request::Push { reading, reply }).await??)
+    }
+
     /// Generates a peer on the server's host (in its task, one at a time).
     pub async fn generate(&self, id: ServerId, request: PeerRequest) -> Result<Generated, WorkerError> {
         Ok(self.ask(id, |reply| Request::Generate { request, reply }).await??)
@@ -323,6 +329,20 @@ struct PollJob {
 }
 
 impl PollJob {
+    /// One enforcement pass right after data was applied, within the poll
+    /// deadline; a failure is logged and the next pass tries again.
+    async fn enforce_pass(&mut self) {
+        let now = Utc::now();
+        let (tz, wait) = (self.settings.timezone, self.settings.ssh.command);
+        let pass = enforce(self.transport.as_mut(), &self.record, self.store.as_ref(), now, tz, wait);
+        match tokio::time::timeout(self.settings.deadline, pass).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(changed = n, "enforcement pass"),
+            Ok(Err(error)) => tracing::warn!(%error, "enforcement pass failed; it runs again after the next poll"),
+            Err(_) => tracing::warn!("enforcement pass timed out; it runs again after the next poll"),
+        }
+    }
+
     async fn run(mut self, first_delay: Duration) {
         tracing::debug!("poller started");
         let requests = self.requests.clone();
@@ -381,6 +401,22 @@ impl PollJob {
                     let _ = reply.send(outcome);
                     continue;
                 }
+                Some(Request::Push { reading, reply }) => {
+                    let (store, record) = (self.store.as_ref(), &self.record);
+                    let at = Utc::now();
+                    let outcome =
+                        store_reading(store, record.id, record.protocol, &reading, at, self.settings.timezone, false)
+                            .await;
+                    if outcome.is_ok() {
+                        tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => break,
+                            _ = self.enforce_pass() => {}
+                        }
+                    }
+                    let _ = reply.send(outcome);
+                    continue;
+                }
                 Some(Request::Generate { request, reply }) => {
                     let outcome = tokio::select! {
                         biased;
@@ -403,29 +439,10 @@ impl PollJob {
                 outcome = poll_server(self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits) => outcome,
             };
             if outcome.is_ok() {
-                let now = Utc::now();
-                let enforced = tokio::select! {
+                tokio::select! {
                     biased;
                     _ = cancel.cancelled() => break,
-                    r = tokio::time::timeout(
-                        self.settings.deadline,
-                        enforce(
-                            self.transport.as_mut(),
-                            &self.record,
-                            self.store.as_ref(),
-                            now,
-                            self.settings.timezone,
-                            self.settings.ssh.command,
-                        ),
-                    ) => r,
-                };
-                match enforced {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!(disabled = n, "enforcement pass"),
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "enforcement pass failed; it runs again after the next poll")
-                    }
-                    Err(_) => tracing::warn!("enforcement pass timed out; it runs again after the next poll"),
+                    _ = self.enforce_pass() => {}
                 }
             }
             match &outcome {

@@ -332,3 +332,13 @@ pub fn tollgate(args: &[&str], database_url: &str, stdin: &str) -> (bool, String
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
+
+/// Adds the host's OpenVPN server (after `openvpn-up`): management port and client-config-dir.
+pub async fn add_openvpn(panel: &TestPanel, http: &reqwest::Client, host: &TestHost, name: &str) -> i64 {
+    let mut body = host.add_request(name);
+    body["protocol"] = json!("openvpn");
+    body["interface"] = serde_json::Value::Null;
+    body["management_port"] = json!(host.get("TESTHOST_OPENVPN_MANAGEMENT_PORT").parse::<u16>().unwrap());
+    body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
+    add(panel, http, &body).await
+}

@@ -1,6 +1,6 @@
-//! `POST /api/servers/{id}/clients` (generate a peer), and a generated
-//! peer's config as a file and as a QR code. Both hold the peer's private
-//! key: never cached.
+//! `POST /api/servers/{id}/clients` (generate a peer), a generated peer's
+//! config as a file and as a QR code (both hold the peer's private key:
+//! never cached), and the servers' push tokens and pushed events.
 
 use super::{client_id, server_id, ObjectBody};
 use crate::error::AppError;
@@ -61,4 +61,32 @@ pub(super) async fn client_qr(
 ) -> Result<Response, AppError> {
     let svg = state.panel.client_qr(client_id(&id)?).await?;
     Ok(private(svg.into_response(), "image/svg+xml"))
+}
+
+pub(super) async fn create_push_token(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let token = state.panel.create_push_token(&admin, server_id(&id)?).await?;
+    let mut response = Json(json!({ "success": true, "token": token })).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /api/vpn-servers/{id}/events` with `Authorization: Bearer <token>`
+/// and the status as the body (any content type).
+pub(super) async fn push_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Result<Response, AppError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let outcome = state.panel.push_events(server_id(&id)?, bearer, &body).await?;
+    Ok(Json(json!({ "success": true, "applied": outcome.applied, "sources": outcome.sources })).into_response())
 }

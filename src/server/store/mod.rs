@@ -392,6 +392,10 @@ pub trait ServerStore: Send + Sync + 'static {
         client: &GeneratedClient,
         event: &NewEvent,
     ) -> Result<ClientId, StoreError>;
+    /// Sets the SHA-256 of the server's push token, with `event`.
+    async fn set_push_token(&self, id: ServerId, hash: &[u8; 32], event: &NewEvent) -> Result<(), StoreError>;
+    /// The SHA-256 of the server's push token (`None`: it has none).
+    async fn push_token(&self, id: ServerId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes a client, with `event`; its usage history stays (the row is
     /// kept, marked deleted) unless `keep_history` is false.
     async fn delete_client(&self, id: ClientId, keep_history: bool, event: &NewEvent) -> Result<(), StoreError>;

@@ -266,6 +266,29 @@ impl ServerStore for SqliteStore {
         generated::insert_generated_client(self, server, client, event).await
     }
 
+    async fn set_push_token(&self, id: ServerId, hash: &[u8; 32], event: &NewEvent) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query("UPDATE servers SET push_token_hash = ? WHERE id = ?")
+            .bind(hash.as_slice())
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("server"));
+        }
+        events::insert(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn push_token(&self, id: ServerId) -> Result<Option<Vec<u8>>, StoreError> {
+        let hash: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT push_token_hash FROM servers WHERE id = ?")
+            .bind(id.get())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(hash.flatten())
+    }
+
     async fn delete_client(&self, id: ClientId, keep_history: bool, event: &NewEvent) -> Result<(), StoreError> {
         clients::delete_client(self, id, keep_history, event.at.timestamp(), event).await
     }
