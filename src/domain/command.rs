@@ -53,6 +53,21 @@ impl RemoteCommand {
         Self::with_prefix(prefix, &[tool, "set", interface.as_str(), "peer", &key, "remove"])
     }
 
+    /// `[prefix…] <tool> set <interface> peer <k1> remove peer <k2> remove …`:
+    /// many peers leave the running interface in one command.
+    pub fn remove_peers(
+        prefix: &CommandPrefix,
+        tool: &'static str,
+        interface: &InterfaceName,
+        keys: &[PublicKey],
+    ) -> Self {
+        let mut cmd = Self::with_prefix(prefix, &[tool, "set", interface.as_str()]);
+        for key in keys {
+            cmd.argv.extend(["peer".to_owned(), key.to_string(), "remove".to_owned()]);
+        }
+        cmd
+    }
+
     /// `[prefix…] <tool> set <interface> peer <key> allowed-ips <a,b>
     /// [persistent-keepalive <n>] [preshared-key /dev/stdin]`: the preshared
     /// key, when there is one, is sent on standard input, never in the line.

@@ -30,7 +30,7 @@ use crate::domain::policy::{over_device_limit, DisableReason, LiveSession};
 use crate::domain::ByteCount;
 use crate::domain::{ClientId, ServerId, UserId};
 use crate::server::poll::PollError;
-use crate::server::reconcile::{can_block, change_access, enforcer_event, reconcile};
+use crate::server::reconcile::{can_block, change_access, disable_many, enforcer_event, reconcile};
 use crate::server::store::{ClientRecord, ServerRecord, Store};
 use crate::server::transport::HostTransport;
 use chrono::{DateTime, Utc};
@@ -187,6 +187,7 @@ pub async fn enforce(
     } else {
         tracing::warn!("limits are only warned about on this server: it has no client_config_dir to refuse clients");
     }
+    let mut disables = Vec::new();
     for c in &clients {
         let has_policy = c.policy.traffic_limit.is_some() || c.policy.expiry_date.is_some();
         let limited = c.disabled_reason == Some(DisableReason::TrafficLimit);
@@ -206,14 +207,14 @@ pub async fn enforce(
                 changed += 1;
             }
             Some((reason, figures)) if !c.disabled && blockable => {
-                let e = enforcer_event(record, c, now, "disable", reason.as_str(), &figures);
-                change_access(transport, record, store, c, Some(reason), &e, wait).await?;
                 tracing::info!(actor = "enforcer", client_id = %c.id, action = "disable", reason = reason.as_str(), %figures, "client disabled");
-                changed += 1;
+                disables.push((c, reason, enforcer_event(record, c, now, "disable", reason.as_str(), &figures)));
             }
             _ if !c.disabled => warn(store, record, c, used, limit, now, &tz).await?,
             _ => {}
         }
     }
-    Ok(changed)
+    // All of this pass's disables at once: one transaction, one host batch.
+    disable_many(transport, record, store, &disables, wait).await?;
+    Ok(changed + disables.len())
 }

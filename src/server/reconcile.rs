@@ -7,10 +7,10 @@
 //! and counted on the server. Running a pass twice changes nothing.
 
 use crate::domain::policy::DisableReason;
-use crate::domain::{ClientId, Protocol};
+use crate::domain::{ClientId, Protocol, PublicKey};
 use crate::server::peers::{self, Applied};
 use crate::server::poll::PollError;
-use crate::server::store::{ClientRecord, NewEvent, ServerRecord, Store};
+use crate::server::store::{AccessChange, ClientRecord, NewEvent, ServerRecord, Store};
 use crate::server::transport::HostTransport;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -104,6 +104,42 @@ pub async fn change_access(
     let wanted = ClientRecord { disabled: reason.is_some(), disabled_reason: reason, pending: true, ..c.clone() };
     carry_out(transport, record, store, &wanted, wait).await?;
     Ok(())
+}
+
+/// Disables many clients at once: one transaction (pending, each with its
+/// event), the WireGuard peers revoked in one batch (see
+/// [`peers::revoke_many`]; OpenVPN names one by one), one confirmation.
+pub async fn disable_many(
+    transport: &mut dyn HostTransport,
+    record: &ServerRecord,
+    store: &dyn Store,
+    changes: &[(&ClientRecord, DisableReason, NewEvent)],
+    wait: Duration,
+) -> Result<(), PollError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<AccessChange> = changes
+        .iter()
+        .map(|(c, reason, e)| AccessChange { id: c.id, reason: Some(*reason), event: e.clone() })
+        .collect();
+    store.set_access_many(&rows).await.map_err(PollError::internal)?;
+    match peers::PeerTarget::of(record) {
+        Some(target) => {
+            let keys = changes
+                .iter()
+                .map(|(c, _, _)| PublicKey::parse(&c.identity).map_err(PollError::internal))
+                .collect::<Result<Vec<_>, _>>()?;
+            peers::revoke_many(transport, &target, &keys).await?;
+        }
+        None => {
+            for (c, _, _) in changes {
+                peers::apply_to(transport, record, &peers::change_for(c, false)?, wait).await?;
+            }
+        }
+    }
+    let confirmed: Vec<(ClientId, bool)> = changes.iter().map(|(c, _, _)| (c.id, true)).collect();
+    store.confirm_many(&confirmed).await.map_err(PollError::internal)
 }
 
 /// Whether the last poll found a disabled client back on its host: a

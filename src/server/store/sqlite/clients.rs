@@ -7,7 +7,7 @@ use crate::domain::client_change::ClientPolicy;
 use crate::domain::policy::{DisableReason, LimitPeriod, PeriodMark, ResetDay, Threshold};
 use crate::domain::{ClientId, Protocol, ServerId, UserId};
 use crate::server::store::state::ClientState;
-use crate::server::store::{ClientRecord, ClientUpdate, NewEvent, StoreError};
+use crate::server::store::{AccessChange, ClientRecord, ClientUpdate, NewEvent, StoreError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -221,20 +221,24 @@ pub(super) async fn clients_by_identity(
     rows.iter().map(|r| Ok((ClientId::new(r.try_get("id")?), ServerId::new(r.try_get("server_id")?)))).collect()
 }
 
-pub(super) async fn set_client_access(
-    store: &SqliteStore,
-    id: ClientId,
-    reason: Option<DisableReason>,
-    event: &NewEvent,
-) -> Result<(), StoreError> {
+/// Changes the access of many clients in one transaction, each with its
+/// event; every change is pending until confirmed.
+pub(super) async fn set_access_many(store: &SqliteStore, changes: &[AccessChange]) -> Result<(), StoreError> {
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
-    let done = sqlx::query("UPDATE clients SET access = ?, disabled_reason = ?, pending = 1 WHERE id = ?")
-        .bind(if reason.is_some() { "disabled" } else { "active" })
-        .bind(reason.map(DisableReason::as_str))
-        .bind(id.get())
-        .execute(&mut *tx)
-        .await?;
-    commit_with_event(tx, done.rows_affected(), event).await
+    for change in changes {
+        let done = sqlx::query("UPDATE clients SET access = ?, disabled_reason = ?, pending = 1 WHERE id = ?")
+            .bind(if change.reason.is_some() { "disabled" } else { "active" })
+            .bind(change.reason.map(DisableReason::as_str))
+            .bind(change.id.get())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("client"));
+        }
+        super::events::insert(&mut tx, &change.event).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 pub(super) async fn record_warning(
@@ -285,12 +289,16 @@ pub(super) async fn start_period(
     Ok(())
 }
 
-pub(super) async fn confirm_access(store: &SqliteStore, id: ClientId, disabled: bool) -> Result<(), StoreError> {
-    sqlx::query("UPDATE clients SET pending = 0 WHERE id = ? AND access = ?")
-        .bind(id.get())
-        .bind(if disabled { "disabled" } else { "active" })
-        .execute(&store.write)
-        .await?;
+pub(super) async fn confirm_access(store: &SqliteStore, confirmed: &[(ClientId, bool)]) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    for (id, disabled) in confirmed {
+        sqlx::query("UPDATE clients SET pending = 0 WHERE id = ? AND access = ?")
+            .bind(id.get())
+            .bind(if *disabled { "disabled" } else { "active" })
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -19,13 +19,13 @@ mod users;
 mod wireguard;
 
 use super::{
-    AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore, GeneratedClient,
-    IngestStore, LiveDevice, NewEvent, NewServer, OpenvpnPoll, PendingSamples, PollOutcome, ReportStore, ServerRecord,
-    ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore,
-    WireguardPoll,
+    AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore,
+    GeneratedClient, IngestStore, LiveDevice, NewEvent, NewServer, OpenvpnPoll, PendingSamples, PollOutcome,
+    ReportStore, ServerRecord, ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields,
+    UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
-use crate::domain::policy::{DisableReason, PeriodMark};
+use crate::domain::policy::PeriodMark;
 use crate::domain::{ClientId, HostKeyPin, Secret, ServerId, UserId, Username};
 use crate::server::sealer::{is_sealed, SealError, Sealer};
 use async_trait::async_trait;
@@ -248,13 +248,8 @@ impl ServerStore for SqliteStore {
         clients::update_client(self, id, update, event).await
     }
 
-    async fn set_client_access(
-        &self,
-        id: ClientId,
-        reason: Option<DisableReason>,
-        event: &NewEvent,
-    ) -> Result<(), StoreError> {
-        clients::set_client_access(self, id, reason, event).await
+    async fn set_access_many(&self, changes: &[AccessChange]) -> Result<(), StoreError> {
+        clients::set_access_many(self, changes).await
     }
 
     async fn insert_generated_client(
@@ -297,8 +292,8 @@ impl ServerStore for SqliteStore {
         generated::client_config(self, id).await
     }
 
-    async fn confirm_access(&self, id: ClientId, disabled: bool) -> Result<(), StoreError> {
-        clients::confirm_access(self, id, disabled).await
+    async fn confirm_many(&self, confirmed: &[(ClientId, bool)]) -> Result<(), StoreError> {
+        clients::confirm_access(self, confirmed).await
     }
 
     async fn record_drift(&self, id: ServerId, found: u32) -> Result<(), StoreError> {
