@@ -96,6 +96,10 @@ pub async fn add_server(
     management_port: String,
     management_password: String,
     host_key_fingerprint: String,
+    config_path: String,
+    client_config_dir: String,
+    endpoint: String,
+    dns: String,
 ) -> Result<super::AddedServer, AppError> {
     let (state, admin) = crate::server::rpc::require_admin().await?;
     let number = |field: &str, v: &str| match v.trim() {
@@ -113,10 +117,10 @@ pub async fn add_server(
         private_key_path: some(private_key_path),
         private_key: some(private_key),
         interface: some(interface),
-        config_path: None,
-        client_config_dir: None,
-        endpoint: None,
-        dns: None,
+        config_path: some(config_path),
+        client_config_dir: some(client_config_dir),
+        endpoint: some(endpoint),
+        dns: some(dns),
         protocol: some(protocol),
         command_prefix: some(command_prefix).map(serde_json::Value::String),
         status_path: some(status_path),
@@ -128,4 +132,103 @@ pub async fn add_server(
     tracing::info!(admin = %admin.username, server_id = %added.id, "added a server from the UI");
     leptos_axum::redirect(&format!("/servers/{}", added.id));
     Ok(added)
+}
+
+/// Revokes (`action` = `revoke`) or restores a client: the server page's and
+/// client page's buttons.
+#[server(prefix = "/rpc", endpoint = "client_access")]
+pub async fn client_access(id: i64, action: String) -> Result<String, AppError> {
+    let (state, admin) = crate::server::rpc::require_admin().await?;
+    let id = crate::domain::ClientId::new(id);
+    let (_, pending) = match action.as_str() {
+        "revoke" => state.panel.revoke(&admin, id).await?,
+        "restore" => state.panel.restore(&admin, id).await?,
+        _ => return Err(AppError::bad_request("action: revoke or restore")),
+    };
+    Ok(match pending {
+        None => format!("Client {action}d."),
+        Some(cause) => format!("Recorded; the host did not answer ({cause}): pending until it does."),
+    })
+}
+
+/// Deletes a client (usage history kept) and goes back to its server.
+#[server(prefix = "/rpc", endpoint = "delete_client")]
+pub async fn delete_client(id: i64, server: i64) -> Result<(), AppError> {
+    let (state, admin) = crate::server::rpc::require_admin().await?;
+    state.panel.delete_client(&admin, crate::domain::ClientId::new(id), true).await?;
+    leptos_axum::redirect(&format!("/servers/{server}"));
+    Ok(())
+}
+
+/// A client, for its page.
+#[server(prefix = "/rpc", endpoint = "client_detail")]
+pub async fn client_detail(id: i64) -> Result<super::ClientDetail, AppError> {
+    use crate::server::store::EventFilter;
+    let (state, _) = crate::server::rpc::require_admin().await?;
+    let id = crate::domain::ClientId::new(id);
+    let client = state.panel.client(id).await?;
+    let server_name = state.panel.server(client.server_id).await?.name;
+    let has_config = state.panel.client_config(id).await.is_ok();
+    let events = state.panel.events(EventFilter { client: Some(id), limit: 20, ..Default::default() }).await?;
+    Ok(super::ClientDetail { client, server_name, has_config, events })
+}
+
+/// The client page's policy form. Blank fields clear the value.
+#[server(prefix = "/rpc", endpoint = "client_policy")]
+pub async fn client_policy(
+    id: i64,
+    traffic_limit: String,
+    traffic_warn_threshold: String,
+    limit_period: String,
+    reset_day: String,
+    expiry_date: String,
+) -> Result<String, AppError> {
+    use serde_json::{json, Value};
+    let (state, admin) = crate::server::rpc::require_admin().await?;
+    let mut body = serde_json::Map::new();
+    let limit = match traffic_limit.trim() {
+        "" => Value::Null,
+        t => json!(crate::domain::ByteCount::parse_size(t)
+            .map_err(|_| AppError::bad_request("traffic_limit: a size such as 10GB, 500M or bytes"))?
+            .get()),
+    };
+    body.insert("traffic_limit".into(), limit);
+    if let Ok(t) = traffic_warn_threshold.trim().parse::<i64>() {
+        body.insert("traffic_warn_threshold".into(), json!(t));
+    }
+    body.insert("limit_period".into(), json!(if limit_period == "monthly" { "monthly" } else { "lifetime" }));
+    if limit_period == "monthly" {
+        let day = reset_day.trim().parse::<i64>().map_err(|_| AppError::bad_request("reset_day: 1 to 31"))?;
+        body.insert("reset_day".into(), json!(day));
+    }
+    let expiry = match expiry_date.trim() {
+        "" => Value::Null,
+        d => json!(d),
+    };
+    body.insert("expiry_date".into(), expiry);
+    state.panel.update_client(&admin, crate::domain::ClientId::new(id), &body).await?;
+    Ok("Saved.".to_owned())
+}
+
+/// Generates a peer and opens its page (config and QR code).
+#[server(prefix = "/rpc", endpoint = "generate_peer")]
+pub async fn generate_peer(server: i64, name: String, email: String) -> Result<(), AppError> {
+    use serde_json::json;
+    let (state, admin) = crate::server::rpc::require_admin().await?;
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), json!(name));
+    if !email.trim().is_empty() {
+        body.insert("email".into(), json!(email.trim()));
+    }
+    let made = state.panel.generate_peer(&admin, crate::domain::ServerId::new(server), &body).await?;
+    leptos_axum::redirect(&format!("/clients/{}", made.client.id));
+    Ok(())
+}
+
+/// The latest events, for the events page.
+#[server(prefix = "/rpc", endpoint = "events")]
+pub async fn recent_events() -> Result<Vec<super::EventView>, AppError> {
+    use crate::server::store::EventFilter;
+    let (state, _) = crate::server::rpc::require_admin().await?;
+    state.panel.events(EventFilter { limit: 200, ..Default::default() }).await
 }

@@ -2,8 +2,11 @@
 //! themselves. Every page renders completely on the server (`SsrMode::Async`),
 //! so it is usable with JavaScript disabled.
 
+mod access;
+mod client_page;
 mod components;
 mod dashboard;
+mod events;
 mod login;
 mod server_page;
 mod servers;
@@ -92,6 +95,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async />
                 <Route path=path!("/servers") view=servers::ServersPage ssr=SsrMode::Async />
                 <Route path=path!("/servers/:id") view=server_page::ServerPage ssr=SsrMode::Async />
+                <Route path=path!("/clients/:id") view=client_page::ClientPage ssr=SsrMode::Async />
+                <Route path=path!("/events") view=events::EventsPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
@@ -108,6 +113,7 @@ pub fn Page(#[prop(into)] title: String, children: Children) -> impl IntoView {
                 <A href="/" attr:class="text-lg font-semibold tracking-tight">"Tollgate"</A>
                 <A href="/" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Dashboard"</A>
                 <A href="/servers" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Servers"</A>
+                <A href="/events" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Events"</A>
                 <ActionForm action=logout attr:class="ml-auto">
                     <button type="submit" class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">
                         "Log out"

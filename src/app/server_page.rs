@@ -1,9 +1,12 @@
 //! One server: its clients (refreshing every 5 s), its open sessions and who
 //! just disconnected.
 
-use super::components::{Ago, ConnectionBadge, ErrorNote, HealthBadge, SessionTable, TableFrame, TD, TH};
+use super::access::{AccessBadge, AccessButtons};
+use super::components::{
+    Ago, ConnectionBadge, ErrorNote, HealthBadge, SessionTable, TableFrame, BUTTON, INPUT, TD, TH,
+};
 use super::{live_resource, Page};
-use crate::api::fns::server_detail;
+use crate::api::fns::{server_detail, GeneratePeer};
 use crate::api::{ClientView, ServerView};
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
@@ -30,6 +33,7 @@ pub fn ServerPage() -> impl IntoView {
                         let openvpn = d.server.protocol == Protocol::Openvpn;
                         view! {
                             <Page title=d.server.name.clone()>
+                                {(!openvpn).then(|| view! { <GeneratePeerForm server=d.server.id.get() /> })}
                                 <ServerFacts server=d.server />
                                 <ClientTable clients=d.clients />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
@@ -122,6 +126,7 @@ fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
                 <th class=format!("{TH} text-right")>"Total ↓"</th>
                 <th class=format!("{TH} hidden sm:table-cell")>"Last seen"</th>
                 <th class=TH>"Status"</th>
+                <th class=TH>"Access"</th>
             </tr></thead>
             <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                 {clients.into_iter().map(|c| {
@@ -129,7 +134,7 @@ fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
                     view! {
                         <tr data-testid="client-row" data-identity=c.identity.clone() data-public-key=c.public_key.map(|k| k.to_string())>
                             <td class=TD title=c.identity.clone()>
-                                <span class="font-medium">{c.display_name()}</span>
+                                <a class="font-medium underline-offset-2 hover:underline" href=format!("/clients/{}", c.id)>{c.display_name()}</a>
                                 {(!c.on_host && c.protocol != Protocol::Openvpn).then(|| view! {
                                     <div class="text-xs text-amber-700 dark:text-amber-300">"missing from the host"</div>
                                 })}
@@ -142,6 +147,10 @@ fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
                             {bytes_cell("download", c.bytes_received)}
                             <td class=format!("{TD} hidden sm:table-cell")><Ago at=last_seen never="never" /></td>
                             <td class=TD><ConnectionBadge status=c.connection /></td>
+                            <td class=format!("{TD} whitespace-nowrap")>
+                                <AccessBadge client=c.clone() />
+                                <div class="mt-1"><AccessButtons client=c.clone() /></div>
+                            </td>
                         </tr>
                     }
                 }).collect_view()}
@@ -149,4 +158,25 @@ fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
         </TableFrame>
     }
     .into_any()
+}
+
+/// Generates a peer on this WireGuard/AmneziaWG server, then opens its page
+/// with the config and QR code.
+#[component]
+fn GeneratePeerForm(server: i64) -> impl IntoView {
+    let make = ServerAction::<GeneratePeer>::new();
+    view! {
+        <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+            <summary class="cursor-pointer font-semibold" data-testid="generate">"Generate a peer"</summary>
+            <ActionForm action=make attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3">
+                <input type="hidden" name="server" value=server.to_string() />
+                <label class="block text-sm font-medium">"Name"<input name="name" required=true class=INPUT autocomplete="off" /></label>
+                <label class="block text-sm font-medium">"Email (optional)"<input name="email" type="email" class=INPUT autocomplete="off" /></label>
+                <div class="self-end">
+                    <button type="submit" class=BUTTON disabled=move || make.pending().get()>"Generate"</button>
+                </div>
+                <div class="md:col-span-3">{move || make.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e /> })}</div>
+            </ActionForm>
+        </details>
+    }
 }

@@ -87,6 +87,9 @@ fn AddServerForm() -> impl IntoView {
                 <fieldset class="grid grid-cols-1 gap-4 rounded-md border border-slate-200 p-3 md:col-span-2 md:grid-cols-2 dark:border-slate-700">
                     <legend class="px-1 text-sm text-slate-500">"WireGuard and AmneziaWG"</legend>
                     {field("Interface", "interface", "wg0 or awg0", false)}
+                    {field("Config file (revokes edit it)", "config_path", "/etc/wireguard/wg0.conf", false)}
+                    {field("Endpoint for generated configs", "endpoint", "vpn1.example.org:51820", false)}
+                    {field("DNS for generated configs", "dns", "1.1.1.1, 9.9.9.9", false)}
                 </fieldset>
                 <fieldset class="grid grid-cols-1 gap-4 rounded-md border border-slate-200 p-3 md:col-span-2 md:grid-cols-3 dark:border-slate-700">
                     <legend class="px-1 text-sm text-slate-500">"OpenVPN: a management port, a status file, or both"</legend>
@@ -96,6 +99,7 @@ fn AddServerForm() -> impl IntoView {
                         <input name="management_password" type="password" autocomplete="off" class=INPUT />
                     </label>
                     {field("Status file", "status_path", "/var/log/openvpn/status.log", false)}
+                    {field("Client config dir (revokes write disable there)", "client_config_dir", "/etc/openvpn/ccd", false)}
                 </fieldset>
                 <label class="block text-sm font-medium md:col-span-2">
                     "…or paste the private key (stored by the panel, never shown again)"

@@ -81,6 +81,12 @@ pub fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
         user_id: c.user_id.map(|u| u.get()),
         disabled_reason: c.disabled_reason.map(|r| r.as_str().to_owned()),
         pending: c.pending,
+        limit_used: match c.policy.limit_period {
+            crate::domain::policy::LimitPeriod::Lifetime => c.total.total(),
+            crate::domain::policy::LimitPeriod::Monthly { .. } => {
+                c.period.map(|p| p.used(c.total.total())).unwrap_or(c.month.total())
+            }
+        },
         traffic_limit: c.policy.traffic_limit,
         traffic_warn_threshold: c.policy.traffic_warn_threshold.get(),
         limit_period: match c.policy.limit_period {

@@ -1,0 +1,147 @@
+//! One client: traffic, the usage bar against its limit, the expiry
+//! countdown, last handshake and online state, Revoke / Restore, the policy
+//! form, a generated peer's config and QR code, and its latest events.
+
+use super::access::{expiry_text, AccessBadge, AccessButtons, UsageBar};
+use super::components::{Ago, ConnectionBadge, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
+use super::{live_resource, Page};
+use crate::api::fns::{client_detail, ClientPolicy};
+use crate::api::{ClientDetail, ClientView, EventView};
+use crate::domain::{ByteCount, ClientId};
+use crate::error::AppError;
+use chrono::Utc;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn ClientPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|v| v.parse::<i64>().ok());
+    let detail = live_resource(id, |id| async move {
+        match id {
+            Some(id) => client_detail(id).await,
+            None => Err(AppError::not_found("Client")),
+        }
+    });
+    view! {
+        <Transition fallback=|| view! { <Page title="Client"><p>"Loading…"</p></Page> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Err(e) => view! { <Page title="Client"><ErrorNote error=e /></Page> }.into_any(),
+                    Ok(d) => view! { <Page title=d.client.display_name()><ClientBody detail=d /></Page> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ClientBody(detail: ClientDetail) -> impl IntoView {
+    let ClientDetail { client: c, server_name, has_config, events } = detail;
+    let total = c.bytes_sent + c.bytes_received;
+    let last = if c.public_key.is_some() { c.last_handshake } else { c.last_seen };
+    let id = c.id;
+    view! {
+        <p class="mb-4 text-sm">
+            <a class="underline-offset-2 hover:underline" href=format!("/servers/{}", c.server_id)>{server_name}</a>
+            " · " <span class="break-all font-mono text-xs">{c.identity.clone()}</span>
+        </p>
+        <dl class="mb-6 grid grid-cols-1 gap-x-6 gap-y-3 text-sm sm:grid-cols-2 lg:grid-cols-4">
+            <div><dt class="text-slate-500">"Access"</dt><dd><AccessBadge client=c.clone() /></dd></div>
+            <div><dt class="text-slate-500">"Online"</dt><dd><ConnectionBadge status=c.connection /></dd></div>
+            <div><dt class="text-slate-500">"Last handshake"</dt><dd><Ago at=last never="never" /></dd></div>
+            <div><dt class="text-slate-500">"Address"</dt><dd class="font-mono text-xs">{c.client_ip.clone().unwrap_or_default()}</dd></div>
+            <div><dt class="text-slate-500">"Uploaded"</dt><dd class="tabular-nums" data-testid="uploaded">{ByteCount::new(c.bytes_sent).human()}</dd></div>
+            <div><dt class="text-slate-500">"Downloaded"</dt><dd class="tabular-nums" data-testid="downloaded">{ByteCount::new(c.bytes_received).human()}</dd></div>
+            <div><dt class="text-slate-500">"Total"</dt><dd class="tabular-nums" data-testid="total">{ByteCount::new(total).human()}</dd></div>
+            <div><dt class="text-slate-500">"Expiry"</dt><dd data-testid="expiry">{expiry_text(c.expiry_date, Utc::now())}</dd></div>
+            <div class="sm:col-span-2 lg:col-span-4"><dt class="text-slate-500">"Traffic limit"</dt><dd><UsageBar client=c.clone() /></dd></div>
+        </dl>
+        <div class="mb-6 flex flex-wrap items-center gap-4">
+            <AccessButtons client=c.clone() />
+            <a href=format!("/clients/{id}") class="text-xs underline" data-testid="refresh">"Refresh"</a>
+        </div>
+        {has_config.then(|| view! { <ConfigBox id=id /> })}
+        <PolicyForm client=c />
+        <h2 class="mb-2 mt-8 text-lg font-semibold">"Events"</h2>
+        <EventTable events=events />
+    }
+}
+
+#[component]
+fn ConfigBox(id: ClientId) -> impl IntoView {
+    view! {
+        <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+            <summary class="cursor-pointer font-semibold">"Client config and QR code"</summary>
+            <p class="mt-2 text-sm"><a class="underline" href=format!("/api/clients/{id}/config") download="">"Download the .conf file"</a></p>
+            <img class="mt-2 h-64 w-64 bg-white" src=format!("/api/clients/{id}/qr.svg") alt="QR code of the client config" data-testid="qr" />
+        </details>
+    }
+}
+
+#[component]
+fn PolicyForm(client: ClientView) -> impl IntoView {
+    let save = ServerAction::<ClientPolicy>::new();
+    let limit = client.traffic_limit.map(|l| l.to_string()).unwrap_or_default();
+    let expiry = client.expiry_date.map(|e| e.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
+    let monthly = client.limit_period == "monthly";
+    view! {
+        <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+            <summary class="cursor-pointer font-semibold">"Limit and expiry"</summary>
+            <ActionForm action=save attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2">
+                <input type="hidden" name="id" value=client.id.to_string() />
+                <label class="block text-sm font-medium">"Traffic limit (blank: none; 10GB, 500M, bytes)"
+                    <input name="traffic_limit" value=limit class=INPUT autocomplete="off" /></label>
+                <label class="block text-sm font-medium">"Warn at (% of the limit)"
+                    <input name="traffic_warn_threshold" value=client.traffic_warn_threshold.to_string() class=INPUT /></label>
+                <label class="block text-sm font-medium">"Counts"
+                    <select name="limit_period" class=INPUT>
+                        <option value="lifetime" selected=!monthly>"All traffic (lifetime)"</option>
+                        <option value="monthly" selected=monthly>"Each month"</option>
+                    </select></label>
+                <label class="block text-sm font-medium">"Monthly reset day (1–31)"
+                    <input name="reset_day" value=client.reset_day.map(|d| d.to_string()).unwrap_or_default() class=INPUT /></label>
+                <label class="block text-sm font-medium md:col-span-2">"Expiry (ISO 8601 UTC; blank: never)"
+                    <input name="expiry_date" value=expiry class=INPUT autocomplete="off" placeholder="2026-12-31T23:59:59Z" /></label>
+                <div class="md:col-span-2">
+                    {move || save.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e /> })}
+                    <button type="submit" class=BUTTON>"Save"</button>
+                </div>
+            </ActionForm>
+        </details>
+    }
+}
+
+/// Events, newest first.
+#[component]
+pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
+    if events.is_empty() {
+        return view! { <p class="text-sm text-slate-500">"No events yet."</p> }.into_any();
+    }
+    view! {
+        <TableFrame testid="events">
+            <thead><tr>
+                <th class=TH>"When"</th>
+                <th class=TH>"Who"</th>
+                <th class=TH>"Action"</th>
+                <th class=TH>"Client"</th>
+                <th class=TH>"Details"</th>
+            </tr></thead>
+            <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                {events.into_iter().map(|e| view! {
+                    <tr data-testid="event-row" data-action=e.action.clone()>
+                        <td class=TD><Ago at=Some(e.at) /></td>
+                        <td class=TD>{e.actor.clone()}</td>
+                        <td class=TD>{format!("{} {}", e.action, e.reason.clone().unwrap_or_default())}</td>
+                        <td class=TD>{match e.client_id {
+                            Some(id) => view! { <a class="underline-offset-2 hover:underline" href=format!("/clients/{id}")>{e.label.clone()}</a> }.into_any(),
+                            None => view! { <span>{e.label.clone()}</span> }.into_any(),
+                        }}</td>
+                        <td class=format!("{TD} text-xs")>{e.figures.clone().unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </TableFrame>
+    }
+    .into_any()
+}
