@@ -52,5 +52,16 @@ test('an admin revokes and restores a peer and sees its limit and expiry', async
   // Leave the client as the other specs expect it.
   const clear = await page.request.patch(`/api/clients/${id}`, { data: { traffic_limit: null, expiry_date: null } });
   expect(clear.status()).toBe(200);
+
+  // The events page lists the revoke; the users page adds a person.
+  await page.goto('/events');
+  await expect(page.locator('[data-testid=event-row][data-action=revoke]').first()).toBeVisible();
+  await page.goto('/users');
+  const name = `Dana (${info.project.name})`;
+  await page.getByText('Add a user', { exact: true }).click();
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByLabel('Devices at once (0: no limit)', { exact: true }).fill('2');
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await expect(page.getByTestId('user-row').filter({ hasText: name }).getByTestId('devices')).toHaveText('0 of 2');
   await page.goto(serverUrl);
 });

@@ -10,7 +10,7 @@ test('pages fit a phone screen', async ({ page }, info) => {
   await page.getByLabel('Password', { exact: true }).fill(panelState.password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page).toHaveURL(/\/$/);
-  for (const path of ['/', '/servers']) {
+  for (const path of ['/', '/servers', '/users', '/events']) {
     await page.goto(path);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow, `${path} is wider than the screen`).toBeLessThanOrEqual(0);

@@ -232,3 +232,31 @@ pub async fn recent_events() -> Result<Vec<super::EventView>, AppError> {
     let (state, _) = crate::server::rpc::require_admin().await?;
     state.panel.events(EventFilter { limit: 200, ..Default::default() }).await
 }
+
+/// Every user, for the users page.
+#[server(prefix = "/rpc", endpoint = "users")]
+pub async fn list_users() -> Result<Vec<super::UserView>, AppError> {
+    let (state, _) = crate::server::rpc::require_admin().await?;
+    state.panel.users().await
+}
+
+/// The users page's form. A blank email or limit means none.
+#[server(prefix = "/rpc", endpoint = "create_user")]
+pub async fn create_user(name: String, email: String, max_connections: String) -> Result<(), AppError> {
+    use serde_json::json;
+    let (state, admin) = crate::server::rpc::require_admin().await?;
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), json!(name));
+    if !email.trim().is_empty() {
+        body.insert("email".into(), json!(email.trim()));
+    }
+    if !max_connections.trim().is_empty() {
+        let max = max_connections
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| AppError::bad_request("max_connections: a whole number (0: no limit)"))?;
+        body.insert("max_connections".into(), json!(max));
+    }
+    state.panel.create_user(&admin, &body).await?;
+    Ok(())
+}

@@ -10,6 +10,7 @@ mod events;
 mod login;
 mod server_page;
 mod servers;
+mod users;
 
 use crate::api::fns::Logout;
 use chrono::{DateTime, Utc};
@@ -97,6 +98,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/servers/:id") view=server_page::ServerPage ssr=SsrMode::Async />
                 <Route path=path!("/clients/:id") view=client_page::ClientPage ssr=SsrMode::Async />
                 <Route path=path!("/events") view=events::EventsPage ssr=SsrMode::Async />
+                <Route path=path!("/users") view=users::UsersPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
@@ -113,6 +115,7 @@ pub fn Page(#[prop(into)] title: String, children: Children) -> impl IntoView {
                 <A href="/" attr:class="text-lg font-semibold tracking-tight">"Tollgate"</A>
                 <A href="/" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Dashboard"</A>
                 <A href="/servers" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Servers"</A>
+                <A href="/users" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Users"</A>
                 <A href="/events" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Events"</A>
                 <ActionForm action=logout attr:class="ml-auto">
                     <button type="submit" class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">
