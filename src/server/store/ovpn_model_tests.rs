@@ -608,3 +608,39 @@ async fn open_openvpn_sessions_of_an_older_database_continue_after_the_upgrade()
     assert_eq!((alice_session.id, alice_session.bytes), (7, Counters::new(600, 800)), "the same row, its growth only");
     store.close().await;
 }
+
+#[tokio::test]
+async fn clients_logging_in_with_a_users_email_or_unique_name_become_that_users_devices() {
+    use crate::server::store::{NewEvent, UserFields, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let id = add_openvpn_server(&store, "users").await;
+    let event = NewEvent {
+        at: Utc::now(),
+        actor: "test".into(),
+        action: "create_user".into(),
+        reason: None,
+        figures: None,
+        client_id: None,
+        user_id: None,
+        server_id: None,
+        label: String::new(),
+    };
+    let user = |name: &str, email: Option<&str>| UserFields {
+        name: name.into(),
+        email: email.map(str::to_owned),
+        max_connections: 1,
+    };
+    let bob = store.create_user(&user("Bob", Some("bob@example.org")), &event).await.unwrap();
+    // Two users named "alice": her name does not say which.
+    store.create_user(&user("alice", None), &event).await.unwrap();
+    store.create_user(&user("alice", None), &event).await.unwrap();
+    let text = include_str!("../../domain/fixtures/openvpn_status_v2.txt")
+        .replacen("1795364967,UNDEF", "1795364967,BOB@example.org", 1)
+        .replacen("1795364967,UNDEF", "1795364967,alice", 1);
+    assert!(poll(&store, id, &text, Utc::now()).await.unwrap());
+    let clients = store.clients(id, "").await.unwrap();
+    let owner = |cn: &str| clients.iter().find(|c| c.identity == cn).unwrap().user_id;
+    assert_eq!(owner("bob"), Some(bob), "matched by email, whatever the case");
+    assert_eq!(owner("alice"), None, "an ambiguous name matches nobody");
+}

@@ -100,6 +100,19 @@ async fn write_openvpn(
             ids.insert(identity, client_id);
         }
     }
+    // Clients that logged in with a username become a user's devices: the
+    // user whose email it is, or the one user of that name.
+    if plan.users.values().any(|u| u.username.is_some()) {
+        sqlx::query(
+            "UPDATE clients SET user_id = COALESCE( \
+               (SELECT u.id FROM users u WHERE u.email = clients.username COLLATE NOCASE), \
+               (SELECT MIN(u.id) FROM users u WHERE u.name = clients.username HAVING COUNT(*) = 1)) \
+             WHERE server_id = ? AND user_id IS NULL AND username IS NOT NULL AND deleted_at IS NULL",
+        )
+        .bind(id.get())
+        .execute(&mut **tx)
+        .await?;
+    }
     // Users without a session in this poll are offline now.
     let mut samples = Vec::new();
     for c in &mut state.clients {
