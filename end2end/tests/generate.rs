@@ -118,7 +118,8 @@ async fn a_generated_peer_brings_up_a_real_client_that_moves_bytes() {
 async fn fifty_concurrent_generations_get_fifty_distinct_addresses() {
     let host = TestHost::up(42);
     let panel = TestPanel::start_with(manual_polling).await;
-    let http = panel.login().await;
+    // The 50 requests are served one after another by the server's task.
+    let http = panel.login_with(Duration::from_secs(180)).await;
     let server = add_with_config_file(&panel, &http, &host, "Host 42").await;
     let url = panel.url(&format!("/api/servers/{server}/clients"));
     let tasks: Vec<_> = (0..50)

@@ -144,9 +144,10 @@ async fn device_limits(
         for (client, server) in to_end.iter().filter(|(_, s)| *s == record.id) {
             let Some(c) = clients.iter().find(|c| c.id == *client && !c.disabled) else { continue };
             let e = enforcer_event(record, c, now, "disable", DisableReason::DeviceLimit.as_str(), &figures);
-            change_access(transport, record, store, c, Some(DisableReason::DeviceLimit), &e, wait).await?;
-            tracing::info!(actor = "enforcer", client_id = %c.id, server_id = %server, action = "disable", reason = "device_limit", %figures, "device over the limit");
-            changed += 1;
+            if change_access(transport, record, store, c, Some(DisableReason::DeviceLimit), &e, wait).await? {
+                tracing::info!(actor = "enforcer", client_id = %c.id, server_id = %server, action = "disable", reason = "device_limit", %figures, "device over the limit");
+                changed += 1;
+            }
         }
         let mut room = match user.max_connections {
             0 => usize::MAX,
@@ -159,10 +160,11 @@ async fn device_limits(
                 break;
             }
             let e = enforcer_event(record, c, now, "enable", DisableReason::DeviceLimit.as_str(), &figures);
-            change_access(transport, record, store, c, None, &e, wait).await?;
-            tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "device_limit", %figures, "device let back");
-            room -= 1;
-            changed += 1;
+            if change_access(transport, record, store, c, None, &e, wait).await? {
+                tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "device_limit", %figures, "device let back");
+                room -= 1;
+                changed += 1;
+            }
         }
     }
     Ok(changed)
@@ -202,9 +204,10 @@ pub async fn enforce(
             None if limited && blockable => {
                 let figures = limit.map(|l| usage_figures(used, l)).unwrap_or_else(|| "no limit".to_owned());
                 let e = enforcer_event(record, c, now, "enable", DisableReason::TrafficLimit.as_str(), &figures);
-                change_access(transport, record, store, c, None, &e, wait).await?;
-                tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "traffic_limit", %figures, "client let back");
-                changed += 1;
+                if change_access(transport, record, store, c, None, &e, wait).await? {
+                    tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "traffic_limit", %figures, "client let back");
+                    changed += 1;
+                }
             }
             Some((reason, figures)) if !c.disabled && blockable => {
                 tracing::info!(actor = "enforcer", client_id = %c.id, action = "disable", reason = reason.as_str(), %figures, "client disabled");

@@ -13,7 +13,7 @@ use crate::domain::client_config::{
 };
 use crate::domain::wg_config::{add_peer, interface_value, PeerEntry};
 use crate::domain::{ClientId, IpNetwork, Protocol, PublicKey, RemoteCommand, Secret, UserId};
-use crate::server::peers::{config_error, read_file, write_file, PeerTarget};
+use crate::server::peers::{apply, config_error, read_file, write_file, PeerChange, PeerTarget};
 use crate::server::poll::PollError;
 use crate::server::store::{GeneratedClient, NewEvent, ServerRecord, Store};
 use crate::server::transport::HostTransport;
@@ -119,6 +119,8 @@ pub async fn generate(
 ) -> Result<Generated, PollError> {
     let target = PeerTarget::of(record)
         .ok_or_else(|| PollError::Command("peers can be generated on WireGuard and AmneziaWG servers only".into()))?;
+    // The config must be storable before the host is changed.
+    store.secrets_ready().map_err(|e| PollError::Command(e.to_string()))?;
     let text = read_file(transport, &target).await?;
     let subnet = interface_subnet(&text).ok_or_else(|| {
         config_error(&target, "the [Interface] has no IPv4 Address, so there is no subnet to give addresses from")
@@ -176,7 +178,17 @@ pub async fn generate(
         config: Secret::new(config.to_string()),
         at: now,
     };
-    let client = store.insert_generated_client(record.id, &stored, &event).await.map_err(PollError::internal)?;
+    let client = match store.insert_generated_client(record.id, &stored, &event).await {
+        Ok(id) => id,
+        Err(e) => {
+            // Not stored: take the peer off the host again rather than leave
+            // one whose config is lost.
+            if let Err(undo) = apply(transport, &target, &PeerChange::Forget(public_key)).await {
+                tracing::error!(error = %undo, %public_key, "a generated peer could not be stored or removed again");
+            }
+            return Err(PollError::internal(e));
+        }
+    };
     tracing::info!(actor = %request.actor, client_id = %client, %address, action = "generate", "peer generated");
     Ok(Generated { client, config })
 }

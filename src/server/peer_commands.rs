@@ -163,7 +163,8 @@ pub async fn set_access(
         let mut transport = transport_for(&server, settings.ssh);
         let e = event(&c, action, reason, None);
         match change_access(transport.as_mut(), &server, store, &c, reason, &e, settings.ssh.command).await {
-            Ok(()) => writeln!(out, "{action}d #{} ({}) on {} ({})", c.id, label(&c), server.name, server.host)?,
+            Ok(true) => writeln!(out, "{action}d #{} ({}) on {} ({})", c.id, label(&c), server.name, server.host)?,
+            Ok(false) => writeln!(out, "#{} changed meanwhile; nothing done", c.id)?,
             Err(e) => writeln!(
                 out,
                 "{action} of #{} recorded; {} did not take it yet ({e}): the panel applies it when the host answers",

@@ -89,8 +89,10 @@ pub async fn remove_client(
     peers::apply_to(transport, record, &peers::removal_for(&c)?, wait).await
 }
 
-/// Changes a client's access: in the database (pending, with `event`), on
-/// the host, then confirmed.
+/// Changes a client's access, decided on `c` as read: in the database
+/// (pending, with `event`) if the client still has the access `c` shows,
+/// then on the host, then confirmed. Returns false (and does nothing) when
+/// the client changed meanwhile.
 pub async fn change_access(
     transport: &mut dyn HostTransport,
     record: &ServerRecord,
@@ -99,11 +101,24 @@ pub async fn change_access(
     reason: Option<DisableReason>,
     event: &NewEvent,
     wait: Duration,
-) -> Result<(), PollError> {
-    store.set_client_access(c.id, reason, event).await.map_err(PollError::internal)?;
+) -> Result<bool, PollError> {
+    let change = AccessChange { id: c.id, reason, expected: Some(current(c)), event: event.clone() };
+    let made = store.set_access_many(&[change]).await.map_err(PollError::internal)?;
+    if !made.first().copied().unwrap_or(false) {
+        return Ok(false);
+    }
     let wanted = ClientRecord { disabled: reason.is_some(), disabled_reason: reason, pending: true, ..c.clone() };
     carry_out(transport, record, store, &wanted, wait).await?;
-    Ok(())
+    Ok(true)
+}
+
+/// A client's access as read.
+fn current(c: &ClientRecord) -> Option<DisableReason> {
+    if c.disabled {
+        Some(c.disabled_reason.unwrap_or(DisableReason::Manual))
+    } else {
+        None
+    }
 }
 
 /// Disables many clients at once: one transaction (pending, each with its
@@ -119,26 +134,38 @@ pub async fn disable_many(
     if changes.is_empty() {
         return Ok(());
     }
+    // What the host needs is checked before anything is written.
+    let target = peers::PeerTarget::of(record);
+    let keys = match &target {
+        Some(_) => changes
+            .iter()
+            .map(|(c, _, _)| PublicKey::parse(&c.identity).map_err(PollError::internal))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let rows: Vec<AccessChange> = changes
         .iter()
-        .map(|(c, reason, e)| AccessChange { id: c.id, reason: Some(*reason), event: e.clone() })
+        .map(|(c, reason, e)| AccessChange {
+            id: c.id,
+            reason: Some(*reason),
+            expected: Some(current(c)),
+            event: e.clone(),
+        })
         .collect();
-    store.set_access_many(&rows).await.map_err(PollError::internal)?;
-    match peers::PeerTarget::of(record) {
+    let made = store.set_access_many(&rows).await.map_err(PollError::internal)?;
+    let made: Vec<usize> = made.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i).collect();
+    match target {
         Some(target) => {
-            let keys = changes
-                .iter()
-                .map(|(c, _, _)| PublicKey::parse(&c.identity).map_err(PollError::internal))
-                .collect::<Result<Vec<_>, _>>()?;
+            let keys: Vec<PublicKey> = made.iter().map(|&i| keys[i]).collect();
             peers::revoke_many(transport, &target, &keys).await?;
         }
         None => {
-            for (c, _, _) in changes {
-                peers::apply_to(transport, record, &peers::change_for(c, false)?, wait).await?;
+            for &i in &made {
+                peers::apply_to(transport, record, &peers::change_for(changes[i].0, false)?, wait).await?;
             }
         }
     }
-    let confirmed: Vec<(ClientId, bool)> = changes.iter().map(|(c, _, _)| (c.id, true)).collect();
+    let confirmed: Vec<(ClientId, bool)> = made.iter().map(|&i| (changes[i].0.id, true)).collect();
     store.confirm_many(&confirmed).await.map_err(PollError::internal)
 }
 
@@ -164,9 +191,16 @@ pub async fn reconcile(
     let mut drift = 0;
     for c in clients {
         if c.pending {
-            carry_out(transport, record, store, c, wait).await?;
-            tracing::info!(client_id = %c.id, disabled = c.disabled, "queued change applied on the host");
-            changed += 1;
+            match carry_out(transport, record, store, c, wait).await {
+                Ok(_) => {
+                    tracing::info!(client_id = %c.id, disabled = c.disabled, "queued change applied on the host");
+                    changed += 1;
+                }
+                // The host is gone: the next pass tries again.
+                Err(e @ (PollError::Unreachable(_) | PollError::Deadline(_))) => return Err(e),
+                // This client's change cannot be made: the others still are.
+                Err(e) => tracing::warn!(client_id = %c.id, error = %e, "a queued change could not be applied"),
+            }
         } else if drifted(record, c) {
             carry_out(transport, record, store, c, wait).await?;
             let reason = c.disabled_reason.unwrap_or(DisableReason::Manual);

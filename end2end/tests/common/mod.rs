@@ -227,17 +227,27 @@ impl TestPanel {
     }
 
     pub fn client(&self) -> reqwest::Client {
+        self.client_with(Duration::from_secs(30))
+    }
+
+    /// A client whose requests may take up to `timeout`.
+    pub fn client_with(&self, timeout: Duration) -> reqwest::Client {
         reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .build()
             .unwrap()
     }
 
     /// A client with a live session.
     pub async fn login(&self) -> reqwest::Client {
-        let client = self.client();
+        self.login_with(Duration::from_secs(30)).await
+    }
+
+    /// A client with a live session whose requests may take up to `timeout`.
+    pub async fn login_with(&self, timeout: Duration) -> reqwest::Client {
+        let client = self.client_with(timeout);
         let res = client
             .post(format!("{}/api/auth/login", self.base))
             .json(&json!({ "username": ADMIN, "password": PASSWORD }))

@@ -58,6 +58,11 @@ impl Panel {
                 "This OpenVPN server has no client_config_dir set, so its clients cannot be refused.",
             ));
         }
+        // A change the host could never take is refused before it is written.
+        crate::server::peers::change_for(record, reason.is_none()).map_err(super::poll_error)?;
+        if record.protocol == crate::domain::Protocol::Openvpn {
+            crate::domain::ccd::ccd_file_name(&record.identity).map_err(|e| AppError::conflict(e.to_string()))?;
+        }
         let event = self.access_event(admin, record, action, reason);
         self.store.set_client_access(record.id, reason, &event).await?;
         let reason_text = reason.map(|r| r.as_str()).unwrap_or("");

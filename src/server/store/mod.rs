@@ -2,6 +2,8 @@
 //! it and owns its migrations folder (`migrations/<backend>/`).
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod ovpn_model_tests;
@@ -173,6 +175,10 @@ pub struct AccessChange {
     pub id: ClientId,
     /// `None`: active.
     pub reason: Option<DisableReason>,
+    /// Made only if the client's access is still this (`Some(None)`:
+    /// active): a decision taken on a snapshot never overrides a change
+    /// made since, such as an admin's revoke.
+    pub expected: Option<Option<DisableReason>>,
     pub event: NewEvent,
 }
 
@@ -386,8 +392,10 @@ pub trait ServerStore: Send + Sync + 'static {
     async fn update_client(&self, id: ClientId, update: &ClientUpdate, event: &NewEvent) -> Result<(), StoreError>;
     /// Changes the access of many clients in one transaction, each with
     /// its event (disabled for a reason, or active with `None`); every
-    /// change is pending until confirmed.
-    async fn set_access_many(&self, changes: &[AccessChange]) -> Result<(), StoreError>;
+    /// change is pending until confirmed. Returns, per change, whether it
+    /// was made (one with an expected access is skipped when the client no
+    /// longer has it).
+    async fn set_access_many(&self, changes: &[AccessChange]) -> Result<Vec<bool>, StoreError>;
     /// Disables a client for `reason`, or (`None`) makes it active again,
     /// with `event`. The change is pending until confirmed.
     async fn set_client_access(
@@ -396,8 +404,11 @@ pub trait ServerStore: Send + Sync + 'static {
         reason: Option<DisableReason>,
         event: &NewEvent,
     ) -> Result<(), StoreError> {
-        self.set_access_many(&[AccessChange { id, reason, event: event.clone() }]).await
+        self.set_access_many(&[AccessChange { id, reason, expected: None, event: event.clone() }]).await?;
+        Ok(())
     }
+    /// Whether secrets can be stored (the secrets key is loaded).
+    fn secrets_ready(&self) -> Result<(), StoreError>;
     /// Adds a peer the panel generated (already on its host), its keys
     /// sealed, with `event`. Returns its id.
     async fn insert_generated_client(

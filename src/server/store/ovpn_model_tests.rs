@@ -611,21 +611,11 @@ async fn open_openvpn_sessions_of_an_older_database_continue_after_the_upgrade()
 
 #[tokio::test]
 async fn clients_logging_in_with_a_users_email_or_unique_name_become_that_users_devices() {
-    use crate::server::store::{NewEvent, UserFields, UserStore};
+    use crate::server::store::{UserFields, UserStore};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
     let id = add_openvpn_server(&store, "users").await;
-    let event = NewEvent {
-        at: Utc::now(),
-        actor: "test".into(),
-        action: "create_user".into(),
-        reason: None,
-        figures: None,
-        client_id: None,
-        user_id: None,
-        server_id: None,
-        label: String::new(),
-    };
+    let event = crate::server::store::test_support::test_event("create_user");
     let user = |name: &str, email: Option<&str>| UserFields {
         name: name.into(),
         email: email.map(str::to_owned),

@@ -69,3 +69,18 @@ pub async fn compare_ledgers(
     }
     Ok(())
 }
+
+/// An event for tests that need one to write a change.
+pub fn test_event(action: &str) -> super::NewEvent {
+    super::NewEvent {
+        at: Utc::now(),
+        actor: "test".into(),
+        action: action.into(),
+        reason: None,
+        figures: None,
+        client_id: None,
+        user_id: None,
+        server_id: None,
+        label: String::new(),
+    }
+}

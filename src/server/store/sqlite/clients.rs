@@ -112,7 +112,8 @@ pub(super) async fn clients(
         let id: i64 = row.try_get("id")?;
         let client = client_from_row(row, live.get(&id), month)?;
         // WireGuard: peers on the host, part of the wanted configuration, or revoked.
-        if client.on_host || client.managed || client.disabled || client.protocol == Protocol::Openvpn {
+        if client.on_host || client.managed || client.disabled || client.pending || client.protocol == Protocol::Openvpn
+        {
             clients.push(client);
         }
     }
@@ -222,23 +223,37 @@ pub(super) async fn clients_by_identity(
 }
 
 /// Changes the access of many clients in one transaction, each with its
-/// event; every change is pending until confirmed.
-pub(super) async fn set_access_many(store: &SqliteStore, changes: &[AccessChange]) -> Result<(), StoreError> {
+/// event; every change is pending until confirmed. A change with an
+/// expected access is made only if the client still has it (else skipped:
+/// `false` in the result); one without is made or fails as not found.
+pub(super) async fn set_access_many(store: &SqliteStore, changes: &[AccessChange]) -> Result<Vec<bool>, StoreError> {
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let mut made = Vec::with_capacity(changes.len());
     for change in changes {
-        let done = sqlx::query("UPDATE clients SET access = ?, disabled_reason = ?, pending = 1 WHERE id = ?")
-            .bind(if change.reason.is_some() { "disabled" } else { "active" })
-            .bind(change.reason.map(DisableReason::as_str))
-            .bind(change.id.get())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("client"));
+        let access = |reason: Option<DisableReason>| if reason.is_some() { "disabled" } else { "active" };
+        let expected = change.expected.map(|e| (access(e), e.map(DisableReason::as_str)));
+        let done = sqlx::query(
+            "UPDATE clients SET access = ?1, disabled_reason = ?2, pending = 1 \
+             WHERE id = ?3 AND (?4 IS NULL OR (access = ?4 AND disabled_reason IS ?5))",
+        )
+        .bind(access(change.reason))
+        .bind(change.reason.map(DisableReason::as_str))
+        .bind(change.id.get())
+        .bind(expected.map(|(a, _)| a))
+        .bind(expected.and_then(|(_, r)| r))
+        .execute(&mut *tx)
+        .await?;
+        match (done.rows_affected(), change.expected) {
+            (0, None) => return Err(StoreError::NotFound("client")),
+            (0, Some(_)) => made.push(false),
+            _ => {
+                super::events::insert(&mut tx, &change.event).await?;
+                made.push(true);
+            }
         }
-        super::events::insert(&mut tx, &change.event).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(made)
 }
 
 pub(super) async fn record_warning(

@@ -19,7 +19,7 @@ pub(super) async fn insert_generated_client(
     event: &NewEvent,
 ) -> Result<ClientId, StoreError> {
     // Refused before anything is written when there is no key.
-    store.seal("", "")?;
+    store.sealer()?;
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
     let address = client.address.to_string();
     let at = secs(client.at);

@@ -93,10 +93,14 @@ impl SqliteStore {
         self
     }
 
+    /// The secrets key, or the error that says it is missing.
+    fn sealer(&self) -> Result<&Sealer, StoreError> {
+        Ok(self.sealer.as_deref().ok_or(SealError::NoKey)?)
+    }
+
     /// Seals `plain` for `aad`; without a key, refuses (never plaintext).
     pub(super) fn seal(&self, aad: &str, plain: &str) -> Result<String, StoreError> {
-        let sealer = self.sealer.as_ref().ok_or(SealError::NoKey)?;
-        Ok(sealer.seal(aad, plain)?)
+        Ok(self.sealer()?.seal(aad, plain)?)
     }
 
     /// Opens a stored secret; a value stored before sealing existed is
@@ -106,8 +110,7 @@ impl SqliteStore {
         if !is_sealed(stored) {
             return Ok(Secret::new(stored.to_owned()));
         }
-        let sealer = self.sealer.as_ref().ok_or(SealError::NoKey)?;
-        Ok(sealer.open(aad, stored)?)
+        Ok(self.sealer()?.open(aad, stored)?)
     }
 
     /// Seals every secret still stored in plaintext (SSH private keys given
@@ -248,8 +251,12 @@ impl ServerStore for SqliteStore {
         clients::update_client(self, id, update, event).await
     }
 
-    async fn set_access_many(&self, changes: &[AccessChange]) -> Result<(), StoreError> {
+    async fn set_access_many(&self, changes: &[AccessChange]) -> Result<Vec<bool>, StoreError> {
         clients::set_access_many(self, changes).await
+    }
+
+    fn secrets_ready(&self) -> Result<(), StoreError> {
+        self.sealer().map(|_| ())
     }
 
     async fn insert_generated_client(

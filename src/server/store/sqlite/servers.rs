@@ -156,7 +156,7 @@ pub(super) async fn insert_server(
     let password = server.openvpn.as_ref().and_then(|o| o.management_password.as_ref());
     if key_text.is_some() || password.is_some() {
         // Refused before anything is written when there is no key.
-        store.seal("", "")?;
+        store.sealer()?;
     }
     let prefix = serde_json::to_string(server.command_prefix.parts()).map_err(|e| corrupt("command prefix", e))?;
     let ovpn = server.openvpn.as_ref();
