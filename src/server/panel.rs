@@ -159,13 +159,19 @@ impl Panel {
     pub async fn clients(&self, id: ServerId) -> Result<Vec<ClientView>, AppError> {
         self.record(id).await?;
         let now = Utc::now();
-        Ok(self.store.clients(id, &self.month(now)).await?.iter().map(|c| client_view(c, now)).collect())
+        Ok(self
+            .store
+            .clients(id, &self.month(now))
+            .await?
+            .iter()
+            .map(|c| client_view(c, now, &self.config.timezone))
+            .collect())
     }
 
     pub async fn client(&self, id: ClientId) -> Result<ClientView, AppError> {
         let now = Utc::now();
         let record = self.store.client(id, &self.month(now)).await?.ok_or_else(|| AppError::not_found("Client"))?;
-        Ok(client_view(&record, now))
+        Ok(client_view(&record, now, &self.config.timezone))
     }
 
     pub async fn sessions(&self, filter: SessionFilter) -> Result<Vec<SessionView>, AppError> {

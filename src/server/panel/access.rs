@@ -79,7 +79,7 @@ impl Panel {
                 tracing::warn!(admin = %admin.username, client_id = %record.id, server_id = %record.server_id, action, reason = reason_text, %cause, "client access change queued until the host answers")
             }
         }
-        Ok((client_view(&self.client_record(record.id).await?, Utc::now()), pending))
+        Ok((client_view(&self.client_record(record.id).await?, Utc::now(), &self.config.timezone), pending))
     }
 
     /// Takes the client off its host (a WireGuard peer from the interface

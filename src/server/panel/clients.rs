@@ -126,7 +126,7 @@ impl Panel {
         }
         tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "update", %figures, "client updated");
         let updated = self.store.client(id, &month).await?.ok_or_else(|| AppError::not_found("Client"))?;
-        Ok(client_view(&updated, now))
+        Ok(client_view(&updated, now, &self.config.timezone))
     }
 
     /// Seed 002's `POST /api/updatePeer…/{interface}` with

@@ -37,7 +37,7 @@ impl Panel {
         let qr_svg = qr_svg(&config).map_err(AppError::bad_request)?;
         let record = self.store.client(generated.client, &self.month(Utc::now())).await?;
         let record = record.ok_or_else(|| AppError::internal("a generated peer vanished"))?;
-        Ok(GeneratedPeer { client: client_view(&record, Utc::now()), config, qr_svg })
+        Ok(GeneratedPeer { client: client_view(&record, Utc::now(), &self.config.timezone), config, qr_svg })
     }
 
     /// The wg-quick text of a peer the panel generated.

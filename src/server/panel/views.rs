@@ -45,7 +45,8 @@ pub fn server_view(r: &ServerRecord) -> ServerView {
     }
 }
 
-pub fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
+/// A client as the API and pages show it; `tz` places its limit period.
+pub fn client_view(c: &ClientRecord, now: DateTime<Utc>, tz: &chrono_tz::Tz) -> ClientView {
     let (connection, last_seen) = match c.protocol {
         Protocol::Openvpn => (ConnectionStatus::connected(c.on_host, c.last_seen, now), c.last_seen),
         _ => (ConnectionStatus::at(c.latest_handshake, now), c.latest_handshake),
@@ -81,12 +82,7 @@ pub fn client_view(c: &ClientRecord, now: DateTime<Utc>) -> ClientView {
         user_id: c.user_id.map(|u| u.get()),
         disabled_reason: c.disabled_reason.map(|r| r.as_str().to_owned()),
         pending: c.pending,
-        limit_used: match c.policy.limit_period {
-            crate::domain::policy::LimitPeriod::Lifetime => c.total.total(),
-            crate::domain::policy::LimitPeriod::Monthly { .. } => {
-                c.period.map(|p| p.used(c.total.total())).unwrap_or(c.month.total())
-            }
-        },
+        limit_used: crate::server::enforce::period_usage(c, now, tz).0,
         traffic_limit: c.policy.traffic_limit,
         traffic_warn_threshold: c.policy.traffic_warn_threshold.get(),
         limit_period: match c.policy.limit_period {
