@@ -168,7 +168,7 @@ pub async fn client_detail(id: i64) -> Result<super::ClientDetail, AppError> {
     let id = crate::domain::ClientId::new(id);
     let client = state.panel.client(id).await?;
     let server_name = state.panel.server(client.server_id).await?.name;
-    let has_config = state.panel.client_config(id).await.is_ok();
+    let has_config = state.panel.has_client_config(id).await?;
     let events = state.panel.events(EventFilter { client: Some(id), limit: 20, ..Default::default() }).await?;
     Ok(super::ClientDetail { client, server_name, has_config, events })
 }

@@ -187,7 +187,7 @@ pub async fn enforce(
         changed += reconcile(transport, record, store, &clients, now, wait).await?;
         changed += device_limits(transport, record, store, &clients, now, wait).await?;
     } else {
-        tracing::warn!("limits are only warned about on this server: it has no client_config_dir to refuse clients");
+        tracing::debug!("limits are only warned about on this server: it has no client_config_dir to refuse clients");
     }
     let mut disables = Vec::new();
     for c in &clients {

@@ -50,6 +50,11 @@ impl Panel {
         Ok(config.expose().to_owned())
     }
 
+    /// Whether the client has a config to show (without opening it).
+    pub async fn has_client_config(&self, id: ClientId) -> Result<bool, AppError> {
+        Ok(self.store.has_client_config(id).await?)
+    }
+
     /// The config as a QR code.
     pub async fn client_qr(&self, id: ClientId) -> Result<String, AppError> {
         qr_svg(&self.client_config(id).await?).map_err(AppError::bad_request)

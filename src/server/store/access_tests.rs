@@ -62,6 +62,7 @@ async fn a_pending_change_stays_listed_until_confirmed_even_off_the_host() {
     let listed = store.clients(server, "").await.unwrap();
     let c = listed.iter().find(|c| c.id == client).expect("a queued restore is listed so the pass applies it");
     assert!(c.pending && !c.disabled && !c.on_host);
+    assert!(!store.has_client_config(client).await.unwrap(), "a polled peer has no config");
     store.confirm_access(client, false).await.unwrap();
     assert!(!store.client(client, "").await.unwrap().unwrap().pending);
 }

@@ -426,6 +426,9 @@ pub trait ServerStore: Send + Sync + 'static {
     async fn delete_client(&self, id: ClientId, keep_history: bool, event: &NewEvent) -> Result<(), StoreError>;
     /// The client config of a peer the panel generated (`None`: it did not).
     async fn client_config(&self, id: ClientId) -> Result<Option<Secret>, StoreError>;
+    /// Whether the panel generated this peer (it has a config), without
+    /// opening the config.
+    async fn has_client_config(&self, id: ClientId) -> Result<bool, StoreError>;
     /// Marks clients' access as carried out on their host, each if it is
     /// still `disabled` (or active): a newer change stays pending.
     async fn confirm_many(&self, confirmed: &[(ClientId, bool)]) -> Result<(), StoreError>;

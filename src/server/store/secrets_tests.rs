@@ -78,3 +78,29 @@ async fn plaintext_secrets_from_before_sealing_are_sealed_once() {
         .unwrap();
     assert!(store.server(other, Utc::now(), "").await.is_err());
 }
+
+#[tokio::test]
+async fn a_generated_peers_config_is_stored_sealed_and_known_to_exist_without_opening_it() {
+    use super::GeneratedClient;
+    use crate::domain::{IpNetwork, PublicKey};
+    let (_dir, url, sealer) = stores().await;
+    let store = SqliteStore::open(&url).await.unwrap().with_sealer(sealer);
+    let server = store.insert_server(&test_server("Gen", Protocol::Wireguard), Utc::now()).await.unwrap();
+    let config = "[Interface]\nPrivateKey = mN+MMb4bZaw7knJG1TgvPY8hPe/31DEyt1dxg0yu/V0=\n";
+    let peer = GeneratedClient {
+        public_key: PublicKey::parse("EWrUZ3vCe5ZDq2/Cl0QPjRbzD+Id44mVPtx6kJGrrVU=").unwrap(),
+        name: Some("Laptop".into()),
+        email: None,
+        user_id: None,
+        address: IpNetwork::parse("10.8.0.4/32").unwrap(),
+        config: Secret::new(config.into()),
+        at: Utc::now(),
+    };
+    let event = crate::server::store::test_support::test_event("generate");
+    let id = store.insert_generated_client(server, &peer, &event).await.unwrap();
+    assert!(store.has_client_config(id).await.unwrap());
+    assert_eq!(store.client_config(id).await.unwrap().unwrap().expose(), config);
+    let raw: String =
+        sqlx::query_scalar("SELECT client_config_sealed FROM clients").fetch_one(&store.write).await.unwrap();
+    assert!(raw.starts_with("v1:") && !raw.contains("PrivateKey"), "{raw}");
+}

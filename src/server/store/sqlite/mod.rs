@@ -299,6 +299,14 @@ impl ServerStore for SqliteStore {
         generated::client_config(self, id).await
     }
 
+    async fn has_client_config(&self, id: ClientId) -> Result<bool, StoreError> {
+        let has: Option<bool> = sqlx::query_scalar("SELECT client_config_sealed IS NOT NULL FROM clients WHERE id = ?")
+            .bind(id.get())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(has.unwrap_or(false))
+    }
+
     async fn confirm_many(&self, confirmed: &[(ClientId, bool)]) -> Result<(), StoreError> {
         clients::confirm_access(self, confirmed).await
     }
