@@ -23,8 +23,8 @@
 
 use crate::domain::accounting::{day_key, month_key};
 use crate::domain::policy::{
-    enforcement_verdict, judge_expiry, judge_traffic, period_step, usage_figures, usage_warning_key, warnings_due,
-    LimitPeriod, PeriodStep,
+    enforcement_verdict, judge_expiry, judge_traffic, may_restore, period_step, usage_figures, usage_warning_key,
+    warnings_due, LimitPeriod, PeriodStep, RestoreRefused,
 };
 use crate::domain::policy::{over_device_limit, DisableReason, LiveSession};
 use crate::domain::ByteCount;
@@ -57,6 +57,13 @@ pub fn period_usage(c: &ClientRecord, now: DateTime<Utc>, tz: &Tz) -> (u64, Opti
         None => c.total.total(),
     };
     (used, c.policy.traffic_limit)
+}
+
+/// Why restoring `c` now is refused (an expiry passed, still over its
+/// limit), if it is.
+pub fn restore_refusal(c: &ClientRecord, now: DateTime<Utc>, tz: &Tz) -> Result<(), RestoreRefused> {
+    let (used, limit) = period_usage(c, now, tz);
+    may_restore(judge_traffic(used, limit, c.policy.traffic_warn_threshold), judge_expiry(c.policy.expiry_date, now))
 }
 
 /// Keeps a client's period as [`period_of`] decides: the first one begun,

@@ -31,6 +31,7 @@ mod views;
 
 pub use clients::PeerField;
 pub use generate::GeneratedPeer;
+pub use push::issue_push_token;
 pub use views::{client_view, event_view, server_view, session_view};
 
 pub struct Panel {

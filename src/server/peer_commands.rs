@@ -5,9 +5,9 @@
 //! the panel's machine; the panel's own task applies anything left pending.)
 
 use crate::domain::client_change::{parse_change, ClientPolicy};
-use crate::domain::policy::{judge_expiry, judge_traffic, may_restore, DisableReason};
+use crate::domain::policy::DisableReason;
 use crate::domain::{Protocol, UserId};
-use crate::server::enforce::period_usage;
+use crate::server::enforce::restore_refusal;
 use crate::server::generate::{generate, PeerRequest};
 use crate::server::peers::{apply_to, removal_for};
 use crate::server::poller::{transport_for, PollSettings};
@@ -151,11 +151,8 @@ pub async fn set_access(
         if !can_block(&server) {
             bail!("{} has no client_config_dir, so its clients cannot be refused", server.name);
         }
-        let now = Utc::now();
         if on {
-            let (used, limit) = period_usage(&c, now, &settings.timezone);
-            let traffic = judge_traffic(used, limit, c.policy.traffic_warn_threshold);
-            if let Err(refused) = may_restore(traffic, judge_expiry(c.policy.expiry_date, now)) {
+            if let Err(refused) = restore_refusal(&c, Utc::now(), &settings.timezone) {
                 bail!("#{} not restored: {refused}", c.id);
             }
         }
@@ -227,19 +224,7 @@ pub async fn push_token(store: &dyn Store, server: &str, out: &mut impl Write) -
     let servers = store.servers(now, "").await?;
     let record =
         servers.iter().find(|s| s.name.as_str() == server).with_context(|| format!("no server named {server:?}"))?;
-    let (token, hash) = crate::server::auth::new_session_token();
-    let event = NewEvent {
-        at: now,
-        actor: ACTOR.to_owned(),
-        action: "push-token".to_owned(),
-        reason: None,
-        figures: None,
-        client_id: None,
-        user_id: None,
-        server_id: Some(record.id),
-        label: record.name.to_string(),
-    };
-    store.set_push_token(record.id, &hash, &event).await?;
+    let token = crate::server::panel::issue_push_token(store, record.id, record.name.as_str(), ACTOR).await?;
     writeln!(out, "{token}")?;
     Ok(())
 }

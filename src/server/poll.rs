@@ -126,19 +126,14 @@ pub async fn read_server(
 ) -> Result<Reading, PollError> {
     match target.protocol {
         Protocol::Wireguard | Protocol::Amneziawg => {
-            let (tool, flavor) = match target.protocol {
-                Protocol::Amneziawg => ("awg", DumpFlavor::AmneziaWg),
-                _ => ("wg", DumpFlavor::WireGuard),
-            };
+            let tool = if target.protocol == Protocol::Amneziawg { "awg" } else { "wg" };
             let interface =
                 target.interface.ok_or_else(|| PollError::internal("a WireGuard server without interface"))?;
             let command = RemoteCommand::dump(target.command_prefix, tool, interface);
             let output = transport.run(&command).await?;
-            parse_dump(&output.stdout, flavor).map(Reading::Wireguard).map_err(|e| {
-                PollError::Parse(format!(
-                    "the host's answer to `{command}` is not a {} dump: {e}",
-                    target.protocol.label()
-                ))
+            parse_reading(target.protocol, &output.stdout).map_err(|e| match e {
+                PollError::Parse(why) => PollError::Parse(format!("the host's answer to `{command}` is {why}")),
+                other => other,
             })
         }
         Protocol::Openvpn => {

@@ -4,10 +4,10 @@
 
 use super::{client_view, Admin, Panel};
 use crate::api::ClientView;
-use crate::domain::policy::{judge_expiry, judge_traffic, may_restore, DisableReason};
+use crate::domain::policy::DisableReason;
 use crate::domain::ClientId;
 use crate::error::AppError;
-use crate::server::enforce::period_usage;
+use crate::server::enforce::restore_refusal;
 use crate::server::poll::PollError;
 use crate::server::poller::WorkerError;
 use crate::server::reconcile::can_block;
@@ -96,10 +96,7 @@ impl Panel {
     /// its limit, is refused until its policy changes.
     pub async fn restore(&self, admin: &Admin, id: ClientId) -> Result<(ClientView, Option<String>), AppError> {
         let record = self.client_record(id).await?;
-        let now = Utc::now();
-        let (used, limit) = period_usage(&record, now, &self.config.timezone);
-        let traffic = judge_traffic(used, limit, record.policy.traffic_warn_threshold);
-        if let Err(refused) = may_restore(traffic, judge_expiry(record.policy.expiry_date, now)) {
+        if let Err(refused) = restore_refusal(&record, Utc::now(), &self.config.timezone) {
             return Err(AppError::conflict(format!("Not restored: {refused}.")));
         }
         self.change_access(admin, &record, "restore", None).await

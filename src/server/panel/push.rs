@@ -9,8 +9,32 @@ use crate::domain::ServerId;
 use crate::error::AppError;
 use crate::server::auth::{new_session_token, token_hash};
 use crate::server::poll::parse_reading;
-use crate::server::store::{NewEvent, PollOutcome};
+use crate::server::store::{NewEvent, PollOutcome, Store, StoreError};
 use chrono::Utc;
+
+/// Gives `server` a new push token (the old one stops working), with an
+/// event by `actor`, and returns it; only its hash is kept.
+pub async fn issue_push_token(
+    store: &dyn Store,
+    server: ServerId,
+    label: &str,
+    actor: &str,
+) -> Result<String, StoreError> {
+    let (token, hash) = new_session_token();
+    let event = NewEvent {
+        at: Utc::now(),
+        actor: actor.to_owned(),
+        action: "push-token".to_owned(),
+        reason: None,
+        figures: None,
+        client_id: None,
+        user_id: None,
+        server_id: Some(server),
+        label: label.to_owned(),
+    };
+    store.set_push_token(server, &hash, &event).await?;
+    Ok(token)
+}
 
 /// Compares two hashes in time that does not depend on where they differ.
 fn same_hash(a: &[u8], b: &[u8; 32]) -> bool {
@@ -22,19 +46,8 @@ impl Panel {
     /// and returns it; only its hash is kept.
     pub async fn create_push_token(&self, admin: &Admin, server: ServerId) -> Result<String, AppError> {
         let record = self.record(server).await?;
-        let (token, hash) = new_session_token();
-        let event = NewEvent {
-            at: Utc::now(),
-            actor: admin.username.to_string(),
-            action: "push-token".to_owned(),
-            reason: None,
-            figures: None,
-            client_id: None,
-            user_id: None,
-            server_id: Some(server),
-            label: record.name.to_string(),
-        };
-        self.store.set_push_token(server, &hash, &event).await?;
+        let token =
+            issue_push_token(self.store.as_ref(), server, record.name.as_str(), admin.username.as_str()).await?;
         tracing::info!(admin = %admin.username, server_id = %server, "push token created");
         Ok(token)
     }
