@@ -45,22 +45,8 @@ async fn server_of(store: &dyn Store, c: &ClientRecord) -> anyhow::Result<Server
     store.server(c.server_id, Utc::now(), "").await?.with_context(|| format!("client {} has no server", c.id))
 }
 
-fn label(c: &ClientRecord) -> String {
-    c.name.clone().unwrap_or_else(|| c.identity.clone())
-}
-
 fn event(c: &ClientRecord, action: &str, reason: Option<DisableReason>, figures: Option<String>) -> NewEvent {
-    NewEvent {
-        at: Utc::now(),
-        actor: ACTOR.to_owned(),
-        action: action.to_owned(),
-        reason: reason.map(|r| r.as_str().to_owned()),
-        figures,
-        client_id: Some(c.id),
-        user_id: c.user_id,
-        server_id: Some(c.server_id),
-        label: label(c),
-    }
+    NewEvent { reason: reason.map(|r| r.as_str().to_owned()), figures, ..NewEvent::about(c, Utc::now(), ACTOR, action) }
 }
 
 /// `generate-peer NAME [EMAIL] [--server NAME]`: prints the client config
@@ -160,7 +146,7 @@ pub async fn set_access(
         let mut transport = transport_for(&server, settings.ssh);
         let e = event(&c, action, reason, None);
         match change_access(transport.as_mut(), &server, store, &c, reason, &e, settings.ssh.command).await {
-            Ok(true) => writeln!(out, "{action}d #{} ({}) on {} ({})", c.id, label(&c), server.name, server.host)?,
+            Ok(true) => writeln!(out, "{action}d #{} ({}) on {} ({})", c.id, c.label(), server.name, server.host)?,
             Ok(false) => writeln!(out, "#{} changed meanwhile; nothing done", c.id)?,
             Err(e) => writeln!(
                 out,
@@ -188,7 +174,7 @@ pub async fn set_policy(
         let figures = serde_json::to_string(&body)?;
         store.update_client(c.id, &update, &event(&c, "update", None, Some(figures.clone()))).await?;
         let server = server_of(store, &c).await?;
-        writeln!(out, "#{} ({}) on {}: {figures}; enforced by the next pass", c.id, label(&c), server.name)?;
+        writeln!(out, "#{} ({}) on {}: {figures}; enforced by the next pass", c.id, c.label(), server.name)?;
     }
     Ok(())
 }
@@ -213,7 +199,7 @@ pub async fn delete_peer(
             .with_context(|| format!("#{} on {}: nothing deleted", c.id, server.name))?;
         let figures = if keep_history { "usage history kept" } else { "usage history removed" };
         store.delete_client(c.id, keep_history, &event(&c, "delete", None, Some(figures.into()))).await?;
-        writeln!(out, "deleted #{} ({}) from {} ({}); {figures}", c.id, label(&c), server.name, server.host)?;
+        writeln!(out, "deleted #{} ({}) from {} ({}); {figures}", c.id, c.label(), server.name, server.host)?;
     }
     Ok(())
 }

@@ -31,15 +31,10 @@ pub fn enforcer_event(
     figures: &str,
 ) -> NewEvent {
     NewEvent {
-        at,
-        actor: "enforcer".to_owned(),
-        action: action.to_owned(),
         reason: Some(reason.to_owned()),
         figures: Some(figures.to_owned()),
-        client_id: Some(c.id),
-        user_id: c.user_id,
         server_id: Some(record.id),
-        label: c.name.clone().unwrap_or_else(|| c.identity.clone()),
+        ..NewEvent::about(c, at, "enforcer", action)
     }
 }
 

@@ -28,15 +28,8 @@ impl Panel {
         reason: Option<DisableReason>,
     ) -> NewEvent {
         NewEvent {
-            at: Utc::now(),
-            actor: admin.username.to_string(),
-            action: action.to_owned(),
             reason: reason.map(|r| r.as_str().to_owned()),
-            figures: None,
-            client_id: Some(record.id),
-            user_id: record.user_id,
-            server_id: Some(record.server_id),
-            label: record.name.clone().unwrap_or_else(|| record.identity.clone()),
+            ..NewEvent::about(record, Utc::now(), admin.username.as_str(), action)
         }
     }
 

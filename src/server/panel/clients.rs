@@ -6,7 +6,7 @@ use crate::domain::client_change::{parse_change, ClientPolicy};
 use crate::domain::policy::LimitPeriod;
 use crate::domain::{ByteCount, ClientId, ServerId, UserId};
 use crate::error::AppError;
-use crate::server::store::{ClientRecord, ClientUpdate, EventFilter, NewEvent, StoreError};
+use crate::server::store::{ClientUpdate, EventFilter, NewEvent, StoreError};
 use chrono::Utc;
 use serde_json::{Map, Value};
 
@@ -77,10 +77,6 @@ fn describe(old: &ClientUpdate, new: &ClientUpdate) -> String {
     }
 }
 
-fn label(c: &ClientRecord) -> String {
-    c.name.clone().unwrap_or_else(|| c.identity.clone())
-}
-
 impl Panel {
     /// Applies a `PATCH /api/clients/{id}` body: every field checked first,
     /// then one write with its event.
@@ -117,7 +113,7 @@ impl Panel {
             client_id: Some(id),
             user_id: new.user_id,
             server_id: Some(record.server_id),
-            label: label(&record),
+            label: record.label(),
         };
         match self.store.update_client(id, &new, &event).await {
             Ok(()) => {}

@@ -169,6 +169,13 @@ pub struct ClientRecord {
     pub last_sync_at: DateTime<Utc>,
 }
 
+impl ClientRecord {
+    /// The client's name, else its identity: how events and messages name it.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.identity.clone())
+    }
+}
+
 /// One client's new access, with its event.
 #[derive(Debug, Clone)]
 pub struct AccessChange {
@@ -239,6 +246,23 @@ pub struct NewEvent {
     pub server_id: Option<ServerId>,
     /// The client's name or identity when it happened.
     pub label: String,
+}
+
+impl NewEvent {
+    /// `actor`'s `action` on client `c` at `at`, without reason or figures.
+    pub fn about(c: &ClientRecord, at: DateTime<Utc>, actor: &str, action: &str) -> Self {
+        Self {
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            reason: None,
+            figures: None,
+            client_id: Some(c.id),
+            user_id: c.user_id,
+            server_id: Some(c.server_id),
+            label: c.label(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
