@@ -13,11 +13,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 use tollgate::domain::{ClientId, ServerId};
-use tollgate::server::enforce::enforce;
+use tollgate::server::enforce::{enforce, Pass as PassAt, Watch};
 use tollgate::server::poll::{poll_server, PollLimits};
 use tollgate::server::poller::transport_for;
 use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{EventFilter, EventStore, ServerRecord, ServerStore};
+use tollgate::server::store::{EventFilter, EventStore, LiveFigure, ServerRecord, ServerStore};
 use tollgate::server::transport::ssh::SshTimeouts;
 use tollgate::server::transport::HostTransport;
 
@@ -25,11 +25,14 @@ fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
 }
 
-/// The enforcer's side of the test: the panel's database and the host.
+/// The enforcer's side of the test: the panel's database, the host, and
+/// what the enforcer remembers between passes (so every pass below is one
+/// the watch had to wake for).
 struct Pass {
     store: SqliteStore,
     record: ServerRecord,
     transport: Box<dyn HostTransport>,
+    watch: Watch,
 }
 
 impl Pass {
@@ -43,19 +46,20 @@ impl Pass {
             command: Duration::from_secs(5),
         };
         let transport = transport_for(&record, timeouts);
-        Pass { store, record, transport }
+        Pass { store, record, transport, watch: Watch::new() }
     }
 
-    async fn poll(&mut self) {
+    async fn poll(&mut self) -> Vec<LiveFigure> {
         let limits =
             PollLimits { call: Duration::from_secs(5), deadline: Duration::from_secs(30), timezone: chrono_tz::UTC };
-        poll_server(self.transport.as_mut(), &mut self.record, &self.store, limits).await.unwrap();
+        poll_server(self.transport.as_mut(), &mut self.record, &self.store, limits).await.unwrap().figures
     }
 
     /// A poll, then a pass at `now`, as the panel runs them.
     async fn enforce(&mut self, now: DateTime<Utc>) -> usize {
-        self.poll().await;
-        enforce(self.transport.as_mut(), &self.record, &self.store, now, chrono_tz::UTC, Duration::from_secs(5))
+        let figures = self.poll().await;
+        let pass = PassAt { now, tz: chrono_tz::UTC, wait: Duration::from_secs(5) };
+        enforce(self.transport.as_mut(), &self.record, &self.store, &mut self.watch, Some(&figures), pass)
             .await
             .unwrap()
     }

@@ -216,6 +216,7 @@ pub fn plan_openvpn<'a>(before: &[SessionBefore], status: &'a OvpnStatus, first_
     let mut matched: HashSet<i64> = HashSet::new();
     let mut seen: HashSet<(String, Option<i64>)> = HashSet::new();
     let mut newest: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
+    let sources: HashSet<String> = status.sessions.iter().map(OvpnSession::source).collect();
     for session in &status.sessions {
         let source = session.source();
         let since = session.connected_since.map(|t| t.timestamp());
@@ -231,15 +232,27 @@ pub fn plan_openvpn<'a>(before: &[SessionBefore], status: &'a OvpnStatus, first_
                 .copied()
         });
         // A client whose address changed keeps its client id and exact start.
+        // A session first read from a version-1 file has neither: it is the
+        // one still open under the same name, at an address this reading no
+        // longer lists, started a zone offset away, with no more bytes.
         let roamed = || {
             let cid = session.client_id.filter(|_| session.since_exact && since.is_some())?;
-            before.iter().find(|k| {
-                !matched.contains(&k.connection_id)
-                    && k.since_exact
-                    && k.since == since
-                    && k.client_id == Some(cid)
-                    && k.common_name() == session.common_name
-            })
+            let unmatched =
+                |k: &&SessionBefore| !matched.contains(&k.connection_id) && k.common_name() == session.common_name;
+            let by_client_id = || {
+                before.iter().filter(unmatched).find(|k| k.since_exact && k.since == since && k.client_id == Some(cid))
+            };
+            let from_version_1 = || {
+                before.iter().filter(unmatched).find(|k| {
+                    k.open
+                        && !k.since_exact
+                        && !sources.contains(k.source.as_str())
+                        && same_session(k.since, false, since, true)
+                        && k.counters.rx <= session.counters.rx
+                        && k.counters.tx <= session.counters.tx
+                })
+            };
+            by_client_id().or_else(from_version_1)
         };
         let known = by_address.or_else(roamed);
         let moved_to = known.filter(|k| k.source != source).map(|_| source.clone());
@@ -420,6 +433,41 @@ mod tests {
         assert_eq!((s.connection_id, s.delta.new), (Some(5), Counters::new(686, 686)), "only its growth");
         assert_eq!(s.moved_to.as_deref(), Some("alice|198.18.202.6:47885"));
         assert!(plan.ended.is_empty());
+    }
+
+    #[test]
+    fn a_session_first_read_from_a_version_1_file_is_followed_when_its_address_changes() {
+        let status = parse_status(V2).unwrap();
+        let mut alice = known(&status, "alice", 5, 3000, true);
+        alice.source = "alice|198.51.100.7:40000".into();
+        alice.since = alice.since.map(|t| t + 3 * 3600); // the host's local time, UTC+3
+        (alice.since_exact, alice.client_id) = (false, None);
+        let plan = plan_openvpn(&[alice.clone()], &status, false);
+        let s = plan.sessions.iter().find(|s| s.session.common_name == "alice").unwrap();
+        assert_eq!((s.connection_id, s.delta.new), (Some(5), Counters::new(686, 686)), "only its growth");
+        assert_eq!(s.exact_since, Some(1_795_364_967));
+        assert!(plan.ended.is_empty());
+
+        let mut off_grid = alice.clone();
+        off_grid.since = off_grid.since.map(|t| t + 1);
+        let mut still_listed = alice.clone();
+        still_listed.source = "alice|198.18.202.6:47564".into();
+        let mut more_bytes = alice;
+        more_bytes.counters = Counters::new(5000, 5000);
+        for other in [off_grid, more_bytes] {
+            let plan = plan_openvpn(&[other], &status, false);
+            let s = plan.sessions.iter().find(|s| s.session.common_name == "alice").unwrap();
+            assert_eq!((s.connection_id, s.delta.new), (None, Counters::new(3686, 3686)), "a new session");
+            assert_eq!(plan.ended, vec![(5, at(0))]);
+        }
+        let mut with_listed = status.clone();
+        let mut twin = with_listed.sessions.iter().find(|s| s.common_name == "alice").unwrap().clone();
+        twin.real_address = Some("198.18.202.6:47564".into());
+        with_listed.sessions.push(twin);
+        let plan = plan_openvpn(&[still_listed], &with_listed, false);
+        let at_address = |a: &str| plan.sessions.iter().find(|s| s.source == a).map(|s| s.connection_id);
+        assert_eq!(at_address("alice|198.18.202.6:47564"), Some(Some(5)), "the old address still listed");
+        assert_eq!(at_address("alice|198.18.202.6:47885"), Some(None));
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! itself when its usage in the current period is below the limit again (a
 //! new period, or a higher or removed limit); manual, expiry and device
 //! disables are never lifted by it.
+//!
+//! A pass with nothing to do is cheap: see [`Watch`].
 
 use crate::domain::accounting::{day_key, month_key};
 use crate::domain::policy::{
@@ -31,12 +33,24 @@ use crate::domain::ByteCount;
 use crate::domain::{ClientId, ServerId, UserId};
 use crate::server::poll::PollError;
 use crate::server::reconcile::{can_block, change_access, disable_many, enforcer_event, reconcile};
-use crate::server::store::{ClientRecord, ServerRecord, Store};
+use crate::server::store::{ClientRecord, LiveDevice, LiveFigure, ServerRecord, Store};
 use crate::server::transport::HostTransport;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::time::Duration;
+
+mod watch;
+pub use watch::{watched_users, Watch, WatchedUser, TRUST};
+
+/// When a pass runs and how: its moment, the time zone of periods and
+/// days, and the wait for each host call.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    pub now: DateTime<Utc>,
+    pub tz: Tz,
+    pub wait: Duration,
+}
 
 /// Where a client's monthly limit period stands at `now` (`None`: its
 /// limit counts lifetime bytes).
@@ -129,6 +143,38 @@ async fn warn(
     Ok(())
 }
 
+/// One user's device limit as seen from this server: the sessions on it to
+/// end (the oldest, over `max`), and how many more devices fit.
+fn device_plan(max: u32, live: &[LiveDevice], server: ServerId) -> (Vec<ClientId>, usize) {
+    let sessions: Vec<LiveSession<(ClientId, ServerId)>> =
+        live.iter().map(|d| LiveSession { key: (d.client, d.server), started: d.started }).collect();
+    let to_end = over_device_limit(&sessions, max);
+    let room = match max {
+        0 => usize::MAX,
+        max => usize::try_from(max).unwrap_or(usize::MAX).saturating_sub(live.len() - to_end.len()),
+    };
+    (to_end.into_iter().filter(|(_, s)| *s == server).map(|(c, _)| c).collect(), room)
+}
+
+/// Whether a device limit calls for a full pass: a session on this server
+/// to end, or room for a device here disabled for it.
+async fn devices_need_look(
+    store: &dyn Store,
+    server: ServerId,
+    users: &[WatchedUser],
+    now: DateTime<Utc>,
+) -> Result<bool, PollError> {
+    if users.is_empty() {
+        return Ok(false);
+    }
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    let live = store.live_sessions_of(&ids, now).await.map_err(PollError::internal)?;
+    Ok(users.iter().any(|u| {
+        let (to_end, room) = device_plan(u.max, live.get(&u.id).map_or(&[], Vec::as_slice), server);
+        !to_end.is_empty() || (u.held_here > 0 && room > 0)
+    }))
+}
+
 /// Ends the oldest sessions of users over their device limit (those on this
 /// server), and lets devices disabled for it back where there is room.
 async fn device_limits(
@@ -136,38 +182,33 @@ async fn device_limits(
     record: &ServerRecord,
     store: &dyn Store,
     clients: &[ClientRecord],
-    now: DateTime<Utc>,
-    wait: Duration,
+    users: &[WatchedUser],
+    pass: Pass,
 ) -> Result<usize, PollError> {
-    let users: BTreeSet<UserId> = clients.iter().filter_map(|c| c.user_id).collect();
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    let live = store.live_sessions_of(&ids, pass.now).await.map_err(PollError::internal)?;
     let mut changed = 0;
-    for uid in users {
-        let Some(user) = store.user(uid).await.map_err(PollError::internal)? else { continue };
-        let live = store.live_sessions(uid, now).await.map_err(PollError::internal)?;
-        let sessions: Vec<LiveSession<(ClientId, ServerId)>> =
-            live.iter().map(|d| LiveSession { key: (d.client, d.server), started: d.started }).collect();
-        let to_end = over_device_limit(&sessions, user.max_connections);
-        let figures = format!("{}/{} devices", live.len(), user.max_connections);
-        for (client, server) in to_end.iter().filter(|(_, s)| *s == record.id) {
+    for user in users {
+        let live = live.get(&user.id).map_or(&[][..], Vec::as_slice);
+        let (to_end, mut room) = device_plan(user.max, live, record.id);
+        let figures = format!("{}/{} devices", live.len(), user.max);
+        for client in &to_end {
             let Some(c) = clients.iter().find(|c| c.id == *client && !c.disabled) else { continue };
-            let e = enforcer_event(record, c, now, "disable", DisableReason::DeviceLimit.as_str(), &figures);
-            if change_access(transport, record, store, c, Some(DisableReason::DeviceLimit), &e, wait).await? {
-                tracing::info!(actor = "enforcer", client_id = %c.id, server_id = %server, action = "disable", reason = "device_limit", %figures, "device over the limit");
+            let e = enforcer_event(record, c, pass.now, "disable", DisableReason::DeviceLimit.as_str(), &figures);
+            if change_access(transport, record, store, c, Some(DisableReason::DeviceLimit), &e, pass.wait).await? {
+                tracing::info!(actor = "enforcer", client_id = %c.id, server_id = %record.id, action = "disable", reason = "device_limit", %figures, "device over the limit");
                 changed += 1;
             }
         }
-        let mut room = match user.max_connections {
-            0 => usize::MAX,
-            max => usize::try_from(max).unwrap_or(usize::MAX).saturating_sub(live.len() - to_end.len()),
-        };
-        for c in
-            clients.iter().filter(|c| c.user_id == Some(uid) && c.disabled_reason == Some(DisableReason::DeviceLimit))
-        {
+        let held = clients
+            .iter()
+            .filter(|c| c.user_id == Some(user.id) && c.disabled_reason == Some(DisableReason::DeviceLimit));
+        for c in held {
             if room == 0 {
                 break;
             }
-            let e = enforcer_event(record, c, now, "enable", DisableReason::DeviceLimit.as_str(), &figures);
-            if change_access(transport, record, store, c, None, &e, wait).await? {
+            let e = enforcer_event(record, c, pass.now, "enable", DisableReason::DeviceLimit.as_str(), &figures);
+            if change_access(transport, record, store, c, None, &e, pass.wait).await? {
                 tracing::info!(actor = "enforcer", client_id = %c.id, action = "enable", reason = "device_limit", %figures, "device let back");
                 room -= 1;
                 changed += 1;
@@ -177,22 +218,41 @@ async fn device_limits(
     Ok(changed)
 }
 
-/// One pass over a server's clients. Returns how many were disabled or let
-/// back.
+/// The users of `clients` whose device limits this server's passes check.
+async fn users_of(store: &dyn Store, clients: &[ClientRecord]) -> Result<Vec<WatchedUser>, PollError> {
+    if clients.iter().all(|c| c.user_id.is_none()) {
+        return Ok(Vec::new());
+    }
+    let max: HashMap<UserId, u32> =
+        store.users().await.map_err(PollError::internal)?.into_iter().map(|u| (u.id, u.max_connections)).collect();
+    Ok(watched_users(clients, |id| max.get(&id).copied()))
+}
+
+/// One pass over a server's clients, given the figures of the poll applied
+/// just before it (if any). Returns how many were disabled or let back.
+/// A pass the watch knows to have nothing to do reads no client.
 pub async fn enforce(
     transport: &mut dyn HostTransport,
     record: &ServerRecord,
     store: &dyn Store,
-    now: DateTime<Utc>,
-    tz: Tz,
-    wait: Duration,
+    watch: &mut Watch,
+    figures: Option<&[LiveFigure]>,
+    pass: Pass,
 ) -> Result<usize, PollError> {
+    let stamp = store.enforcement_stamp(record.id).await.map_err(PollError::internal)?;
+    if watch.quiet(stamp, figures, pass.now) && !devices_need_look(store, record.id, watch.users(), pass.now).await? {
+        watch.advance(stamp);
+        return Ok(0);
+    }
+    watch.forget();
+    let Pass { now, tz, wait } = pass;
     let clients = store.clients(record.id, &month_key(now, &tz)).await.map_err(PollError::internal)?;
+    let users = users_of(store, &clients).await?;
     let blockable = can_block(record);
     let mut changed = 0;
     if blockable {
         changed += reconcile(transport, record, store, &clients, now, wait).await?;
-        changed += device_limits(transport, record, store, &clients, now, wait).await?;
+        changed += device_limits(transport, record, store, &clients, &users, pass).await?;
     } else {
         tracing::debug!("limits are only warned about on this server: it has no client_config_dir to refuse clients");
     }
@@ -226,5 +286,10 @@ pub async fn enforce(
     }
     // All of this pass's disables at once: one transaction, one host batch.
     disable_many(transport, record, store, &disables, wait).await?;
+    let wireguard = record.protocol.wg_tool().is_some();
+    watch.remember(stamp, &clients, figures, users, wireguard, now, &tz);
     Ok(changed + disables.len())
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,13 +12,13 @@
 
 use crate::domain::accounting::month_key;
 use crate::domain::{ClientId, ServerId};
-use crate::server::enforce::enforce;
+use crate::server::enforce::{enforce, Pass, Watch};
 use crate::server::generate::{generate, Generated, PeerRequest};
 use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::peers::Applied;
 use crate::server::poll::{poll_server, store_reading, PollError, PollLimits, Reading};
 use crate::server::reconcile::{carry_out_client, remove_client};
-use crate::server::store::{PollOutcome, ServerRecord, Store};
+use crate::server::store::{LiveFigure, PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
 use chrono::Utc;
@@ -284,6 +284,7 @@ impl Supervision {
                 settings: self.settings,
                 cancel: self.cancel.clone(),
                 requests: self.requests.clone(),
+                watch: Watch::new(),
             };
             let task = self.tracker.spawn(job.run(delay).in_current_span());
             let panic = match task.await {
@@ -326,20 +327,31 @@ struct PollJob {
     settings: PollSettings,
     cancel: CancellationToken,
     requests: Requests,
+    /// What the last enforcement pass found.
+    watch: Watch,
 }
 
+/// The longest between two enforcement passes, polls or not (an expiry is
+/// acted on, at least in the database, while the host does not answer or
+/// polls are far apart).
+const PASS_AT_LEAST_EVERY: Duration = Duration::from_secs(60);
+
 impl PollJob {
-    /// One enforcement pass right after data was applied, within the poll
-    /// deadline; a failure is logged and the next pass tries again.
-    async fn enforce_pass(&mut self) {
-        let now = Utc::now();
-        let (tz, wait) = (self.settings.timezone, self.settings.ssh.command);
-        let pass = enforce(self.transport.as_mut(), &self.record, self.store.as_ref(), now, tz, wait);
+    /// One enforcement pass, within the poll deadline, given the figures of
+    /// the poll applied just before it (if any); a failure is logged and the
+    /// next pass tries again.
+    async fn enforce_pass(&mut self, figures: Option<&[LiveFigure]>) {
+        let pass = Pass { now: Utc::now(), tz: self.settings.timezone, wait: self.settings.ssh.command };
+        let (store, watch) = (self.store.as_ref(), &mut self.watch);
+        let pass = enforce(self.transport.as_mut(), &self.record, store, watch, figures, pass);
         match tokio::time::timeout(self.settings.deadline, pass).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(changed = n, "enforcement pass"),
             Ok(Err(error)) => tracing::warn!(%error, "enforcement pass failed; it runs again after the next poll"),
-            Err(_) => tracing::warn!("enforcement pass timed out; it runs again after the next poll"),
+            Err(_) => {
+                self.watch.forget();
+                tracing::warn!("enforcement pass timed out; it runs again after the next poll");
+            }
         }
     }
 
@@ -349,6 +361,7 @@ impl PollJob {
         let mut requests = requests.lock().await;
         let mut failures: u32 = 0;
         let mut next = Instant::now() + first_delay;
+        let mut next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
         let cancel = self.cancel.clone();
         loop {
             let request = tokio::select! {
@@ -359,6 +372,15 @@ impl PollJob {
                     None => break,
                 },
                 _ = sleep_until(next) => None,
+                _ = sleep_until(next_pass) => {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        _ = self.enforce_pass(None) => {}
+                    }
+                    next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
+                    continue;
+                }
             };
             let reply = match request {
                 Some(Request::Kill { target, halt, reply }) => {
@@ -407,12 +429,13 @@ impl PollJob {
                     let outcome =
                         store_reading(store, record.id, record.protocol, &reading, at, self.settings.timezone, false)
                             .await;
-                    if outcome.is_ok() {
+                    if let Ok(applied) = &outcome {
                         tokio::select! {
                             biased;
                             _ = cancel.cancelled() => break,
-                            _ = self.enforce_pass() => {}
+                            _ = self.enforce_pass(applied.applied.then_some(applied.figures.as_slice())) => {}
                         }
+                        next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
                     }
                     let _ = reply.send(outcome);
                     continue;
@@ -438,12 +461,13 @@ impl PollJob {
                 _ = cancel.cancelled() => break,
                 outcome = poll_server(self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits) => outcome,
             };
-            if outcome.is_ok() {
+            if let Ok(applied) = &outcome {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => break,
-                    _ = self.enforce_pass() => {}
+                    _ = self.enforce_pass(applied.applied.then_some(applied.figures.as_slice())) => {}
                 }
+                next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
             }
             match &outcome {
                 Ok(report) => {

@@ -39,7 +39,7 @@ fn last_day(year: i32, month: u32) -> u32 {
 
 /// Local midnight of `date`; where a clock change skips midnight, the first
 /// moment of the day that exists.
-fn local_midnight<Tz: TimeZone>(date: NaiveDate, tz: &Tz) -> DateTime<Utc> {
+pub(super) fn local_midnight<Tz: TimeZone>(date: NaiveDate, tz: &Tz) -> DateTime<Utc> {
     let mut at = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     for _ in 0..4 {
         if let Some(t) = tz.from_local_datetime(&at).earliest() {

@@ -27,31 +27,38 @@ fn event(admin: &Admin, action: &str, id: Option<UserId>, user: &UserFields) -> 
     }
 }
 
-impl Panel {
-    async fn user_view(&self, record: UserRecord) -> Result<UserView, AppError> {
-        let active = u32::try_from(self.store.live_sessions(record.id, Utc::now()).await?.len()).unwrap_or(u32::MAX);
-        Ok(UserView {
-            id: record.id.get(),
-            name: record.name,
-            email: record.email,
-            max_connections: record.max_connections,
-            created_at: record.created_at,
-            clients: record.clients.iter().map(|c| c.get()).collect(),
-            active,
-        })
+/// A user as shown, with `active` live sessions.
+fn user_view(record: UserRecord, active: usize) -> UserView {
+    UserView {
+        id: record.id.get(),
+        name: record.name,
+        email: record.email,
+        max_connections: record.max_connections,
+        created_at: record.created_at,
+        clients: record.clients.iter().map(|c| c.get()).collect(),
+        active: u32::try_from(active).unwrap_or(u32::MAX),
     }
+}
 
+impl Panel {
+    /// Every user, with their live sessions counted in one read.
     pub async fn users(&self) -> Result<Vec<UserView>, AppError> {
-        let mut views = Vec::new();
-        for record in self.store.users().await? {
-            views.push(self.user_view(record).await?);
-        }
-        Ok(views)
+        let records = self.store.users().await?;
+        let ids: Vec<UserId> = records.iter().map(|r| r.id).collect();
+        let live = self.store.live_sessions_of(&ids, Utc::now()).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let active = live.get(&r.id).map_or(0, Vec::len);
+                user_view(r, active)
+            })
+            .collect())
     }
 
     pub async fn user(&self, id: UserId) -> Result<UserView, AppError> {
         let record = self.store.user(id).await?.ok_or_else(|| AppError::not_found("User"))?;
-        self.user_view(record).await
+        let active = self.store.live_sessions(id, Utc::now()).await?.len();
+        Ok(user_view(record, active))
     }
 
     pub async fn create_user(&self, admin: &Admin, body: &Map<String, Value>) -> Result<UserView, AppError> {

@@ -27,6 +27,7 @@ use crate::domain::{
 use crate::domain::{HostKeyPin, IpNetwork, PublicKey, Secret, SshKeySource};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -327,6 +328,27 @@ pub struct PollOutcome {
     pub carried: Counters,
     pub sessions_opened: usize,
     pub sessions_closed: usize,
+    /// Every client's figures after the poll (empty when not applied).
+    pub figures: Vec<LiveFigure>,
+}
+
+/// A client's live figures after a poll: what the enforcer's watch needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveFigure {
+    pub client: ClientId,
+    /// Lifetime bytes, sent + received.
+    pub total: u64,
+    /// WireGuard: in the poll. OpenVPN: connected.
+    pub on_host: bool,
+}
+
+/// What tells an enforcement pass whether anything changed since the last
+/// one: the server's policy version (see migration 0013) and its count of
+/// applied polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnforcementStamp {
+    pub policy_version: i64,
+    pub polls_applied: i64,
 }
 
 /// One row of a usage report.
@@ -482,6 +504,8 @@ pub trait ServerStore: Send + Sync + 'static {
     ) -> Result<Vec<(ClientId, ServerId)>, StoreError>;
     /// Marks clients managed, with the allowed IPs the host should have.
     async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError>;
+    /// The server's [`EnforcementStamp`] now.
+    async fn enforcement_stamp(&self, id: ServerId) -> Result<EnforcementStamp, StoreError>;
 }
 
 /// Applying polls.
@@ -569,7 +593,16 @@ pub trait UserStore: Send + Sync + 'static {
     /// The user's live sessions at `now` across every server, of its active
     /// clients: open OpenVPN sessions, and WireGuard peers on their host with
     /// a handshake within the online window.
-    async fn live_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<Vec<LiveDevice>, StoreError>;
+    async fn live_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<Vec<LiveDevice>, StoreError> {
+        Ok(self.live_sessions_of(&[id], now).await?.remove(&id).unwrap_or_default())
+    }
+    /// [`UserStore::live_sessions`] of many users at once, each server's
+    /// state read once; users without a live session are left out.
+    async fn live_sessions_of(
+        &self,
+        ids: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<UserId, Vec<LiveDevice>>, StoreError>;
 }
 
 /// The log of actions.

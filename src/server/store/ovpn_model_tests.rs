@@ -20,7 +20,10 @@
 //! and once from the management interface (see
 //! [`crate::domain::ingest::same_session`]); and a version-1 file listing a
 //! session that has roamed (version 1 has neither client ids nor exact starts
-//! to follow a move by; such a session is counted as a new one).
+//! to follow a move by; such a session is counted as a new one). A session
+//! first read from a version-1 file and later, after a move, from the
+//! management interface is followed: the exact reading finds it by name,
+//! zone-offset start and counters.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -19,7 +19,9 @@
 //! length-prefixed UTF-8 strings. Decoding checks every length and value;
 //! a damaged value is an error, never a panic.
 
+use super::LiveFigure;
 use crate::domain::accounting::{Counters, Delta};
+use crate::domain::ClientId;
 use std::collections::HashMap;
 
 const FORMAT: u8 = 1;
@@ -95,6 +97,14 @@ pub(super) struct ServerState {
 }
 
 impl ServerState {
+    /// Each client's lifetime total and presence, for the enforcer.
+    pub fn figures(&self) -> Vec<LiveFigure> {
+        self.clients
+            .iter()
+            .map(|c| LiveFigure { client: ClientId::new(c.client_id), total: c.total.total(), on_host: c.on_host })
+            .collect()
+    }
+
     /// The clients by id.
     pub fn into_by_id(self) -> HashMap<i64, ClientState> {
         self.clients.into_iter().map(|c| (c.client_id, c)).collect()

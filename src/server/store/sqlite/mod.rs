@@ -19,10 +19,10 @@ mod users;
 mod wireguard;
 
 use super::{
-    AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, EventFilter, EventRecord, EventStore,
-    GeneratedClient, IngestStore, LiveDevice, NewEvent, NewServer, OpenvpnPoll, PendingSamples, PollOutcome,
-    ReportStore, ServerRecord, ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields,
-    UserRecord, UserStore, WireguardPoll,
+    AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, EnforcementStamp, EventFilter, EventRecord,
+    EventStore, GeneratedClient, IngestStore, LiveDevice, NewEvent, NewServer, OpenvpnPoll, PendingSamples,
+    PollOutcome, ReportStore, ServerRecord, ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery,
+    UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
 use crate::domain::policy::PeriodMark;
@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -346,6 +347,9 @@ impl ServerStore for SqliteStore {
     async fn set_managed(&self, server: ServerId, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {
         clients::set_managed(self, server, peers).await
     }
+    async fn enforcement_stamp(&self, id: ServerId) -> Result<EnforcementStamp, StoreError> {
+        servers::enforcement_stamp(self, id).await
+    }
 }
 
 #[async_trait]
@@ -370,8 +374,12 @@ impl UserStore for SqliteStore {
         users::user(self, id).await
     }
 
-    async fn live_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<Vec<LiveDevice>, StoreError> {
-        users::live_sessions(self, id, now).await
+    async fn live_sessions_of(
+        &self,
+        ids: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<UserId, Vec<LiveDevice>>, StoreError> {
+        users::live_sessions_of(self, ids, now).await
     }
 }
 

@@ -223,9 +223,11 @@ async fn write_openvpn(
         .execute(&mut **tx)
         .await?;
     }
+    let figures = state.figures();
     finish(tx, id, poll.at, poll.month, &samples, plan.new, plan.carried, state).await?;
     Ok(PollOutcome {
         applied: true,
+        figures,
         sources: plan.sessions.len(),
         new: plan.new,
         carried: plan.carried,

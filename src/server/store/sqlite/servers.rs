@@ -9,7 +9,7 @@ use crate::domain::Protocol;
 use crate::domain::{CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
 use crate::domain::{HostKeyPin, SshKeySource};
 use crate::server::store::state::ServerState;
-use crate::server::store::{NewServer, OpenVpnAccess, ServerRecord, StoreError};
+use crate::server::store::{EnforcementStamp, NewServer, OpenVpnAccess, ServerRecord, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -255,6 +255,18 @@ pub(super) async fn pin_host_key(store: &SqliteStore, id: ServerId, pin: &HostKe
         return Err(StoreError::NotFound("server"));
     }
     Ok(())
+}
+
+pub(super) async fn enforcement_stamp(store: &SqliteStore, id: ServerId) -> Result<EnforcementStamp, StoreError> {
+    let row = sqlx::query("SELECT policy_version, polls_applied FROM servers WHERE id = ?")
+        .bind(id.get())
+        .fetch_optional(&store.read)
+        .await?
+        .ok_or(StoreError::NotFound("server"))?;
+    Ok(EnforcementStamp {
+        policy_version: row.try_get("policy_version")?,
+        polls_applied: row.try_get("polls_applied")?,
+    })
 }
 
 pub(super) async fn record_poll_failure(

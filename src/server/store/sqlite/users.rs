@@ -1,7 +1,7 @@
 //! Users and their devices online.
 
 use super::events;
-use super::ingest::current_state;
+use super::ingest::{current_state, to_json};
 use super::rows::{instant, is_unique_violation, secs};
 use super::SqliteStore;
 use crate::domain::status::ONLINE_WINDOW;
@@ -9,7 +9,7 @@ use crate::domain::{ClientId, ServerId, UserId};
 use crate::server::store::{LiveDevice, NewEvent, StoreError, UserFields, UserRecord};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 fn taken(e: sqlx::Error, email: &Option<String>) -> StoreError {
     if is_unique_violation(&e) {
@@ -107,56 +107,69 @@ pub(super) async fn user(store: &SqliteStore, id: UserId) -> Result<Option<UserR
     Ok(load(store, Some(id)).await?.into_iter().next())
 }
 
-pub(super) async fn live_sessions(
+pub(super) async fn live_sessions_of(
     store: &SqliteStore,
-    id: UserId,
+    ids: &[UserId],
     now: DateTime<Utc>,
-) -> Result<Vec<LiveDevice>, StoreError> {
+) -> Result<HashMap<UserId, Vec<LiveDevice>>, StoreError> {
+    let mut live: HashMap<UserId, Vec<LiveDevice>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(live);
+    }
     let mut tx = store.read.begin().await?;
     // Open OpenVPN sessions, and WireGuard clients with their open session's
     // start, of active clients only: a blocked OpenVPN client shows in the
     // server's status for a moment while its retry is refused.
+    let ids_json = to_json(&ids.iter().map(|u| u.get()).collect::<Vec<_>>())?;
     let rows = sqlx::query(
-        "SELECT c.id AS client_id, c.server_id, s.protocol, o.connected_at \
+        "SELECT c.user_id, c.id AS client_id, c.server_id, s.protocol, o.connected_at \
          FROM clients c JOIN servers s ON s.id = c.server_id \
          LEFT JOIN connections o ON o.client_id = c.id AND o.disconnected_at IS NULL \
-         WHERE c.user_id = ? AND c.access = 'active' AND c.deleted_at IS NULL ORDER BY o.connected_at, c.id",
+         WHERE c.user_id IN (SELECT value FROM json_each(?1)) AND c.access = 'active' AND c.deleted_at IS NULL \
+         ORDER BY o.connected_at, c.id",
     )
-    .bind(id.get())
+    .bind(ids_json)
     .fetch_all(&mut *tx)
     .await?;
-    let mut live = Vec::new();
-    let mut wireguard: BTreeMap<i64, Vec<(i64, Option<i64>)>> = BTreeMap::new();
+    let mut wireguard: BTreeMap<i64, Vec<(UserId, i64, Option<i64>)>> = BTreeMap::new();
     for r in &rows {
+        let user = UserId::new(r.try_get("user_id")?);
         let client: i64 = r.try_get("client_id")?;
         let server: i64 = r.try_get("server_id")?;
         let started: Option<i64> = r.try_get("connected_at")?;
         if r.try_get::<String, _>("protocol")? == "openvpn" {
             if let Some(started) = started {
-                live.push(LiveDevice {
+                live.entry(user).or_default().push(LiveDevice {
                     client: ClientId::new(client),
                     server: ServerId::new(server),
                     started: instant(started)?,
                 });
             }
         } else {
-            wireguard.entry(server).or_default().push((client, started));
+            wireguard.entry(server).or_default().push((user, client, started));
         }
     }
     let since = secs(now - ONLINE_WINDOW);
     for (server, clients) in wireguard {
         let state = current_state(&mut tx, ServerId::new(server)).await?;
-        for (client, started) in clients {
-            let online = state
-                .clients
-                .iter()
-                .any(|c| c.client_id == client && c.on_host && c.latest_handshake.is_some_and(|h| h > since));
-            if online {
+        let online: HashSet<i64> = state
+            .clients
+            .iter()
+            .filter(|c| c.on_host && c.latest_handshake.is_some_and(|h| h > since))
+            .map(|c| c.client_id)
+            .collect();
+        for (user, client, started) in clients {
+            if online.contains(&client) {
                 let started = instant(started.unwrap_or(since))?;
-                live.push(LiveDevice { client: ClientId::new(client), server: ServerId::new(server), started });
+                let device = LiveDevice { client: ClientId::new(client), server: ServerId::new(server), started };
+                live.entry(user).or_default().push(device);
             }
         }
     }
     tx.commit().await?;
+    // Oldest first across servers, as one query would have listed them.
+    for devices in live.values_mut() {
+        devices.sort_by_key(|d| (d.started, d.client));
+    }
     Ok(live)
 }

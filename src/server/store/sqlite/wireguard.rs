@@ -223,9 +223,11 @@ async fn write_wireguard(
             }
         }
     }
+    let figures = state.figures();
     finish(tx, id, poll.at, poll.month, &samples, plan.new, plan.carried, state).await?;
     Ok(PollOutcome {
         applied: true,
+        figures,
         sources: plan.peers.len(),
         new: plan.new,
         carried: plan.carried,
