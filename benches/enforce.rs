@@ -160,7 +160,7 @@ async fn idle_pass(clients: u32, passes: usize) {
         let outcome = store.apply_wireguard_poll(id, &poll).await.unwrap();
         let polled = started.elapsed();
         let pass = Pass { now: at, tz: TZ, wait: Duration::from_secs(5) };
-        let changed = enforce(&mut NoHost, &record, &store, &mut watch, Some(&outcome.figures), pass).await.unwrap();
+        let changed = enforce(&mut NoHost, &record, &store, &mut watch, outcome.figures.as_ref(), pass).await.unwrap();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         times.push(ms(started.elapsed() - polled));
         polls.push(ms(polled));

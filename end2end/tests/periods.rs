@@ -17,7 +17,7 @@ use tollgate::server::enforce::{enforce, Pass as PassAt, Watch};
 use tollgate::server::poll::{poll_server, PollLimits};
 use tollgate::server::poller::transport_for;
 use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{EventFilter, EventStore, LiveFigure, ServerRecord, ServerStore};
+use tollgate::server::store::{EventFilter, EventStore, PollFigures, ServerRecord, ServerStore};
 use tollgate::server::transport::ssh::SshTimeouts;
 use tollgate::server::transport::HostTransport;
 
@@ -49,7 +49,7 @@ impl Pass {
         Pass { store, record, transport, watch: Watch::new() }
     }
 
-    async fn poll(&mut self) -> Vec<LiveFigure> {
+    async fn poll(&mut self) -> Option<PollFigures> {
         let limits =
             PollLimits { call: Duration::from_secs(5), deadline: Duration::from_secs(30), timezone: chrono_tz::UTC };
         poll_server(self.transport.as_mut(), &mut self.record, &self.store, limits).await.unwrap().figures
@@ -59,7 +59,7 @@ impl Pass {
     async fn enforce(&mut self, now: DateTime<Utc>) -> usize {
         let figures = self.poll().await;
         let pass = PassAt { now, tz: chrono_tz::UTC, wait: Duration::from_secs(5) };
-        enforce(self.transport.as_mut(), &self.record, &self.store, &mut self.watch, Some(&figures), pass)
+        enforce(self.transport.as_mut(), &self.record, &self.store, &mut self.watch, figures.as_ref(), pass)
             .await
             .unwrap()
     }

@@ -33,7 +33,7 @@ use crate::domain::ByteCount;
 use crate::domain::{ClientId, ServerId, UserId};
 use crate::server::poll::PollError;
 use crate::server::reconcile::{can_block, change_access, disable_many, enforcer_event, reconcile};
-use crate::server::store::{ClientRecord, LiveDevice, LiveFigure, ServerRecord, Store};
+use crate::server::store::{ClientRecord, LiveDevice, PollFigures, ServerRecord, Store};
 use crate::server::transport::HostTransport;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -236,11 +236,14 @@ pub async fn enforce(
     record: &ServerRecord,
     store: &dyn Store,
     watch: &mut Watch,
-    figures: Option<&[LiveFigure]>,
+    figures: Option<&PollFigures>,
     pass: Pass,
 ) -> Result<usize, PollError> {
+    let blockable = can_block(record);
     let stamp = store.enforcement_stamp(record.id).await.map_err(PollError::internal)?;
-    if watch.quiet(stamp, figures, pass.now) && !devices_need_look(store, record.id, watch.users(), pass.now).await? {
+    if watch.quiet(stamp, figures, pass.now)
+        && !(blockable && devices_need_look(store, record.id, watch.users(), pass.now).await?)
+    {
         watch.advance(stamp);
         return Ok(0);
     }
@@ -248,7 +251,6 @@ pub async fn enforce(
     let Pass { now, tz, wait } = pass;
     let clients = store.clients(record.id, &month_key(now, &tz)).await.map_err(PollError::internal)?;
     let users = users_of(store, &clients).await?;
-    let blockable = can_block(record);
     let mut changed = 0;
     if blockable {
         changed += reconcile(transport, record, store, &clients, now, wait).await?;

@@ -18,7 +18,7 @@ use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::peers::Applied;
 use crate::server::poll::{poll_server, store_reading, PollError, PollLimits, Reading};
 use crate::server::reconcile::{carry_out_client, remove_client};
-use crate::server::store::{LiveFigure, PollOutcome, ServerRecord, Store};
+use crate::server::store::{PollFigures, PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
 use chrono::Utc;
@@ -340,17 +340,19 @@ impl PollJob {
     /// One enforcement pass, within the poll deadline, given the figures of
     /// the poll applied just before it (if any); a failure is logged and the
     /// next pass tries again.
-    async fn enforce_pass(&mut self, figures: Option<&[LiveFigure]>) {
+    async fn enforce_pass(&mut self, figures: Option<&PollFigures>) {
         let pass = Pass { now: Utc::now(), tz: self.settings.timezone, wait: self.settings.ssh.command };
         let (store, watch) = (self.store.as_ref(), &mut self.watch);
         let pass = enforce(self.transport.as_mut(), &self.record, store, watch, figures, pass);
         match tokio::time::timeout(self.settings.deadline, pass).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(changed = n, "enforcement pass"),
-            Ok(Err(error)) => tracing::warn!(%error, "enforcement pass failed; it runs again after the next poll"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "enforcement pass failed; it runs again after the next poll or within a minute")
+            }
             Err(_) => {
                 self.watch.forget();
-                tracing::warn!("enforcement pass timed out; it runs again after the next poll");
+                tracing::warn!("enforcement pass timed out; it runs again after the next poll or within a minute");
             }
         }
     }
@@ -433,7 +435,7 @@ impl PollJob {
                         tokio::select! {
                             biased;
                             _ = cancel.cancelled() => break,
-                            _ = self.enforce_pass(applied.applied.then_some(applied.figures.as_slice())) => {}
+                            _ = self.enforce_pass(applied.figures.as_ref()) => {}
                         }
                         next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
                     }
@@ -465,7 +467,7 @@ impl PollJob {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => break,
-                    _ = self.enforce_pass(applied.applied.then_some(applied.figures.as_slice())) => {}
+                    _ = self.enforce_pass(applied.figures.as_ref()) => {}
                 }
                 next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
             }

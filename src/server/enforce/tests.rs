@@ -11,7 +11,7 @@ use crate::domain::Protocol;
 use crate::domain::{HostKeyPin, RemoteCommand};
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::test_support::test_server;
-use crate::server::store::{EventFilter, EventStore, IngestStore, ServerStore, WireguardPoll};
+use crate::server::store::{EventFilter, EventStore, IngestStore, PollFigures, ServerStore, WireguardPoll};
 use crate::server::transport::fake::DUMP;
 use crate::server::transport::{CommandOutput, TransportError, Tunnel};
 use async_trait::async_trait;
@@ -76,17 +76,17 @@ impl Bench {
 
     /// Applies the fixture dump at `at`, the active peer having moved
     /// `extra` more bytes received; returns the figures.
-    async fn poll(&mut self, at: DateTime<Utc>, extra: u64) -> Vec<LiveFigure> {
+    async fn poll(&mut self, at: DateTime<Utc>, extra: u64) -> PollFigures {
         let text = DUMP.replace("\t5572\t5452\t", &format!("\t{}\t5452\t", 5572 + extra));
         let dump = parse_dump(&text, DumpFlavor::WireGuard).unwrap();
         let month = month_key(at, &chrono_tz::UTC);
         let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: true };
         let outcome = self.store.apply_wireguard_poll(self.record.id, &poll).await.unwrap();
         assert!(outcome.applied);
-        outcome.figures
+        outcome.figures.unwrap()
     }
 
-    async fn pass(&mut self, now: DateTime<Utc>, figures: Option<&[LiveFigure]>) -> usize {
+    async fn pass(&mut self, now: DateTime<Utc>, figures: Option<&PollFigures>) -> usize {
         let pass = Pass { now, tz: chrono_tz::UTC, wait: Duration::from_secs(5) };
         enforce(&mut self.host, &self.record, &self.store, &mut self.watch, figures, pass).await.unwrap()
     }
@@ -159,6 +159,21 @@ async fn a_change_to_a_client_or_a_poll_not_seen_wakes_a_full_pass() {
 }
 
 #[tokio::test]
+async fn figures_of_a_poll_followed_by_another_are_not_trusted() {
+    let mut b = Bench::new().await;
+    b.sql(&format!("UPDATE clients SET traffic_limit = 20000 WHERE identity = '{ACTIVE}'")).await;
+    b.pass(t0(), None).await;
+    b.pass(t0() + TimeDelta::seconds(1), None).await;
+    let full = b.watch.full_passes();
+    // The panel's poll, then one applied by another process (a CLI `sync`)
+    // before the pass: the client is over its limit in the later one only.
+    let ours = b.poll(t0() + TimeDelta::seconds(30), 10).await;
+    b.poll(t0() + TimeDelta::seconds(31), 9_000).await;
+    assert_eq!(b.pass(t0() + TimeDelta::seconds(32), Some(&ours)).await, 1, "disabled by a full pass");
+    assert_eq!(b.watch.full_passes(), full + 1);
+}
+
+#[tokio::test]
 async fn the_watch_wakes_when_the_expiry_window_opens_and_at_the_expiry() {
     let mut b = Bench::new().await;
     // Off the hourly grid of full passes, so only the watch's own moment wakes the pass.
@@ -184,4 +199,16 @@ async fn the_watch_wakes_when_the_expiry_window_opens_and_at_the_expiry() {
     assert_eq!(b.actions().await, ["warn expiry"]);
     b.pass(expiry, None).await;
     assert_eq!(b.actions().await, ["disable expired", "warn expiry"]);
+}
+
+#[tokio::test]
+async fn writing_values_back_unchanged_keeps_the_pass_quiet() {
+    let mut b = Bench::new().await;
+    b.pass(t0(), None).await;
+    // As a poll matching OpenVPN usernames to users writes `user_id` back.
+    b.sql("UPDATE clients SET user_id = user_id, access = access, traffic_limit = traffic_limit, name = 'x'").await;
+    b.pass(t0() + TimeDelta::seconds(1), None).await;
+    assert_eq!(b.watch.full_passes(), 1);
+    b.sql(&format!("UPDATE clients SET expiry_date = 1 WHERE identity = '{ACTIVE}'")).await;
+    assert_eq!(b.pass(t0() + TimeDelta::seconds(2), None).await, 1, "a real change is seen");
 }

@@ -16,7 +16,7 @@
 use crate::domain::policy::{next_expiry_check, next_reset, next_traffic_change, DisableReason, LimitPeriod};
 use crate::domain::{ClientId, UserId};
 use crate::server::enforce::period_usage;
-use crate::server::store::{ClientRecord, EnforcementStamp, LiveFigure};
+use crate::server::store::{ClientRecord, EnforcementStamp, PollFigures};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;
@@ -75,16 +75,21 @@ impl Watch {
     /// Whether a pass at `now` has nothing to do, given the server's stamp
     /// and, when a poll was applied since the last pass, its figures. The
     /// device limits of [`Watch::users`] are not part of it.
-    pub fn quiet(&self, stamp: EnforcementStamp, figures: Option<&[LiveFigure]>, now: DateTime<Utc>) -> bool {
+    pub fn quiet(&self, stamp: EnforcementStamp, figures: Option<&PollFigures>, now: DateTime<Utc>) -> bool {
         let Some(basis) = &self.basis else { return false };
         if stamp.policy_version != basis.stamp.policy_version || now >= basis.until {
             return false;
         }
         let Some(figures) = figures else {
-            // Without the figures, only if no poll was applied since.
+            // Without figures, only if no poll was applied since.
             return stamp.polls_applied == basis.stamp.polls_applied;
         };
-        figures.iter().all(|f| match basis.clients.get(&f.client) {
+        // The figures of the latest poll only (another process may have
+        // applied one since).
+        if figures.polls_applied != stamp.polls_applied {
+            return false;
+        }
+        figures.clients.iter().all(|f| match basis.clients.get(&f.client) {
             Some(look) => f.total < look.at_total && !(look.off_host && f.on_host),
             // A client the pass did not list (a WireGuard peer off the host):
             // back on the host, it needs judging.
@@ -110,14 +115,15 @@ impl Watch {
     }
 
     /// Remembers a full pass that read `clients` at `stamp` (before
-    /// changing anything), with the figures of the poll before it if any.
-    /// A pass that left a change pending is not remembered.
+    /// changing anything), with the figures of the poll before it if any
+    /// (used only if they are of the stamp's poll). A pass that left a
+    /// change pending is not remembered.
     #[allow(clippy::too_many_arguments)]
     pub fn remember(
         &mut self,
         stamp: EnforcementStamp,
         clients: &[ClientRecord],
-        figures: Option<&[LiveFigure]>,
+        figures: Option<&PollFigures>,
         users: Vec<WatchedUser>,
         wireguard: bool,
         now: DateTime<Utc>,
@@ -149,7 +155,8 @@ impl Watch {
             looks.insert(c.id, look);
         }
         // Listed nowhere but in the state (a deleted client): never judged.
-        for f in figures.unwrap_or_default() {
+        let current = figures.filter(|f| f.polls_applied == stamp.polls_applied);
+        for f in current.map_or(&[][..], |f| f.clients.as_slice()) {
             looks.entry(f.client).or_insert(Look { at_total: u64::MAX, off_host: !f.on_host });
         }
         self.basis = Some(Basis { stamp, until, clients: looks, users });

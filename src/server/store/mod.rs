@@ -328,8 +328,17 @@ pub struct PollOutcome {
     pub carried: Counters,
     pub sessions_opened: usize,
     pub sessions_closed: usize,
-    /// Every client's figures after the poll (empty when not applied).
-    pub figures: Vec<LiveFigure>,
+    /// Every client's figures after the poll (`None` when not applied).
+    pub figures: Option<PollFigures>,
+}
+
+/// Every client's figures after one applied poll, and which poll that was
+/// (the server's `polls_applied` it made): an enforcement pass trusts them
+/// only if no other poll was applied since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollFigures {
+    pub polls_applied: i64,
+    pub clients: Vec<LiveFigure>,
 }
 
 /// A client's live figures after a poll: what the enforcer's watch needs.

@@ -636,4 +636,18 @@ async fn clients_logging_in_with_a_users_email_or_unique_name_become_that_users_
     let owner = |cn: &str| clients.iter().find(|c| c.identity == cn).unwrap().user_id;
     assert_eq!(owner("bob"), Some(bob), "matched by email, whatever the case");
     assert_eq!(owner("alice"), None, "an ambiguous name matches nobody");
+
+    // The admin takes bob's device from him: later polls leave it so.
+    let sql = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    sqlx::query("UPDATE clients SET user_id = NULL WHERE identity = 'bob'").execute(&sql).await.unwrap();
+    assert!(poll(&store, id, &text, Utc::now() + chrono::Duration::seconds(30)).await.unwrap());
+    let clients = store.clients(id, "").await.unwrap();
+    assert_eq!(clients.iter().find(|c| c.identity == "bob").unwrap().user_id, None, "the admin's choice stays");
+
+    // A user created later, with the email a device logged in with, gets it.
+    let carol_text = text.replacen("1795364967,alice", "1795364967,carol@example.org", 1);
+    assert!(poll(&store, id, &carol_text, Utc::now() + chrono::Duration::seconds(60)).await.unwrap());
+    let carol = store.create_user(&user("Carol", Some("carol@example.org")), &event).await.unwrap();
+    let clients = store.clients(id, "").await.unwrap();
+    assert_eq!(clients.iter().find(|c| c.identity == "alice").unwrap().user_id, Some(carol), "claimed at creation");
 }

@@ -12,7 +12,7 @@ use super::SqliteStore;
 use crate::domain::accounting::Counters;
 use crate::domain::ServerId;
 use crate::server::store::state::{decode, encode, ClientState, ServerState};
-use crate::server::store::StoreError;
+use crate::server::store::{PollFigures, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
@@ -153,7 +153,7 @@ pub(super) async fn finish(
     new: Counters,
     carried: Counters,
     state: &ServerState,
-) -> Result<(), StoreError> {
+) -> Result<PollFigures, StoreError> {
     if !samples.is_empty() {
         sqlx::query("INSERT INTO traffic_polls (server_id, at, data) VALUES (?, ?, ?)")
             .bind(id.get())
@@ -175,17 +175,17 @@ pub(super) async fn finish(
         .await?;
     }
     let lifetime = new.saturating_add(carried);
-    sqlx::query(
+    let polls_applied: i64 = sqlx::query_scalar(
         "UPDATE servers SET total_rx = total_rx + ?2, total_tx = total_tx + ?3, last_sample_at = ?5, \
          polls_applied = polls_applied + 1, last_poll_at = ?4, last_success_at = ?4, last_error = NULL, \
-         consecutive_failures = 0 WHERE id = ?1",
+         consecutive_failures = 0 WHERE id = ?1 RETURNING polls_applied",
     )
     .bind(id.get())
     .bind(db_bytes(lifetime.rx))
     .bind(db_bytes(lifetime.tx))
     .bind(secs(at))
     .bind(at.timestamp_millis())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
     // Stamped with the client-row version as of now, after this poll's own
     // insertions.
@@ -198,7 +198,7 @@ pub(super) async fn finish(
     .bind(encode(state))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(PollFigures { polls_applied, clients: state.figures() })
 }
 
 pub(super) fn sample(client_id: i64, bytes: Counters) -> [i64; 3] {

@@ -73,13 +73,20 @@ async fn write_openvpn(
     let users: Vec<Value> =
         plan.users.iter().map(|(cn, u)| json!([cn, u.username, u.endpoint, u.virtual_ip])).collect();
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(users.len());
+    // A client that logs in with a username becomes a device of the user
+    // whose email it is, or of the one user of that name, when the name is
+    // first seen or changes: an owner the admin changed since stays.
     if !users.is_empty() {
         let rows = sqlx::query(
             "INSERT INTO clients (server_id, identity, username, endpoint, virtual_ip, seed_last_seen_at, \
-               seed_on_host, first_seen_at, seed_last_sync_at) \
-             SELECT ?1, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, ?2, 1, ?2, ?2 \
+               seed_on_host, first_seen_at, seed_last_sync_at, user_id) \
+             SELECT ?1, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, ?2, 1, ?2, ?2, \
+               COALESCE((SELECT u.id FROM users u WHERE u.email = j.value ->> 1 COLLATE NOCASE), \
+                 (SELECT MIN(u.id) FROM users u WHERE u.name = j.value ->> 1 HAVING COUNT(*) = 1)) \
              FROM json_each(?3) AS j WHERE true \
              ON CONFLICT (server_id, identity) DO UPDATE SET \
+               user_id = CASE WHEN excluded.username IS NOT NULL AND excluded.username IS NOT clients.username \
+                 THEN COALESCE(excluded.user_id, clients.user_id) ELSE clients.user_id END, \
                username = COALESCE(excluded.username, clients.username), \
                endpoint = COALESCE(excluded.endpoint, clients.endpoint), \
                virtual_ip = COALESCE(excluded.virtual_ip, clients.virtual_ip) \
@@ -99,19 +106,6 @@ async fn write_openvpn(
             }
             ids.insert(identity, client_id);
         }
-    }
-    // Clients that logged in with a username become a user's devices: the
-    // user whose email it is, or the one user of that name.
-    if plan.users.values().any(|u| u.username.is_some()) {
-        sqlx::query(
-            "UPDATE clients SET user_id = COALESCE( \
-               (SELECT u.id FROM users u WHERE u.email = clients.username COLLATE NOCASE), \
-               (SELECT MIN(u.id) FROM users u WHERE u.name = clients.username HAVING COUNT(*) = 1)) \
-             WHERE server_id = ? AND user_id IS NULL AND username IS NOT NULL AND deleted_at IS NULL",
-        )
-        .bind(id.get())
-        .execute(&mut **tx)
-        .await?;
     }
     // Users without a session in this poll are offline now.
     let mut samples = Vec::new();
@@ -223,11 +217,10 @@ async fn write_openvpn(
         .execute(&mut **tx)
         .await?;
     }
-    let figures = state.figures();
-    finish(tx, id, poll.at, poll.month, &samples, plan.new, plan.carried, state).await?;
+    let figures = finish(tx, id, poll.at, poll.month, &samples, plan.new, plan.carried, state).await?;
     Ok(PollOutcome {
         applied: true,
-        figures,
+        figures: Some(figures),
         sources: plan.sessions.len(),
         new: plan.new,
         carried: plan.carried,

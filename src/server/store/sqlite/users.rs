@@ -34,6 +34,17 @@ pub(super) async fn create_user(
         .await
         .map_err(|e| taken(e, &user.email))?;
     let id = UserId::new(done.last_insert_rowid());
+    // OpenVPN clients that logged in with the new user's email, or with its
+    // name if no other user has it, and have no owner yet become theirs.
+    sqlx::query(
+        "UPDATE clients SET user_id = ?1 WHERE user_id IS NULL AND deleted_at IS NULL AND username IS NOT NULL \
+           AND (username = ?2 COLLATE NOCASE OR (username = ?3 AND (SELECT COUNT(*) FROM users WHERE name = ?3) = 1))",
+    )
+    .bind(id.get())
+    .bind(&user.email)
+    .bind(&user.name)
+    .execute(&mut *tx)
+    .await?;
     events::insert(&mut tx, &NewEvent { user_id: Some(id), ..event.clone() }).await?;
     tx.commit().await?;
     Ok(id)

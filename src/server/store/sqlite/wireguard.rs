@@ -223,11 +223,10 @@ async fn write_wireguard(
             }
         }
     }
-    let figures = state.figures();
-    finish(tx, id, poll.at, poll.month, &samples, plan.new, plan.carried, state).await?;
+    let figures = finish(tx, id, poll.at, poll.month, &samples, plan.new, plan.carried, state).await?;
     Ok(PollOutcome {
         applied: true,
-        figures,
+        figures: Some(figures),
         sources: plan.peers.len(),
         new: plan.new,
         carried: plan.carried,
