@@ -240,6 +240,16 @@ pub fn usage_warning_key(period: &str, limit: u64) -> String {
     format!("{period}:{limit}")
 }
 
+/// What a client's `warned_usage` holds once it was said that its server
+/// could not block it at this limit in this period.
+pub fn unenforced_usage_key(period: &str, limit: u64) -> String {
+    format!("{}:exceeded", usage_warning_key(period, limit))
+}
+
+/// What a client's `warned_expiry_day` holds once it was said that its
+/// server could not block it after its expiry.
+pub const UNENFORCED_EXPIRY: &str = "expired";
+
 /// The warnings due now, given what was last warned about.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Warnings {

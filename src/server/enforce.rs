@@ -25,8 +25,8 @@
 
 use crate::domain::accounting::{day_key, month_key};
 use crate::domain::policy::{
-    enforcement_verdict, judge_expiry, judge_traffic, may_restore, period_step, usage_figures, usage_warning_key,
-    warnings_due, LimitPeriod, PeriodStep, RestoreRefused,
+    enforcement_verdict, judge_expiry, judge_traffic, may_restore, period_step, unenforced_usage_key, usage_figures,
+    usage_warning_key, warnings_due, LimitPeriod, PeriodStep, RestoreRefused, UNENFORCED_EXPIRY,
 };
 use crate::domain::policy::{over_device_limit, DisableReason, LiveSession};
 use crate::domain::ByteCount;
@@ -106,6 +106,44 @@ async fn keep_period(
     store.start_period(c.id, mark, event.as_ref()).await.map_err(PollError::internal)
 }
 
+/// What a client's limit counts at `now`: `lifetime`, or its period's first
+/// day.
+fn period_label(c: &ClientRecord, now: DateTime<Utc>, tz: &Tz) -> String {
+    match period_of(c, now, tz) {
+        Some(step) => day_key(step.mark().start, tz),
+        None => "lifetime".to_owned(),
+    }
+}
+
+/// Says once, with an event, that a client past its limit or expiry stays
+/// connected because its server cannot refuse it (an OpenVPN server without
+/// `client_config_dir`): once per limit and period, once per expiry.
+async fn not_enforced(
+    store: &dyn Store,
+    record: &ServerRecord,
+    c: &ClientRecord,
+    reason: DisableReason,
+    figures: &str,
+    limit: Option<u64>,
+    pass: Pass,
+) -> Result<(), PollError> {
+    let (usage, expiry) = match (reason, limit) {
+        (DisableReason::TrafficLimit, Some(limit)) => {
+            (Some(unenforced_usage_key(&period_label(c, pass.now, &pass.tz), limit)), None)
+        }
+        (DisableReason::Expired, _) => (None, Some(UNENFORCED_EXPIRY.to_owned())),
+        _ => return Ok(()),
+    };
+    if usage.is_some() && c.warned_usage == usage || expiry.is_some() && c.warned_expiry_day == expiry {
+        return Ok(());
+    }
+    let figures = format!("{figures}; not blocked: the server has no client_config_dir");
+    let e = enforcer_event(record, c, pass.now, "warn", reason.as_str(), &figures);
+    store.record_warning(c.id, usage.as_deref(), expiry.as_deref(), &e).await.map_err(PollError::internal)?;
+    tracing::warn!(actor = "enforcer", client_id = %c.id, action = "warn", reason = reason.as_str(), %figures, "limit not enforced");
+    Ok(())
+}
+
 /// Gives the warnings due for an active client (see [`warnings_due`]).
 async fn warn(
     store: &dyn Store,
@@ -116,10 +154,7 @@ async fn warn(
     now: DateTime<Utc>,
     tz: &Tz,
 ) -> Result<(), PollError> {
-    let period = match period_of(c, now, tz) {
-        Some(step) => day_key(step.mark().start, tz),
-        None => "lifetime".to_owned(),
-    };
+    let period = period_label(c, now, tz);
     let traffic = judge_traffic(used, limit, c.policy.traffic_warn_threshold);
     let due = warnings_due(
         traffic,
@@ -281,6 +316,9 @@ pub async fn enforce(
             Some((reason, figures)) if !c.disabled && blockable => {
                 tracing::info!(actor = "enforcer", client_id = %c.id, action = "disable", reason = reason.as_str(), %figures, "client disabled");
                 disables.push((c, reason, enforcer_event(record, c, now, "disable", reason.as_str(), &figures)));
+            }
+            Some((reason, figures)) if !c.disabled => {
+                not_enforced(store, record, c, reason, &figures, limit, pass).await?;
             }
             _ if !c.disabled => warn(store, record, c, used, limit, now, &tz).await?,
             _ => {}

@@ -212,3 +212,38 @@ async fn writing_values_back_unchanged_keeps_the_pass_quiet() {
     b.sql(&format!("UPDATE clients SET expiry_date = 1 WHERE identity = '{ACTIVE}'")).await;
     assert_eq!(b.pass(t0() + TimeDelta::seconds(2), None).await, 1, "a real change is seen");
 }
+
+#[tokio::test]
+async fn a_server_that_cannot_block_says_once_that_a_limit_or_expiry_is_not_enforced() {
+    use crate::domain::openvpn::parse_status;
+    use crate::server::store::OpenvpnPoll;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ovpn.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    // No client_config_dir: nothing refuses a reconnecting client.
+    let id = store.insert_server(&test_server("ovpn", Protocol::Openvpn), t0()).await.unwrap();
+    let record = store.server(id, t0(), "").await.unwrap().unwrap();
+    let status = parse_status(include_str!("../../domain/fixtures/openvpn_status_v2.txt")).unwrap();
+    let month = month_key(t0(), &chrono_tz::UTC);
+    store.apply_openvpn_poll(id, &OpenvpnPoll { at: t0(), month: &month, status: &status }).await.unwrap();
+    let sql = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE clients SET traffic_limit = 100 WHERE identity = 'alice'").execute(&sql).await.unwrap();
+    sqlx::query("UPDATE clients SET expiry_date = 1 WHERE identity = 'bob'").execute(&sql).await.unwrap();
+    let (mut host, mut watch) = (Host::default(), Watch::new());
+    for second in 0..3 {
+        let pass = Pass { now: t0() + TimeDelta::seconds(second), tz: chrono_tz::UTC, wait: Duration::from_secs(5) };
+        assert_eq!(enforce(&mut host, &record, &store, &mut watch, None, pass).await.unwrap(), 0);
+    }
+    let events = store.events(&EventFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let mut said: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.event.actor == "enforcer")
+        .map(|e| (e.event.label.clone(), e.event.figures.clone().unwrap_or_default()))
+        .collect();
+    said.sort();
+    assert_eq!(said.len(), 2, "once each: {said:?}");
+    assert!(said[0].0 == "alice" && said[0].1.starts_with("usage 7.2 KB of 100 B"), "{said:?}");
+    assert!(said[1].0 == "bob" && said[1].1.starts_with("expired at 1970-01-01"), "{said:?}");
+    assert!(said.iter().all(|(_, f)| f.ends_with("not blocked: the server has no client_config_dir")));
+    assert!(host.commands.is_empty());
+}

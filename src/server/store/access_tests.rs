@@ -66,3 +66,39 @@ async fn a_pending_change_stays_listed_until_confirmed_even_off_the_host() {
     store.confirm_access(client, false).await.unwrap();
     assert!(!store.client(client, "").await.unwrap().unwrap().pending);
 }
+
+#[tokio::test]
+async fn a_deleted_peers_key_added_again_is_a_new_client_and_the_old_one_keeps_its_history() {
+    let (dir, store, client, server) = store_with_one_peer().await;
+    let before = store.clients(server, "").await.unwrap();
+    let old = before.iter().find(|c| c.id == client).unwrap().clone();
+    let server_total = store.server(server, Utc::now(), "").await.unwrap().unwrap().total;
+    store.delete_client(client, true, &event("delete")).await.unwrap();
+    assert!(store.clients(server, "").await.unwrap().iter().all(|c| c.identity != old.identity));
+
+    // The admin adds the same key again by hand: its counters start at zero.
+    let text = include_str!("../../domain/fixtures/wg_show_server_dump.txt");
+    let line = text.lines().find(|l| l.starts_with(&old.identity)).unwrap();
+    let fields: Vec<&str> = line.split('\t').collect();
+    let again = [&fields[..5], &["100", "100"], &fields[7..]].concat().join("\t");
+    let dump = parse_dump(&text.replace(line, &again), DumpFlavor::WireGuard).unwrap();
+    let at = Utc::now() + chrono::Duration::seconds(30);
+    let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: "2026-11", dump: &dump, import: false };
+    store.apply_wireguard_poll(server, &poll).await.unwrap();
+
+    let after = store.clients(server, "").await.unwrap();
+    let new = after.iter().find(|c| c.identity == old.identity).expect("listed again");
+    assert_ne!(new.id, client, "a new client");
+    assert_eq!(new.total.total(), 200, "only its own bytes");
+    let total = store.server(server, at, "").await.unwrap().unwrap().total;
+    assert_eq!(total.total(), server_total.total() + 200, "nothing lost, nothing counted twice");
+    let sql = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let (identity, deleted): (String, Option<i64>) =
+        sqlx::query_as("SELECT identity, deleted_at FROM clients WHERE id = ?")
+            .bind(client.get())
+            .fetch_one(&sql)
+            .await
+            .unwrap();
+    assert_eq!(identity, format!("{}#deleted-{}", old.identity, client.get()));
+    assert!(deleted.is_some(), "kept, with its history");
+}

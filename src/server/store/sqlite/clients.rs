@@ -1,6 +1,6 @@
 //! Clients (devices): their rows with live figures, owners and policy.
 
-use super::ingest::current_state;
+use super::ingest::{current_state, store_state};
 use super::rows::{corrupt, counters, instant, opt_instant, protocol, secs, split_list};
 use super::SqliteStore;
 use crate::domain::client_change::ClientPolicy;
@@ -327,17 +327,33 @@ pub(super) async fn delete_client(
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
-    let done = if keep_history {
-        sqlx::query(
-            "UPDATE clients SET deleted_at = ?, managed = 0, user_id = NULL, client_config_sealed = NULL \
-             WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(at)
+    if !keep_history {
+        let done = sqlx::query("DELETE FROM clients WHERE id = ?").bind(id.get()).execute(&mut *tx).await?;
+        return commit_with_event(tx, done.rows_affected(), event).await;
+    }
+    let server: Option<i64> = sqlx::query_scalar("SELECT server_id FROM clients WHERE id = ? AND deleted_at IS NULL")
         .bind(id.get())
-        .execute(&mut *tx)
-        .await?
-    } else {
-        sqlx::query("DELETE FROM clients WHERE id = ?").bind(id.get()).execute(&mut *tx).await?
-    };
-    commit_with_event(tx, done.rows_affected(), event).await
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(server) = server.map(ServerId::new) else { return Err(StoreError::NotFound("client")) };
+    let mut state = current_state(&mut tx, server).await?;
+    // A WireGuard key gives up its name on the server (its row and live
+    // state become `<key>#deleted-<id>`): a peer later added with the same
+    // key is a new client, not traffic of a hidden one. An OpenVPN common
+    // name stays blocked, so it keeps its name.
+    let identity: String = sqlx::query_scalar(
+        "UPDATE clients SET deleted_at = ?1, managed = 0, user_id = NULL, client_config_sealed = NULL, \
+           identity = CASE WHEN (SELECT protocol FROM servers WHERE id = clients.server_id) = 'openvpn' \
+             THEN identity ELSE identity || '#deleted-' || id END \
+         WHERE id = ?2 RETURNING identity",
+    )
+    .bind(at)
+    .bind(id.get())
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(entry) = state.clients.iter_mut().find(|c| c.client_id == id.get() && c.identity != identity) {
+        entry.identity = identity;
+        store_state(&mut tx, server, &state).await?;
+    }
+    commit_with_event(tx, 1, event).await
 }

@@ -187,8 +187,13 @@ pub(super) async fn finish(
     .bind(at.timestamp_millis())
     .fetch_one(&mut **tx)
     .await?;
-    // Stamped with the client-row version as of now, after this poll's own
-    // insertions.
+    store_state(tx, id, state).await?;
+    Ok(PollFigures { polls_applied, clients: state.figures() })
+}
+
+/// Writes a server's state, stamped with the client-row version as of now
+/// (after the transaction's own insertions).
+pub(super) async fn store_state(tx: &mut Tx, id: ServerId, state: &ServerState) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO server_state (server_id, clients_version, data) \
          VALUES (?1, (SELECT clients_version FROM servers WHERE id = ?1), ?2) \
@@ -198,7 +203,7 @@ pub(super) async fn finish(
     .bind(encode(state))
     .execute(&mut **tx)
     .await?;
-    Ok(PollFigures { polls_applied, clients: state.figures() })
+    Ok(())
 }
 
 pub(super) fn sample(client_id: i64, bytes: Counters) -> [i64; 3] {

@@ -106,6 +106,15 @@ pub(super) async fn session(store: &SqliteStore, id: i64) -> Result<Option<Sessi
     Ok(sessions.into_iter().next())
 }
 
+/// Narrows to the clients known by `identity`: the client, and any deleted
+/// one that had it (a deleted WireGuard client's identity is
+/// `<key>#deleted-<id>`, see `delete_client`).
+fn same_identity(q: &mut QueryBuilder<'_, Sqlite>, identity: &str) {
+    q.push(" AND (c.identity = ").push_bind(identity.to_owned());
+    q.push(" OR (c.identity >= ").push_bind(format!("{identity}#deleted-"));
+    q.push(" AND c.identity < ").push_bind(format!("{identity}#deleted.")).push("))");
+}
+
 pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
     let mut tx = store.read.begin().await?;
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -113,7 +122,7 @@ pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec
          JOIN servers s ON s.id = c.server_id WHERE 1 = 1",
     );
     if let Some(identity) = &query.identity {
-        q.push(" AND c.identity = ").push_bind(identity.clone());
+        same_identity(&mut q, identity);
     }
     if let Some(server) = query.server {
         q.push(" AND c.server_id = ").push_bind(server.get());
@@ -142,7 +151,7 @@ pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec
             q.push(" AND m.month = ").push_bind(month.clone());
         }
         if let Some(identity) = &query.identity {
-            q.push(" AND c.identity = ").push_bind(identity.clone());
+            same_identity(&mut q, identity);
         }
         if let Some(server) = query.server {
             q.push(" AND c.server_id = ").push_bind(server.get());
