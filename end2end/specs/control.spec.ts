@@ -53,6 +53,19 @@ test('an admin revokes and restores a peer and sees its limit and expiry', async
   const clear = await page.request.patch(`/api/clients/${id}`, { data: { traffic_limit: null, expiry_date: null } });
   expect(clear.status()).toBe(200);
 
+  // A note, written in the form: shown as text, also one that tries to end the form.
+  await page.goto(clientUrl);
+  const note = `Bob's </textarea><b>laptop</b> (${info.project.name})`;
+  await page.getByText('Limit, expiry and note', { exact: true }).click();
+  await page.getByLabel('Note (plain text)', { exact: true }).fill(note);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(async () => {
+    await page.goto(clientUrl);
+    await expect(page.getByTestId('note')).toHaveText(note, { timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
+  await page.getByText('Limit, expiry and note', { exact: true }).click();
+  await expect(page.locator('textarea[name=note]')).toHaveValue(note);
+
   // The events page lists the revoke; the users page adds a person.
   await page.goto('/events');
   await expect(page.locator('[data-testid=event-row][data-action=revoke]').first()).toBeVisible();

@@ -54,6 +54,18 @@ async fn a_generated_peer_brings_up_a_real_client_that_moves_bytes() {
     assert!(file.contains(&format!("PublicKey = {key}")), "{file}");
     assert!(file.contains("# Laptop \"x\"; $(reboot) `id` second line\n[Peer]"), "{file}");
 
+    // A hostile note is stored and shown as text, and never reaches the host.
+    let note = "Bob's <b>\"laptop\"</b></textarea><i>; $(rm -rf /) `id`\nreturn by 2027";
+    let res = http.patch(panel.url(&format!("/api/clients/{id}"))).json(&json!({"note": note})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["client"]["note"], note);
+    assert_eq!(std::fs::read_to_string(host.get("TESTHOST_WG_CONF")).unwrap(), file, "the host's file is untouched");
+    let page = http.get(panel.url(&format!("/clients/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("return by 2027"), "the note is on the client page");
+    let around: Vec<&str> = page.match_indices("laptop").map(|(i, _)| &page[i.saturating_sub(40)..i + 20]).collect();
+    assert!(page.contains("&lt;b&gt;") && !page.contains("<b>\"laptop"), "as text, not markup: {around:?}");
+    assert!(!page.contains("</textarea><i>"), "the note cannot end the form's textarea: {around:?}");
+
     // A real client from that config handshakes and moves bytes.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("client.conf");

@@ -75,7 +75,7 @@ async fn a_client_policy_is_set_read_back_and_logged_and_bad_input_changes_nothi
         &http,
         &url,
         &json!({
-            "name": "Alice's phone\"; $(reboot)\n", "email": "alice@example.org",
+            "name": "Alice's phone\"; $(reboot)\n", "email": "alice@example.org", "note": " <b>Bob</b>;\n$(id) ",
             "traffic_limit": 10_737_418_240u64, "traffic_warn_threshold": 90,
             "limit_period": "monthly", "reset_day": 31, "expiry_date": "2026-12-31T23:59:59Z",
         }),
@@ -85,6 +85,7 @@ async fn a_client_policy_is_set_read_back_and_logged_and_bad_input_changes_nothi
     let c = &body["client"];
     assert_eq!(c["name"], "Alice's phone\"; $(reboot)", "hostile text is stored as text");
     assert_eq!(c["email"], "alice@example.org");
+    assert_eq!(c["note"], "<b>Bob</b>;\n$(id)", "a note is text, trimmed");
     assert_eq!(c["traffic_limit"], 10_737_418_240u64);
     assert_eq!((c["traffic_warn_threshold"].as_u64(), c["limit_period"].as_str()), (Some(90), Some("monthly")));
     assert_eq!(c["reset_day"], 31);

@@ -173,7 +173,7 @@ pub async fn client_detail(id: i64) -> Result<super::ClientDetail, AppError> {
     Ok(super::ClientDetail { client, server_name, has_config, events })
 }
 
-/// The client page's policy form. Blank fields clear the value.
+/// The client page's policy form (and note). Blank fields clear the value.
 #[server(prefix = "/rpc", endpoint = "client_policy")]
 pub async fn client_policy(
     id: i64,
@@ -182,6 +182,7 @@ pub async fn client_policy(
     limit_period: String,
     reset_day: String,
     expiry_date: String,
+    #[server(default)] note: String,
 ) -> Result<String, AppError> {
     use serde_json::{json, Value};
     let (state, admin) = crate::server::rpc::require_admin().await?;
@@ -206,6 +207,7 @@ pub async fn client_policy(
         d => json!(d),
     };
     body.insert("expiry_date".into(), expiry);
+    body.insert("note".into(), json!(note));
     state.panel.update_client(&admin, crate::domain::ClientId::new(id), &body).await?;
     Ok("Saved.".to_owned())
 }

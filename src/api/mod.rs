@@ -161,6 +161,9 @@ pub struct ClientView {
     /// WireGuard: present on the host at the last poll. OpenVPN: connected.
     pub on_host: bool,
     pub email: Option<String>,
+    /// The admin's note, plain text.
+    #[serde(default)]
+    pub note: Option<String>,
     pub user_id: Option<i64>,
     /// `manual`, `traffic_limit`, `expired` or `device_limit` when disabled.
     pub disabled_reason: Option<String>,

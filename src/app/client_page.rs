@@ -56,6 +56,10 @@ fn ClientBody(detail: ClientDetail) -> impl IntoView {
             <div><dt class="text-slate-500">"Total"</dt><dd class="tabular-nums" data-testid="total">{ByteCount::new(total).human()}</dd></div>
             <div><dt class="text-slate-500">"Expiry"</dt><dd data-testid="expiry">{expiry_text(c.expiry_date, Utc::now())}</dd></div>
             <div class="sm:col-span-2 lg:col-span-4"><dt class="text-slate-500">"Traffic limit"</dt><dd><UsageBar client=c.clone() /></dd></div>
+            {c.note.clone().map(|note| view! {
+                <div class="sm:col-span-2 lg:col-span-4"><dt class="text-slate-500">"Note"</dt>
+                    <dd class="whitespace-pre-line break-words" data-testid="note">{note}</dd></div>
+            })}
         </dl>
         <div class="mb-6 flex flex-wrap items-center gap-4">
             <AccessButtons client=c.clone() />
@@ -87,7 +91,7 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
     let monthly = client.limit_period == "monthly";
     view! {
         <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
-            <summary class="cursor-pointer font-semibold">"Limit and expiry"</summary>
+            <summary class="cursor-pointer font-semibold">"Limit, expiry and note"</summary>
             <ActionForm action=save attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2">
                 <input type="hidden" name="id" value=client.id.to_string() />
                 <label class="block text-sm font-medium">"Traffic limit (blank: none; 10GB, 500M, bytes)"
@@ -103,6 +107,10 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
                     <input name="reset_day" value=client.reset_day.map(|d| d.to_string()).unwrap_or_default() class=INPUT /></label>
                 <label class="block text-sm font-medium md:col-span-2">"Expiry (ISO 8601 UTC; blank: never)"
                     <input name="expiry_date" value=expiry class=INPUT autocomplete="off" placeholder="2026-12-31T23:59:59Z" /></label>
+                <label class="block text-sm font-medium md:col-span-2">"Note (plain text)"
+                    // Not a child: Leptos writes a textarea's text unescaped.
+                    <textarea name="note" rows="3" maxlength="2000" class=INPUT
+                        inner_html=escape_text(client.note.as_deref().unwrap_or_default())></textarea></label>
                 <div class="md:col-span-2">
                     {move || save.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e /> })}
                     <button type="submit" class=BUTTON>"Save"</button>
@@ -144,4 +152,31 @@ pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
         </TableFrame>
     }
     .into_any()
+}
+
+/// `text` as HTML text: `&`, `<`, `>`, and both quotes as references.
+fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_text;
+
+    #[test]
+    fn a_note_cannot_end_its_textarea() {
+        assert_eq!(escape_text("a</textarea><i>\"'&b"), "a&lt;/textarea&gt;&lt;i&gt;&quot;&#39;&amp;b");
+        assert_eq!(escape_text("line 1\nline 2"), "line 1\nline 2");
+    }
 }

@@ -37,6 +37,7 @@ pub type Edit<T> = Option<Option<T>>;
 pub struct ClientChange {
     pub name: Edit<String>,
     pub email: Edit<String>,
+    pub note: Edit<String>,
     pub user_id: Edit<i64>,
     pub traffic_limit: Edit<u64>,
     pub traffic_warn_threshold: Option<Threshold>,
@@ -58,11 +59,23 @@ pub(crate) fn refuse(field: &str, reason: impl Into<String>) -> FieldError {
     FieldError { field: field.to_owned(), reason: reason.into() }
 }
 
-const FIELDS: [&str; 8] =
-    ["name", "email", "user_id", "traffic_limit", "traffic_warn_threshold", "limit_period", "reset_day", "expiry_date"];
+const FIELDS: [&str; 9] = [
+    "name",
+    "email",
+    "note",
+    "user_id",
+    "traffic_limit",
+    "traffic_warn_threshold",
+    "limit_period",
+    "reset_day",
+    "expiry_date",
+];
 
 /// Most characters a name or an email may have.
 pub const MAX_TEXT: usize = 254;
+
+/// Most characters a note may have.
+pub const MAX_NOTE: usize = 2000;
 
 /// Reads a change from a JSON object. Naive dates (no offset) are times in
 /// `tz`; a bare date means its first moment.
@@ -75,6 +88,7 @@ pub fn parse_change<Tz: TimeZone>(body: &Map<String, Value>, tz: &Tz) -> Result<
         match field.as_str() {
             "name" => change.name = Some(opt(value, |v| text(field, v))?),
             "email" => change.email = Some(opt(value, |v| email(field, v))?),
+            "note" => change.note = Some(opt(value, |v| note(field, v))?.flatten()),
             "user_id" => change.user_id = Some(opt(value, |v| whole(field, v, 1, i64::MAX))?),
             "traffic_limit" => {
                 change.traffic_limit =
@@ -114,6 +128,19 @@ pub(crate) fn text(field: &str, v: &Value) -> Result<String, FieldError> {
         return Err(refuse(field, format!("must have 1 to {MAX_TEXT} characters")));
     }
     Ok(s.to_owned())
+}
+
+/// Free text over several lines: any characters but control ones other
+/// than line breaks and tabs; an empty note is none.
+pub(crate) fn note(field: &str, v: &Value) -> Result<Option<String>, FieldError> {
+    let s = v.as_str().ok_or_else(|| refuse(field, "must be a string or null"))?.trim();
+    if s.chars().count() > MAX_NOTE {
+        return Err(refuse(field, format!("must have at most {MAX_NOTE} characters")));
+    }
+    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(refuse(field, "must not hold control characters"));
+    }
+    Ok((!s.is_empty()).then(|| s.to_owned()))
 }
 
 pub(crate) fn email(field: &str, v: &Value) -> Result<String, FieldError> {

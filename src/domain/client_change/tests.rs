@@ -68,3 +68,14 @@ fn a_change_applies_over_the_current_policy() {
     assert!(!parse(json!({"name": "x"})).unwrap().touches_policy());
     assert!(parse(json!({"expiry_date": null})).unwrap().touches_policy());
 }
+
+#[test]
+fn a_note_is_any_text_over_several_lines_and_empty_is_none() {
+    let hostile = "owner: \"Bob\"; $(reboot) `id`\nsecond line\tend";
+    assert_eq!(parse(json!({"note": hostile})).unwrap().note, Some(Some(hostile.to_owned())));
+    assert_eq!(parse(json!({"note": "   "})).unwrap().note, Some(None));
+    assert_eq!(parse(json!({"note": null})).unwrap().note, Some(None));
+    assert_eq!(parse(json!({"note": "a\u{0}b"})).unwrap_err().field, "note");
+    assert_eq!(parse(json!({"note": "x".repeat(MAX_NOTE + 1)})).unwrap_err().field, "note");
+    assert_eq!(parse(json!({"note": 5})).unwrap_err().field, "note");
+}

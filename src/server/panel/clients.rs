@@ -70,6 +70,9 @@ fn describe(old: &ClientUpdate, new: &ClientUpdate) -> String {
     diff("limit_period", period_text(&old.policy), period_text(&new.policy));
     let when = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "none".to_owned());
     diff("expiry_date", when(old.policy.expiry_date), when(new.policy.expiry_date));
+    if old.note != new.note {
+        parts.push(if new.note.is_some() { "note changed" } else { "note removed" }.to_owned());
+    }
     if parts.is_empty() {
         "no change".to_owned()
     } else {
@@ -94,12 +97,14 @@ impl Panel {
         let old = ClientUpdate {
             name: record.name.clone(),
             email: record.email.clone(),
+            note: record.note.clone(),
             user_id: record.user_id,
             policy: record.policy,
         };
         let new = ClientUpdate {
             name: change.name.clone().unwrap_or_else(|| old.name.clone()),
             email: change.email.clone().unwrap_or_else(|| old.email.clone()),
+            note: change.note.clone().unwrap_or_else(|| old.note.clone()),
             user_id: change.user_id.map(|u| u.map(UserId::new)).unwrap_or(old.user_id),
             policy,
         };

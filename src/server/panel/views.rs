@@ -79,6 +79,7 @@ pub fn client_view(c: &ClientRecord, now: DateTime<Utc>, tz: &chrono_tz::Tz) -> 
         managed: c.managed,
         on_host: c.on_host,
         email: c.email.clone(),
+        note: c.note.clone(),
         user_id: c.user_id.map(|u| u.get()),
         disabled_reason: c.disabled_reason.map(|r| r.as_str().to_owned()),
         pending: c.pending,

@@ -141,6 +141,8 @@ pub struct ClientRecord {
     pub identity: String,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// The admin's note (plain text).
+    pub note: Option<String>,
     /// The person this device belongs to.
     pub user_id: Option<UserId>,
     pub username: Option<String>,
@@ -229,6 +231,7 @@ pub struct SessionRecord {
 pub struct ClientUpdate {
     pub name: Option<String>,
     pub email: Option<String>,
+    pub note: Option<String>,
     pub user_id: Option<UserId>,
     pub policy: ClientPolicy,
 }

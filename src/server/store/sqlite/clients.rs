@@ -15,7 +15,8 @@ const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name,
     c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
     c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
     c.seed_last_sync_at, c.email, c.user_id, c.traffic_limit, c.traffic_warn_threshold, c.limit_period, c.reset_day, \
-    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day, c.period_start, c.period_base, c.pending \
+    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day, c.period_start, c.period_base, c.pending, \
+    c.note \
     FROM clients c JOIN servers s ON s.id = c.server_id \
     LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
 
@@ -64,6 +65,7 @@ fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> 
         identity: row.try_get("identity")?,
         name: row.try_get("name")?,
         email: row.try_get("email")?,
+        note: row.try_get("note")?,
         user_id: row.try_get::<Option<i64>, _>("user_id")?.map(UserId::new),
         username: row.try_get("username")?,
         disabled: access == "disabled",
@@ -187,7 +189,7 @@ pub(super) async fn update_client(
     let done = sqlx::query(
         "UPDATE clients SET name = ?1, email = ?2, user_id = ?3, traffic_limit = ?4, traffic_warn_threshold = ?5, \
          period_start = CASE WHEN limit_period = ?6 AND reset_day IS ?7 THEN period_start END, \
-         limit_period = ?6, reset_day = ?7, expiry_date = ?8 WHERE id = ?9",
+         limit_period = ?6, reset_day = ?7, expiry_date = ?8, note = ?10 WHERE id = ?9",
     )
     .bind(&update.name)
     .bind(&update.email)
@@ -198,6 +200,7 @@ pub(super) async fn update_client(
     .bind(reset_day)
     .bind(p.expiry_date.map(secs))
     .bind(id.get())
+    .bind(&update.note)
     .execute(&mut *tx)
     .await?;
     commit_with_event(tx, done.rows_affected(), event).await
