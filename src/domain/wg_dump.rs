@@ -146,7 +146,7 @@ pub fn parse_dump(text: &str, flavor: DumpFlavor) -> Result<WgDump, DumpError> {
         .split('\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.trim().is_empty());
+        .filter(|(_, l)| !blank(l));
 
     let (first_no, first) = lines.next().ok_or(DumpError { line: 1, kind: DumpErrorKind::Empty })?;
     let interface = parse_interface(first, flavor).map_err(|kind| DumpError { line: first_no, kind })?;
@@ -155,7 +155,7 @@ pub fn parse_dump(text: &str, flavor: DumpFlavor) -> Result<WgDump, DumpError> {
     // a dozen times on a large interface.
     let expected = text.bytes().filter(|&b| b == b'\n').count();
     let mut peers = Vec::with_capacity(expected);
-    let mut seen = HashSet::with_capacity(expected);
+    let mut seen = HashSet::with_capacity_and_hasher(expected, KeyHashing::new());
     for (no, line) in lines {
         let peer = parse_peer(line, flavor).map_err(|kind| DumpError { line: no, kind })?;
         if !seen.insert(peer.public_key) {
@@ -166,15 +166,67 @@ pub fn parse_dump(text: &str, flavor: DumpFlavor) -> Result<WgDump, DumpError> {
     Ok(WgDump { interface, peers })
 }
 
+/// Whether a line holds nothing but white space (most lines start with a
+/// key, so the first byte usually settles it).
+fn blank(line: &str) -> bool {
+    match line.as_bytes().first() {
+        None => true,
+        Some(b) if b.is_ascii() && !b.is_ascii_whitespace() => false,
+        Some(_) => line.trim().is_empty(),
+    }
+}
+
+/// Hashes public keys for the duplicate check: they are 32 uniformly
+/// random bytes, so eight of them, mixed with a seed per parse, make a good
+/// hash at a fraction of SipHash's cost.
+#[derive(Clone, Copy)]
+struct KeyHashing(u64);
+
+impl KeyHashing {
+    fn new() -> Self {
+        use std::hash::BuildHasher;
+        Self(std::collections::hash_map::RandomState::new().hash_one(0u8))
+    }
+}
+
+impl std::hash::BuildHasher for KeyHashing {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
 fn fields<'a, const N: usize>(line: &'a str, line_kind: &'static str) -> Result<[&'a str; N], DumpErrorKind> {
     let mut out = [""; N];
     let mut found = 0;
-    for part in line.split('\t') {
+    let mut start = 0;
+    // Tabs are ASCII: every slice between them is on a character boundary.
+    for (i, _) in line.bytes().enumerate().filter(|(_, b)| *b == b'\t') {
         if let Some(slot) = out.get_mut(found) {
-            *slot = part;
+            *slot = &line[start..i];
         }
         found += 1;
+        start = i + 1;
     }
+    if let Some(slot) = out.get_mut(found) {
+        *slot = &line[start..];
+    }
+    found += 1;
     if found == N {
         Ok(out)
     } else {
@@ -254,8 +306,9 @@ fn parse_peer(line: &str, flavor: DumpFlavor) -> Result<WgPeer, DumpErrorKind> {
                 .ok_or_else(|| DumpErrorKind::Number { field: "latest handshake", value: shorten(handshake) })?,
         ),
     };
-    let byte_count =
-        |text: &str, field| ByteCount::parse(text).map_err(|_| DumpErrorKind::Number { field, value: shorten(text) });
+    let byte_count = |text: &str, field| {
+        digits(text).map(ByteCount::new).ok_or_else(|| DumpErrorKind::Number { field, value: shorten(text) })
+    };
     Ok(WgPeer {
         public_key,
         has_preshared_key,
@@ -275,11 +328,20 @@ fn parse_peer(line: &str, flavor: DumpFlavor) -> Result<WgPeer, DumpErrorKind> {
     })
 }
 
-fn number<T: std::str::FromStr>(text: &str, field: &'static str) -> Result<T, DumpErrorKind> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(DumpErrorKind::Number { field, value: shorten(text) });
+fn number<T: TryFrom<u64>>(text: &str, field: &'static str) -> Result<T, DumpErrorKind> {
+    digits(text).and_then(|n| T::try_from(n).ok()).ok_or_else(|| DumpErrorKind::Number { field, value: shorten(text) })
+}
+
+/// A decimal number of ASCII digits only (no sign, no space), in one pass;
+/// `None` if empty, anything else, or past `u64`.
+fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
     }
-    text.parse().map_err(|_| DumpErrorKind::Number { field, value: shorten(text) })
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 fn parse_fwmark(text: &str) -> Result<Option<u32>, DumpErrorKind> {
@@ -304,6 +366,21 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_plain_ascii_digits_within_range() {
+        assert_eq!(digits("0"), Some(0));
+        assert_eq!(digits("007"), Some(7));
+        assert_eq!(digits("18446744073709551615"), Some(u64::MAX));
+        for bad in ["", "18446744073709551616", "+1", "-1", " 1", "1 ", "1a", "١"] {
+            assert_eq!(digits(bad), None, "{bad:?}");
+        }
+        assert!(number::<u16>("65536", "listen port").is_err());
+        assert_eq!(number::<u16>("65535", "listen port"), Ok(65535));
+        assert!(blank("") && blank(" \t") && blank("\u{a0}") && !blank("a") && !blank(" a"));
+        assert_eq!(fields::<3>("a\t\tc", "x"), Ok(["a", "", "c"]));
+        assert!(fields::<3>("a\tb", "x").is_err() && fields::<3>("a\tb\tc\td", "x").is_err());
+    }
 
     /// Captured from wireguard-go v0.0.20220316 with wireguard-tools v1.0.20210914:
     /// a peer with a handshake and a preshared key, a never-connected peer with
