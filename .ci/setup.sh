@@ -19,6 +19,7 @@ APT_PACKAGES=(
   build-essential pkg-config libssl-dev ca-certificates  # native build deps
   wireguard-go wireguard-tools iproute2 iputils-ping openssh-server openvpn  # test hosts
   chromium  # Playwright drives Debian's Chromium; no browser is downloaded
+  postgresql  # the store's tests run on PostgreSQL too (a throwaway cluster, .ci/postgres.sh)
 )
 # wasm-opt comes from npm (binaryen 132): Debian's binaryen 108 corrupts the
 # reference-types WebAssembly that current Rust and wasm-bindgen produce.

@@ -17,7 +17,10 @@ step "clippy (server and browser code)"
 cargo clippy --features ssr --all-targets --locked -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --features hydrate --locked -- -D warnings
 
-step "unit and integration tests (real hosts in network namespaces)"
+step "unit and integration tests (real hosts in network namespaces; SQLite and PostgreSQL)"
+source .ci/postgres.sh start
+trap '.ci/postgres.sh stop' EXIT
+export TOLLGATE_REQUIRE_POSTGRES=1  # the PostgreSQL half must not skip here
 cargo test --features ssr --locked
 
 step "front end (release WASM + CSS, as shipped) for the end-to-end tests"

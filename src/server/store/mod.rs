@@ -8,6 +8,10 @@ mod model_tests;
 #[cfg(test)]
 mod ovpn_model_tests;
 #[cfg(test)]
+mod postgres_schema_tests;
+#[cfg(test)]
+pub mod postgres_test_support;
+#[cfg(test)]
 mod secrets_tests;
 pub mod sqlite;
 mod state;
