@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the tests, from Debian's packages:
 #   source .ci/postgres.sh start   # exports TOLLGATE_TEST_POSTGRES_URL
-#   .ci/postgres.sh stop
-# It listens on 127.0.0.1 and a socket in its own directory only, trusts
-# local connections (nothing else can reach it), and is deleted on stop.
-# To test against a database of your own instead, set
+#   .ci/postgres.sh stop           # (in the same shell or a child of it)
+# Each start makes its own cluster in a new directory under /var/tmp,
+# reachable only through a socket in that directory (no TCP port, so runs on
+# one machine cannot meet), trusting local connections; stop deletes it.
+# To test against a server of your own instead, set
 # TOLLGATE_TEST_POSTGRES_URL=postgres://user:pass@host/db yourself; each
 # test creates and drops its own database there.
-
-pg_dir=/var/tmp/tollgate-postgres
-pg_port=55432
 
 pg_bin() {
   local bin
@@ -19,25 +17,29 @@ pg_bin() {
 }
 
 pg_start() {
-  local bin
+  local bin dir
   bin=$(pg_bin) || return 1
-  pg_stop
-  mkdir -p "$pg_dir"
-  chown postgres:postgres "$pg_dir"
-  runuser -u postgres -- "$bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
-  runuser -u postgres -- "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null
-  export TOLLGATE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-  echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
+  dir=$(mktemp -d /var/tmp/tollgate-postgres.XXXXXX)
+  chown postgres:postgres "$dir"
+  (cd "$dir" && runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null)
+  (cd "$dir" && runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+    -o "-c listen_addresses= -k $dir -c fsync=off -c max_connections=200" start >/dev/null)
+  export TOLLGATE_TEST_POSTGRES_DIR=$dir
+  export TOLLGATE_TEST_POSTGRES_URL="postgres://postgres@localhost/postgres?host=$dir"
+  echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') in $dir"
 }
 
 pg_stop() {
-  local bin
+  local bin dir=${TOLLGATE_TEST_POSTGRES_DIR:-}
+  [[ -n $dir && -d $dir ]] || return 0
   bin=$(pg_bin) || return 0
-  if [[ -f $pg_dir/data/postmaster.pid ]]; then
-    runuser -u postgres -- "$bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null || true
+  if [[ -f $dir/data/postmaster.pid ]]; then
+    (cd "$dir" && runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null) || {
+      echo "postgres.sh: the cluster in $dir did not stop; left in place" >&2
+      return 1
+    }
   fi
-  rm -rf "$pg_dir"
+  rm -rf "$dir"
 }
 
 case "${1:-}" in

@@ -172,7 +172,10 @@ CREATE TABLE traffic_daily (
 );
 
 -- Raw samples: one row per server and poll, `data` a JSON array of
--- [client_id, rx, tx]; `seq` is the commit order the roll-up follows.
+-- [client_id, rx, tx]. `seq` is the order the roll-up follows; PostgreSQL
+-- hands numbers out at insert, not commit, so the store must keep writers
+-- of this table in order (a transaction-level advisory lock) for `seq` to
+-- be the commit order, as it is on SQLite's single writer.
 CREATE TABLE traffic_polls (
     seq       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     server_id BIGINT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
@@ -186,6 +189,7 @@ CREATE TABLE rollup_state (
     rolled_up_to  BIGINT NOT NULL,
     rolled_up_seq BIGINT NOT NULL DEFAULT 0
 );
+INSERT INTO rollup_state (id, rolled_up_to) VALUES (1, 0);
 
 -- One packed row of live client figures per server (src/server/store/state.rs).
 CREATE TABLE server_state (

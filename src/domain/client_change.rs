@@ -133,7 +133,9 @@ pub(crate) fn text(field: &str, v: &Value) -> Result<String, FieldError> {
 /// Free text over several lines: any characters but control ones other
 /// than line breaks and tabs; an empty note is none.
 pub(crate) fn note(field: &str, v: &Value) -> Result<Option<String>, FieldError> {
-    let s = v.as_str().ok_or_else(|| refuse(field, "must be a string or null"))?.trim();
+    // A form sends line breaks as CRLF; a note keeps them as LF.
+    let s = v.as_str().ok_or_else(|| refuse(field, "must be a string or null"))?.replace("\r\n", "\n");
+    let s = s.trim();
     if s.chars().count() > MAX_NOTE {
         return Err(refuse(field, format!("must have at most {MAX_NOTE} characters")));
     }

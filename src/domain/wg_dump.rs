@@ -206,8 +206,15 @@ impl std::hash::Hasher for KeyHasher {
             self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
+    /// MurmurHash3's 64-bit finaliser: every input bit reaches every output
+    /// bit, so no set of keys shares a bucket by construction.
     fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 

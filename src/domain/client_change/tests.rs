@@ -74,6 +74,9 @@ fn a_note_is_any_text_over_several_lines_and_empty_is_none() {
     let hostile = "owner: \"Bob\"; $(reboot) `id`\nsecond line\tend";
     assert_eq!(parse(json!({"note": hostile})).unwrap().note, Some(Some(hostile.to_owned())));
     assert_eq!(parse(json!({"note": "   "})).unwrap().note, Some(None));
+    let from_a_form = format!("{}\r\n{}", "x".repeat(MAX_NOTE / 2), "y".repeat(MAX_NOTE / 2 - 1));
+    let note = parse(json!({"note": from_a_form})).unwrap().note.unwrap().unwrap();
+    assert_eq!((note.len(), note.contains('\r')), (MAX_NOTE, false), "CRLF counts and is kept as one line break");
     assert_eq!(parse(json!({"note": null})).unwrap().note, Some(None));
     assert_eq!(parse(json!({"note": "a\u{0}b"})).unwrap_err().field, "note");
     assert_eq!(parse(json!({"note": "x".repeat(MAX_NOTE + 1)})).unwrap_err().field, "note");

@@ -348,6 +348,10 @@ pub struct PollFigures {
     pub clients: Vec<LiveFigure>,
 }
 
+/// What a deleted WireGuard client's identity gets after its key:
+/// `<key>#deleted-<id>`. The key is free again for a new client.
+pub const DELETED_MARK: &str = "#deleted-";
+
 /// A client's live figures after a poll: what the enforcer's watch needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveFigure {

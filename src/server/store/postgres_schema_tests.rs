@@ -18,6 +18,11 @@ async fn the_schema_applies_to_an_empty_database_and_its_triggers_count_real_cha
     migrator.run(&db.pool).await.unwrap();
     migrator.run(&db.pool).await.unwrap();
     let pool = &db.pool;
+    let mark: (i64, i64) = sqlx::query_as("SELECT rolled_up_to, rolled_up_seq FROM rollup_state WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(mark, (0, 0), "the roll-up mark starts at the beginning");
     sqlx::query(
         "INSERT INTO servers (name, protocol, host, port, ssh_user, ssh_key_path, interface, created_at) \
          VALUES ('wg', 'wireguard', '198.18.0.2', 22, 'root', '/k', 'wg0', 0)",

@@ -7,7 +7,7 @@ use crate::domain::client_change::ClientPolicy;
 use crate::domain::policy::{DisableReason, LimitPeriod, PeriodMark, ResetDay, Threshold};
 use crate::domain::{ClientId, Protocol, ServerId, UserId};
 use crate::server::store::state::ClientState;
-use crate::server::store::{AccessChange, ClientRecord, ClientUpdate, NewEvent, StoreError};
+use crate::server::store::{AccessChange, ClientRecord, ClientUpdate, NewEvent, StoreError, DELETED_MARK};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -347,11 +347,12 @@ pub(super) async fn delete_client(
     let identity: String = sqlx::query_scalar(
         "UPDATE clients SET deleted_at = ?1, managed = 0, user_id = NULL, client_config_sealed = NULL, \
            identity = CASE WHEN (SELECT protocol FROM servers WHERE id = clients.server_id) = 'openvpn' \
-             THEN identity ELSE identity || '#deleted-' || id END \
+             THEN identity ELSE identity || ?3 || id END \
          WHERE id = ?2 RETURNING identity",
     )
     .bind(at)
     .bind(id.get())
+    .bind(DELETED_MARK)
     .fetch_one(&mut *tx)
     .await?;
     if let Some(entry) = state.clients.iter_mut().find(|c| c.client_id == id.get() && c.identity != identity) {
@@ -359,4 +360,39 @@ pub(super) async fn delete_client(
         store_state(&mut tx, server, &state).await?;
     }
     commit_with_event(tx, 1, event).await
+}
+
+/// Gives WireGuard clients deleted before keys were freed on delete their
+/// `<key>#deleted-<id>` identity, rows and live state together (a
+/// database from before that change; afterwards there is nothing to do).
+pub(super) async fn free_deleted_keys(store: &SqliteStore) -> Result<u64, StoreError> {
+    let servers: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT c.server_id FROM clients c JOIN servers s ON s.id = c.server_id \
+         WHERE c.deleted_at IS NOT NULL AND s.protocol <> 'openvpn' AND instr(c.identity, ?) = 0",
+    )
+    .bind(DELETED_MARK)
+    .fetch_all(&store.write)
+    .await?;
+    let mut freed = 0;
+    for server in servers.into_iter().map(ServerId::new) {
+        let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut state = current_state(&mut tx, server).await?;
+        let renamed: Vec<(i64, String)> = sqlx::query_as(
+            "UPDATE clients SET identity = identity || ?1 || id \
+             WHERE server_id = ?2 AND deleted_at IS NOT NULL AND instr(identity, ?1) = 0 RETURNING id, identity",
+        )
+        .bind(DELETED_MARK)
+        .bind(server.get())
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, identity) in &renamed {
+            if let Some(entry) = state.clients.iter_mut().find(|c| c.client_id == *id) {
+                entry.identity = identity.clone();
+            }
+        }
+        store_state(&mut tx, server, &state).await?;
+        tx.commit().await?;
+        freed += renamed.len() as u64;
+    }
+    Ok(freed)
 }

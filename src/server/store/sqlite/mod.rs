@@ -84,7 +84,9 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Self { write, read, checkpointer, sealer: None })
+        let store = Self { write, read, checkpointer, sealer: None };
+        clients::free_deleted_keys(&store).await?;
+        Ok(store)
     }
 
     /// The store with the panel's secrets key: secrets are sealed when

@@ -9,7 +9,7 @@ use crate::domain::sessions::SessionStep;
 use crate::domain::wg_dump::WgPeer;
 use crate::domain::ServerId;
 use crate::server::store::state::{fingerprint, ClientState, ServerState};
-use crate::server::store::{PollOutcome, StoreError, WireguardPoll};
+use crate::server::store::{PollOutcome, StoreError, WireguardPoll, DELETED_MARK};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -66,17 +66,26 @@ pub(super) async fn apply_wireguard(
     };
     let mut state = current_state(&mut tx, id).await?;
     let mut before: HashMap<&str, PeerBefore> = HashMap::with_capacity(state.clients.len());
+    let mut deleted = Vec::new();
     for c in &state.clients {
-        before.insert(
-            c.identity.as_str(),
-            PeerBefore {
-                client_id: c.client_id,
-                counters: c.counters,
-                on_host: c.on_host,
-                open_session: c.open_session,
-                last_seen: opt_instant(c.last_seen)?,
-            },
-        );
+        let known = PeerBefore {
+            client_id: c.client_id,
+            counters: c.counters,
+            on_host: c.on_host,
+            open_session: c.open_session,
+            last_seen: opt_instant(c.last_seen)?,
+        };
+        match deleted_key(&c.identity) {
+            // A deleted peer no poll has seen gone yet: a reading taken
+            // before the delete still lists its key, and it is that peer.
+            Some(key) if c.on_host => deleted.push((key, known)),
+            _ => {
+                before.insert(c.identity.as_str(), known);
+            }
+        }
+    }
+    for (key, known) in deleted {
+        before.entry(key).or_insert(known);
     }
     let plan = plan_wireguard(&before, poll.dump, poll.at, first_poll);
     drop(before);
@@ -84,6 +93,12 @@ pub(super) async fn apply_wireguard(
     tx.commit().await?;
     Ok(outcome)
 }
+/// The key of a deleted peer's identity (`<key>#deleted-<id>`, see
+/// `delete_client`).
+fn deleted_key(identity: &str) -> Option<&str> {
+    identity.split_once(DELETED_MARK).map(|(key, _)| key)
+}
+
 /// A session to close: `[connection, disconnected_at, client total rx, tx,
 /// client last seen]`; its bytes become the total minus its base.
 fn close_row(conn: i64, disconnected_at: DateTime<Utc>, c: &ClientState) -> Value {
