@@ -12,6 +12,19 @@ pub struct ByteCount(u64);
 #[error("not a byte count: {0:?}")]
 pub struct ByteCountError(String);
 
+/// A decimal number of ASCII digits only (no sign, no space), in one pass;
+/// `None` if empty, anything else, or past `u64`. How `wg` and OpenVPN
+/// print every count.
+pub fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
 impl ByteCount {
     pub const ZERO: ByteCount = ByteCount(0);
 
@@ -25,10 +38,7 @@ impl ByteCount {
 
     /// Parses a decimal count as printed by `wg` or OpenVPN (digits only).
     pub fn parse(text: &str) -> Result<Self, ByteCountError> {
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ByteCountError(truncate(text)));
-        }
-        text.parse::<u64>().map(Self).map_err(|_| ByteCountError(truncate(text)))
+        digits(text).map(Self).ok_or_else(|| ByteCountError(truncate(text)))
     }
 
     /// A size as an admin types it: bytes, or a number with a 1024-based

@@ -14,6 +14,7 @@
 //! versions 2 and 3 carry Unix times and are exact.
 
 use super::accounting::Counters;
+use super::bytes::digits;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::HashMap;
 use std::fmt;
@@ -153,10 +154,7 @@ fn parse_name(line: usize, value: &str) -> Result<String, StatusError> {
 }
 
 fn parse_u64(line: usize, field: &'static str, value: &str) -> Result<u64, StatusError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(err(line, StatusErrorKind::Number { field, value: short(value) }));
-    }
-    value.parse().map_err(|_| err(line, StatusErrorKind::Number { field, value: short(value) }))
+    digits(value).ok_or_else(|| err(line, StatusErrorKind::Number { field, value: short(value) }))
 }
 
 /// `2026-11-22 16:29:19` (OpenVPN 2.5+) or `Thu Nov 20 10:00:00 2026` (older).

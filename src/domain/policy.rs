@@ -286,7 +286,7 @@ pub fn warnings_due(
 
 mod attention;
 mod period;
-pub use attention::{next_expiry_check, next_local_midnight, next_reset, next_traffic_change, same_kind};
+pub use attention::{next_expiry_check, next_reset, next_traffic_change};
 pub use period::{next_period_start, period_start, period_step, PeriodMark, PeriodStep};
 
 #[cfg(test)]

@@ -28,7 +28,7 @@
 //! shape and then dropped. The parsed values record only whether they were set,
 //! and no error message ever repeats their text.
 
-use super::bytes::ByteCount;
+use super::bytes::{digits, ByteCount};
 use super::keys::{decode_key, KeyError, PublicKey};
 use super::net::IpNetwork;
 use chrono::{DateTime, Utc};
@@ -313,9 +313,8 @@ fn parse_peer(line: &str, flavor: DumpFlavor) -> Result<WgPeer, DumpErrorKind> {
                 .ok_or_else(|| DumpErrorKind::Number { field: "latest handshake", value: shorten(handshake) })?,
         ),
     };
-    let byte_count = |text: &str, field| {
-        digits(text).map(ByteCount::new).ok_or_else(|| DumpErrorKind::Number { field, value: shorten(text) })
-    };
+    let byte_count =
+        |text: &str, field| ByteCount::parse(text).map_err(|_| DumpErrorKind::Number { field, value: shorten(text) });
     Ok(WgPeer {
         public_key,
         has_preshared_key,
@@ -337,18 +336,6 @@ fn parse_peer(line: &str, flavor: DumpFlavor) -> Result<WgPeer, DumpErrorKind> {
 
 fn number<T: TryFrom<u64>>(text: &str, field: &'static str) -> Result<T, DumpErrorKind> {
     digits(text).and_then(|n| T::try_from(n).ok()).ok_or_else(|| DumpErrorKind::Number { field, value: shorten(text) })
-}
-
-/// A decimal number of ASCII digits only (no sign, no space), in one pass;
-/// `None` if empty, anything else, or past `u64`.
-fn digits(text: &str) -> Option<u64> {
-    if text.is_empty() {
-        return None;
-    }
-    text.bytes().try_fold(0u64, |n, b| {
-        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
-        n.checked_mul(10)?.checked_add(u64::from(digit))
-    })
 }
 
 fn parse_fwmark(text: &str) -> Result<Option<u32>, DumpErrorKind> {

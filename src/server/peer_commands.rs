@@ -114,9 +114,7 @@ pub async fn update_peer(
         let update = ClientUpdate {
             name: change.name.clone().unwrap_or_else(|| c.name.clone()),
             email: change.email.clone().unwrap_or_else(|| c.email.clone()),
-            note: c.note.clone(),
-            user_id: c.user_id,
-            policy: c.policy,
+            ..ClientUpdate::of(&c)
         };
         store.update_client(c.id, &update, &event(&c, "update", None, None)).await?;
         let server = server_of(store, &c).await?;
@@ -171,13 +169,7 @@ pub async fn set_policy(
     let change = parse_change(&body, &settings.timezone)?;
     for c in clients_named(store, settings, who).await? {
         let policy: ClientPolicy = change.apply(&c.policy)?;
-        let update = ClientUpdate {
-            name: c.name.clone(),
-            email: c.email.clone(),
-            note: c.note.clone(),
-            user_id: c.user_id,
-            policy,
-        };
+        let update = ClientUpdate { policy, ..ClientUpdate::of(&c) };
         let figures = serde_json::to_string(&body)?;
         store.update_client(c.id, &update, &event(&c, "update", None, Some(figures.clone()))).await?;
         let server = server_of(store, &c).await?;

@@ -5,9 +5,8 @@
 //! boundary; time-bound verdicts change only at the moments given here.
 
 use super::period::{local_midnight, next_period_start, period_start};
-use super::{ResetDay, Threshold, TrafficVerdict, EXPIRY_WARNING};
+use super::{ResetDay, Threshold, EXPIRY_WARNING};
 use chrono::{DateTime, Days, TimeZone, Utc};
-use std::mem::discriminant;
 
 /// The smallest usage above `used` at which [`super::judge_traffic`] gives another
 /// kind of verdict (within → warning → exceeded); `None`: it never will
@@ -24,7 +23,7 @@ pub fn next_traffic_change(used: u64, limit: Option<u64>, threshold: Threshold) 
 
 /// The next local midnight after `now` in `tz`: when a new day's warning
 /// may be due.
-pub fn next_local_midnight<Tz: TimeZone>(now: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
+fn next_local_midnight<Tz: TimeZone>(now: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
     let today = now.with_timezone(tz).date_naive();
     local_midnight(today.checked_add_days(Days::new(1)).unwrap_or(today), tz)
 }
@@ -52,14 +51,16 @@ pub fn next_reset<Tz: TimeZone>(reset_day: ResetDay, now: DateTime<Utc>, tz: &Tz
     next_period_start(reset_day, period_start(reset_day, now, tz), tz)
 }
 
-/// Whether two traffic verdicts are of the same kind (percentages aside).
-pub fn same_kind(a: TrafficVerdict, b: TrafficVerdict) -> bool {
-    discriminant(&a) == discriminant(&b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::policy::TrafficVerdict;
+    use std::mem::discriminant;
+
+    /// Whether two traffic verdicts are of the same kind (percentages aside).
+    fn same_kind(a: TrafficVerdict, b: TrafficVerdict) -> bool {
+        discriminant(&a) == discriminant(&b)
+    }
     use crate::domain::policy::{judge_expiry, judge_traffic, ExpiryVerdict};
     use chrono::{FixedOffset, TimeDelta};
 

@@ -94,13 +94,7 @@ impl Panel {
         let record = self.store.client(id, &month).await?.ok_or_else(|| AppError::not_found("Client"))?;
         let change = parse_change(body, &self.config.timezone).map_err(|e| AppError::bad_request(e.to_string()))?;
         let policy = change.apply(&record.policy).map_err(|e| AppError::bad_request(e.to_string()))?;
-        let old = ClientUpdate {
-            name: record.name.clone(),
-            email: record.email.clone(),
-            note: record.note.clone(),
-            user_id: record.user_id,
-            policy: record.policy,
-        };
+        let old = ClientUpdate::of(&record);
         let new = ClientUpdate {
             name: change.name.clone().unwrap_or_else(|| old.name.clone()),
             email: change.email.clone().unwrap_or_else(|| old.email.clone()),

@@ -240,6 +240,19 @@ pub struct ClientUpdate {
     pub policy: ClientPolicy,
 }
 
+impl ClientUpdate {
+    /// The client's fields as they are: a change starts from here.
+    pub fn of(c: &ClientRecord) -> Self {
+        Self {
+            name: c.name.clone(),
+            email: c.email.clone(),
+            note: c.note.clone(),
+            user_id: c.user_id,
+            policy: c.policy,
+        }
+    }
+}
+
 /// An action to log: by an admin (`actor` = the name) or the enforcer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {

@@ -8,7 +8,7 @@ use crate::domain::accounting::Counters;
 use crate::domain::{ClientId, ServerId};
 use crate::server::store::state::{ClientState, ServerState};
 use crate::server::store::{
-    HourlyBucket, PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow,
+    HourlyBucket, PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, DELETED_MARK,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -111,8 +111,13 @@ pub(super) async fn session(store: &SqliteStore, id: i64) -> Result<Option<Sessi
 /// `<key>#deleted-<id>`, see `delete_client`).
 fn same_identity(q: &mut QueryBuilder<'_, Sqlite>, identity: &str) {
     q.push(" AND (c.identity = ").push_bind(identity.to_owned());
-    q.push(" OR (c.identity >= ").push_bind(format!("{identity}#deleted-"));
-    q.push(" AND c.identity < ").push_bind(format!("{identity}#deleted.")).push("))");
+    // Every identity that starts with `<identity>#deleted-` sorts from that
+    // prefix up to (not including) the prefix with its last byte raised.
+    let prefix = format!("{identity}{DELETED_MARK}");
+    let (head, last) = DELETED_MARK.split_at(DELETED_MARK.len() - 1);
+    let end = format!("{identity}{head}{}", char::from(last.as_bytes()[0] + 1));
+    q.push(" OR (c.identity >= ").push_bind(prefix);
+    q.push(" AND c.identity < ").push_bind(end).push("))");
 }
 
 pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
