@@ -331,6 +331,20 @@ struct PollJob {
     watch: Watch,
 }
 
+/// Runs a host job for a request within the poll deadline (a late one is a
+/// `Deadline` error); `None` when the task is cancelled meanwhile.
+async fn within<T>(
+    cancel: &CancellationToken,
+    deadline: Duration,
+    job: impl std::future::Future<Output = Result<T, PollError>>,
+) -> Option<Result<T, PollError>> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => None,
+        outcome = tokio::time::timeout(deadline, job) => Some(outcome.unwrap_or(Err(PollError::Deadline(deadline)))),
+    }
+}
+
 /// The longest between two enforcement passes, polls or not (an expiry is
 /// acted on, at least in the database, while the host does not answer or
 /// polls are far apart).
@@ -402,26 +416,17 @@ impl PollJob {
                     continue;
                 }
                 Some(Request::Peer { client, reply }) => {
-                    let outcome = tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => break,
-                        outcome = tokio::time::timeout(self.settings.deadline, async {
-                            let wait = self.settings.ssh.command;
-                            carry_out_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait).await
-                        }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
-                    };
+                    let (deadline, wait) = (self.settings.deadline, self.settings.ssh.command);
+                    let job =
+                        carry_out_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait);
+                    let Some(outcome) = within(&cancel, deadline, job).await else { break };
                     let _ = reply.send(outcome);
                     continue;
                 }
                 Some(Request::Remove { client, reply }) => {
-                    let outcome = tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => break,
-                        outcome = tokio::time::timeout(self.settings.deadline, async {
-                            let wait = self.settings.ssh.command;
-                            remove_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait).await
-                        }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
-                    };
+                    let (deadline, wait) = (self.settings.deadline, self.settings.ssh.command);
+                    let job = remove_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait);
+                    let Some(outcome) = within(&cancel, deadline, job).await else { break };
                     let _ = reply.send(outcome);
                     continue;
                 }
@@ -443,14 +448,10 @@ impl PollJob {
                     continue;
                 }
                 Some(Request::Generate { request, reply }) => {
-                    let outcome = tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => break,
-                        outcome = tokio::time::timeout(self.settings.deadline, async {
-                            let now = Utc::now();
-                            generate(self.transport.as_mut(), &self.record, self.store.as_ref(), &request, now).await
-                        }) => outcome.unwrap_or(Err(PollError::Deadline(self.settings.deadline))),
-                    };
+                    let deadline = self.settings.deadline;
+                    let job =
+                        generate(self.transport.as_mut(), &self.record, self.store.as_ref(), &request, Utc::now());
+                    let Some(outcome) = within(&cancel, deadline, job).await else { break };
                     let _ = reply.send(outcome);
                     continue;
                 }
