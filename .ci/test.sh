@@ -23,6 +23,10 @@ trap '.ci/postgres.sh stop' EXIT
 export TOLLGATE_REQUIRE_POSTGRES=1  # the PostgreSQL half must not skip here
 cargo test --features ssr --locked
 
+step "integration tests again with the panel on PostgreSQL"
+TOLLGATE_TEST_BACKEND=postgres cargo test --features ssr --locked \
+  --test monitoring --test peers --test policy --test periods --test reconcile --test push --test generate --test hosts
+
 step "front end (release WASM + CSS, as shipped) for the end-to-end tests"
 cargo leptos build --release --frontend-only
 

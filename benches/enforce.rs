@@ -135,7 +135,14 @@ async fn idle_pass(clients: u32, passes: usize) {
     let month = month_key(start, &TZ);
     let poll_at = |round: u64| start + chrono::TimeDelta::seconds(30 * round as i64);
     let dump = parse_dump(&dump_text(0, start), DumpFlavor::WireGuard).unwrap();
-    let poll = WireguardPoll { protocol: Protocol::Wireguard, at: start, month: &month, dump: &dump, import: true };
+    let poll = WireguardPoll {
+        protocol: Protocol::Wireguard,
+        at: start,
+        month: &month,
+        dump: &dump,
+        import: true,
+        fence: None,
+    };
     store.apply_wireguard_poll(id, &poll).await.unwrap();
     // Every client has a limit (1 TB, far from reached) and an expiry years away.
     let sql = sqlx::SqlitePool::connect(&url).await.unwrap();
@@ -155,7 +162,7 @@ async fn idle_pass(clients: u32, passes: usize) {
     let (mut times, mut polls, mut both) = (Vec::new(), Vec::new(), Vec::new());
     for (round, dump) in (1..).zip(&dumps) {
         let at = poll_at(round);
-        let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump, import: false };
+        let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump, import: false, fence: None };
         let started = Instant::now();
         let outcome = store.apply_wireguard_poll(id, &poll).await.unwrap();
         let polled = started.elapsed();
@@ -245,7 +252,7 @@ async fn mass_disable(n: u32) {
     };
     let mut transport = transport_for(&record, timeouts);
     let limits = PollLimits { call: Duration::from_secs(30), deadline: Duration::from_secs(60), timezone: TZ };
-    poll_server(transport.as_mut(), &mut record, &store, limits).await.unwrap();
+    poll_server(transport.as_mut(), &mut record, &store, limits, None).await.unwrap();
     let sql = sqlx::SqlitePool::connect(&url).await.unwrap();
     let keys_json = serde_json::to_string(&keys).unwrap();
     sqlx::query("UPDATE clients SET traffic_limit = 0 WHERE identity IN (SELECT value FROM json_each(?))")

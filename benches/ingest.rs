@@ -117,7 +117,7 @@ async fn ingest(store: &SqliteStore, id: ServerId, text: &str, at: DateTime<Utc>
     let started = Instant::now();
     let dump = parse_dump(text, DumpFlavor::WireGuard).unwrap();
     let month = month_key(at, &TZ);
-    let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import };
+    let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import, fence: None };
     let outcome = store.apply_wireguard_poll(id, &poll).await.unwrap();
     assert!(outcome.applied);
     started.elapsed().as_secs_f64() * 1000.0

@@ -16,8 +16,8 @@ use tollgate::domain::{ClientId, ServerId};
 use tollgate::server::enforce::{enforce, Pass as PassAt, Watch};
 use tollgate::server::poll::{poll_server, PollLimits};
 use tollgate::server::poller::transport_for;
-use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{EventFilter, EventStore, PollFigures, ServerRecord, ServerStore};
+use tollgate::server::store::AnyStore;
+use tollgate::server::store::{EventFilter, PollFigures, ServerRecord};
 use tollgate::server::transport::ssh::SshTimeouts;
 use tollgate::server::transport::HostTransport;
 
@@ -29,7 +29,7 @@ fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 /// what the enforcer remembers between passes (so every pass below is one
 /// the watch had to wake for).
 struct Pass {
-    store: SqliteStore,
+    store: AnyStore,
     record: ServerRecord,
     transport: Box<dyn HostTransport>,
     watch: Watch,
@@ -37,7 +37,7 @@ struct Pass {
 
 impl Pass {
     async fn open(panel: &TestPanel, server: i64) -> Pass {
-        let store = SqliteStore::open(&panel.database_url).await.unwrap();
+        let store = AnyStore::open(&panel.database_url).await.unwrap();
         let now = Utc::now();
         let record = store.server(ServerId::new(server), now, "").await.unwrap().unwrap();
         let timeouts = SshTimeouts {
@@ -52,14 +52,14 @@ impl Pass {
     async fn poll(&mut self) -> Option<PollFigures> {
         let limits =
             PollLimits { call: Duration::from_secs(5), deadline: Duration::from_secs(30), timezone: chrono_tz::UTC };
-        poll_server(self.transport.as_mut(), &mut self.record, &self.store, limits).await.unwrap().figures
+        poll_server(self.transport.as_mut(), &mut self.record, &*self.store, limits, None).await.unwrap().figures
     }
 
     /// A poll, then a pass at `now`, as the panel runs them.
     async fn enforce(&mut self, now: DateTime<Utc>) -> usize {
         let figures = self.poll().await;
         let pass = PassAt { now, tz: chrono_tz::UTC, wait: Duration::from_secs(5) };
-        enforce(self.transport.as_mut(), &self.record, &self.store, &mut self.watch, figures.as_ref(), pass)
+        enforce(self.transport.as_mut(), &self.record, &*self.store, &mut self.watch, figures.as_ref(), pass)
             .await
             .unwrap()
     }

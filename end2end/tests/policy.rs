@@ -14,8 +14,8 @@ use tollgate::domain::wg_dump::{parse_dump, DumpFlavor};
 use tollgate::domain::{
     CommandPrefix, HostAddress, HostKeyPin, InterfaceName, Protocol, ServerName, SshKeySource, SshUser,
 };
-use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{IngestStore, NewServer, ServerStore, WireguardPoll};
+use tollgate::server::store::AnyStore;
+use tollgate::server::store::{NewServer, WireguardPoll};
 
 const DUMP: &str = include_str!("../../src/domain/fixtures/wg_show_server_dump.txt");
 const KEY: &str = "lacRpYsTqY0YYTS6whjEVcQTSfehGdVnLFr4vbysvVc=";
@@ -23,7 +23,7 @@ const KEY: &str = "lacRpYsTqY0YYTS6whjEVcQTSfehGdVnLFr4vbysvVc=";
 /// Adds a WireGuard server with interface wg0 straight into the panel's
 /// database and stores one poll of a real dump; returns its id.
 async fn server_with_peers(panel: &TestPanel, name: &str) -> i64 {
-    let store = SqliteStore::open(&panel.database_url).await.unwrap();
+    let store = AnyStore::open(&panel.database_url).await.unwrap();
     let server = NewServer {
         name: ServerName::parse(name).unwrap(),
         protocol: Protocol::Wireguard,
@@ -47,7 +47,8 @@ async fn server_with_peers(panel: &TestPanel, name: &str) -> i64 {
         peer.latest_handshake = Some(at - chrono::TimeDelta::seconds(10));
     }
     let month = month_key(at, &chrono_tz::Tz::UTC);
-    let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: true };
+    let poll =
+        WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: true, fence: None };
     assert!(store.apply_wireguard_poll(id, &poll).await.unwrap().applied);
     store.close().await;
     id.get()

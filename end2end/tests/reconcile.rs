@@ -13,8 +13,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 use tollgate::domain::ClientId;
-use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{NewEvent, ServerStore};
+use tollgate::server::store::AnyStore;
+use tollgate::server::store::NewEvent;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_while_the_host_is_down_is_pending_and_carried_out_when_it_answers() {
@@ -64,7 +64,7 @@ async fn a_revoke_while_the_host_is_down_is_pending_and_carried_out_when_it_answ
     // A restore written to the database whose host change never happened
     // (the panel stopped in between): the next pass finishes it, and passes
     // after that change nothing.
-    let store = SqliteStore::open(&panel.database_url).await.unwrap();
+    let store = AnyStore::open(&panel.database_url).await.unwrap();
     let event = NewEvent {
         at: chrono::Utc::now(),
         actor: "admin".to_owned(),

@@ -9,6 +9,7 @@ pub mod bytes;
 pub mod ccd;
 pub mod client_change;
 pub mod client_config;
+pub mod cluster;
 pub mod command;
 pub mod host;
 pub mod ids;

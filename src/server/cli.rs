@@ -8,9 +8,7 @@ use crate::server::config::{Config, Layer};
 use crate::server::peer_commands;
 use crate::server::sealer::{SealError, Sealer};
 use crate::server::startup;
-use crate::server::store::sqlite::SqliteStore;
-use crate::server::store::UsageQuery;
-use crate::server::store::{AuthStore, ServerStore};
+use crate::server::store::{AnyStore, Store, UsageQuery};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -189,13 +187,13 @@ async fn new_password_hash() -> anyhow::Result<String> {
 }
 
 async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&config.database_url).await.context("opening the database")?;
-    let result = admin_with(&store, command).await;
+    let store = AnyStore::open(&config.database_url).await.context("opening the database")?;
+    let result = admin_with(store.as_store(), command).await;
     store.close().await;
     result
 }
 
-async fn admin_with(store: &SqliteStore, command: AdminCommand) -> anyhow::Result<()> {
+async fn admin_with(store: &dyn Store, command: AdminCommand) -> anyhow::Result<()> {
     let username = |raw: &str| Username::parse(raw).with_context(|| format!("invalid username {raw:?}"));
     match command {
         AdminCommand::Create { username: raw } => {
@@ -284,7 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if matches!(other, Command::Setup) && Sealer::create(&key)? {
                 println!("secrets key created: {} (keep it with the database's backups)", key.display());
             }
-            let store = SqliteStore::open(&config.database_url).await.context("opening the database")?;
+            let store = AnyStore::open(&config.database_url).await.context("opening the database")?;
             // Commands that read no secrets work without the key file;
             // reading one then says the file is missing.
             let store = match Sealer::load(&key) {
@@ -298,19 +296,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{sealed} stored secret(s) sealed");
                 }
             }
-            let result = monitor(&store, &config, other).await;
+            let result = monitor(store.as_store(), &config, other).await;
             store.close().await;
             result
         }
     }
 }
 
-async fn monitor(store: &SqliteStore, config: &Config, command: Command) -> anyhow::Result<()> {
+async fn monitor(store: &dyn Store, config: &Config, command: Command) -> anyhow::Result<()> {
     let settings = startup::poll_settings(config);
     let mut out = std::io::stdout().lock();
     match command {
         Command::Setup => {
-            writeln!(out, "database ready: {}", config.database_url)?;
+            writeln!(out, "database ready: {}", config.database_display())?;
             Ok(())
         }
         Command::Collect => commands::collect(store, &settings, &mut out).await,

@@ -46,7 +46,7 @@ pub async fn collect(store: &dyn Store, settings: &PollSettings, out: &mut impl 
     let mut failed = 0;
     for mut record in servers {
         let mut transport = transport_for(&record, settings.ssh);
-        match poll_server(transport.as_mut(), &mut record, store, settings.limits()).await {
+        match poll_server(transport.as_mut(), &mut record, store, settings.limits(), None).await {
             Ok(o) if o.applied => writeln!(
                 out,
                 "{}: ok, {} {}, +{} up, +{} down, {} sessions opened, {} closed",
@@ -244,7 +244,7 @@ pub async fn sync(
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", record.name))?;
         // Record what was read, so every peer has a row and no traffic is lost.
-        store_reading(store, record.id, record.protocol, &reading, at, settings.timezone, false)
+        store_reading(store, record.id, record.protocol, &reading, at, settings.timezone, false, None)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", record.name))?;
         let Reading::Wireguard(dump) = reading else { continue };

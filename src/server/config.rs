@@ -10,7 +10,8 @@ use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// `sqlite://path/to/file.db` (created if missing).
+    /// `sqlite://path/to/file.db` (created if missing), or a PostgreSQL
+    /// `postgres://user:password@host/database` for several replicas.
     pub database_url: String,
     /// Where the panel listens.
     pub site_addr: SocketAddr,
@@ -297,21 +298,51 @@ impl Config {
         if self.session_history < Duration::from_secs(86_400) {
             bail!("session_history_days must be at least 1");
         }
-        if !self.database_url.starts_with("sqlite:") {
-            if self.database_url.starts_with("postgres") {
-                bail!("PostgreSQL is not supported by this build yet; use a sqlite:// DATABASE_URL");
+        if self.is_postgres() {
+            if self.secrets_key_file.is_none() {
+                bail!(
+                    "with a PostgreSQL DATABASE_URL, set TOLLGATE_SECRETS_KEY_FILE: every replica must \
+                     read the same secrets key (there is no database file to keep it beside)"
+                );
             }
-            bail!("DATABASE_URL must start with sqlite://");
+        } else if !self.database_url.starts_with("sqlite:") {
+            bail!("DATABASE_URL must start with sqlite://, postgres:// or postgresql://");
         }
         Ok(self)
     }
 
+    /// Whether the database is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+
+    /// The database URL with any password replaced by `***`, to show or log.
+    pub fn database_display(&self) -> String {
+        let url = &self.database_url;
+        let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+            return url.clone();
+        };
+        let authority_end = url[scheme_end..].find(['/', '?']).map_or(url.len(), |i| scheme_end + i);
+        let authority = &url[scheme_end..authority_end];
+        let Some(at) = authority.rfind('@') else {
+            return url.clone();
+        };
+        match authority[..at].find(':') {
+            Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &authority[..colon], &url[scheme_end + at..]),
+            None => url.clone(),
+        }
+    }
+
     /// The directory SSH key files must be in: `ssh_key_dir`, or `keys/`
-    /// beside the SQLite database file.
+    /// beside the SQLite database file (on PostgreSQL, beside the secrets
+    /// key file).
     pub fn key_dir(&self) -> PathBuf {
-        match &self.ssh_key_dir {
-            Some(dir) => dir.clone(),
-            None => self.beside_database("keys"),
+        match (&self.ssh_key_dir, &self.secrets_key_file) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(key)) if self.is_postgres() => {
+                key.parent().map(|p| p.join("keys")).unwrap_or_else(|| PathBuf::from("keys"))
+            }
+            (None, _) => self.beside_database("keys"),
         }
     }
 
@@ -394,7 +425,32 @@ mod tests {
         assert!(Config::default().apply(tz).unwrap_err().to_string().contains("Mars/Olympus"));
         let zero = Config { poll_interval: Duration::ZERO, ..Config::default() };
         assert!(zero.validate().is_err());
-        let pg = Config { database_url: "postgres://x".into(), ..Config::default() };
-        assert!(pg.validate().unwrap_err().to_string().contains("PostgreSQL"));
+        let mysql = Config { database_url: "mysql://x".into(), ..Config::default() };
+        assert!(mysql.validate().unwrap_err().to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn a_postgresql_url_is_accepted_with_a_secrets_key_file_every_replica_shares() {
+        let pg = Config { database_url: "postgres://tollgate@db/tollgate".into(), ..Config::default() };
+        let err = pg.clone().validate().unwrap_err().to_string();
+        assert!(err.contains("TOLLGATE_SECRETS_KEY_FILE"), "{err}");
+        let key = PathBuf::from("/etc/tollgate/tollgate.key");
+        let pg = Config { secrets_key_file: Some(key.clone()), ..pg }.validate().unwrap();
+        assert_eq!(pg.secrets_key_path(), key);
+        assert_eq!(pg.key_dir(), PathBuf::from("/etc/tollgate/keys"), "keys/ beside the secrets key");
+        for url in ["postgresql://db/t", "postgres:///t?host=/run/postgresql"] {
+            let c = Config { database_url: url.into(), secrets_key_file: Some(key.clone()), ..Config::default() };
+            assert!(c.validate().is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let pg =
+            Config { database_url: "postgres://tollgate:s3cret@db:5432/t?sslmode=require".into(), ..Config::default() };
+        assert_eq!(pg.database_display(), "postgres://tollgate:***@db:5432/t?sslmode=require");
+        let plain = Config { database_url: "postgresql://db/t".into(), ..Config::default() };
+        assert_eq!(plain.database_display(), "postgresql://db/t");
+        assert_eq!(Config::default().database_display(), "sqlite://tollgate.db");
     }
 }

@@ -56,13 +56,26 @@ pub async fn prune_sessions(store: &dyn Store, now: DateTime<Utc>, keep: Duratio
     store.delete_sessions_ended_before(now - TimeDelta::from_std(keep).unwrap_or(TimeDelta::MAX)).await
 }
 
-/// Runs [`roll_up`] and [`prune_sessions`] every ten minutes until cancelled.
-pub async fn run(store: Arc<dyn Store>, tz: Tz, keep: Retention, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+/// How often [`run`] runs.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(600);
+
+/// Runs [`roll_up`] and [`prune_sessions`] every ten minutes until
+/// cancelled, on one replica at a time: the one holding the maintenance
+/// job (`me` renews it every round; another takes it once it lapses).
+pub async fn run(store: Arc<dyn Store>, me: String, tz: Tz, keep: Retention, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tick.tick() => {
+                match store.claim_job("maintenance", &me, Utc::now(), MAINTENANCE_EVERY * 3 / 2).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim the maintenance job");
+                        continue;
+                    }
+                }
                 match roll_up(store.as_ref(), tz, Utc::now(), keep.samples, keep.hourly).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(buckets = n, "rolled up traffic samples"),

@@ -245,7 +245,7 @@ impl Panel {
         };
         let id = self.store.insert_server(&new, now).await?;
         let at = Utc::now();
-        store_reading(self.store.as_ref(), id, new.protocol, &reading, at, settings.timezone, true)
+        store_reading(self.store.as_ref(), id, new.protocol, &reading, at, settings.timezone, true, None)
             .await
             .map_err(poll_error)?;
         let record = self.record(id).await?;

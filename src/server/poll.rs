@@ -10,7 +10,9 @@ use crate::domain::Protocol;
 use crate::domain::{CommandPrefix, InterfaceName, RemoteCommand, ServerId};
 use crate::error::error_reference;
 use crate::server::openvpn::{read_status, ManagementError, StatusReadError};
-use crate::server::store::{OpenVpnAccess, OpenvpnPoll, PollOutcome, ServerRecord, Store, WireguardPoll};
+use crate::server::store::{
+    Fence, OpenVpnAccess, OpenvpnPoll, PollOutcome, ServerRecord, Store, StoreError, WireguardPoll,
+};
 use crate::server::transport::{HostTransport, TransportError};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -39,6 +41,9 @@ pub enum PollError {
     /// the log under this reference.
     #[error("internal error (ref {0})")]
     Internal(String),
+    /// Another replica took the server over; this poll was not stored.
+    #[error("another replica polls this server now")]
+    LeaseLost,
 }
 
 impl PollError {
@@ -51,7 +56,7 @@ impl PollError {
 
     /// Whether the host (not the panel) is the cause.
     pub fn is_host_side(&self) -> bool {
-        !matches!(self, PollError::Internal(_))
+        !matches!(self, PollError::Internal(_) | PollError::LeaseLost)
     }
 }
 
@@ -161,6 +166,7 @@ pub fn parse_reading(protocol: Protocol, text: &str) -> Result<Reading, PollErro
 }
 
 /// Stores a reading taken at `at`.
+#[allow(clippy::too_many_arguments)]
 pub async fn store_reading(
     store: &dyn Store,
     id: ServerId,
@@ -169,15 +175,21 @@ pub async fn store_reading(
     at: DateTime<Utc>,
     timezone: Tz,
     import: bool,
+    fence: Option<&Fence>,
 ) -> Result<PollOutcome, PollError> {
     let month = month_key(at, &timezone);
     let outcome = match reading {
         Reading::Wireguard(dump) => {
-            let poll = WireguardPoll { protocol, at, month: &month, dump, import };
+            let poll = WireguardPoll { protocol, at, month: &month, dump, import, fence };
             store.apply_wireguard_poll(id, &poll).await
         }
-        Reading::Openvpn(status) => store.apply_openvpn_poll(id, &OpenvpnPoll { at, month: &month, status }).await,
+        Reading::Openvpn(status) => {
+            store.apply_openvpn_poll(id, &OpenvpnPoll { at, month: &month, status, fence }).await
+        }
     };
+    if let Err(StoreError::LeaseLost(_)) = &outcome {
+        return Err(PollError::LeaseLost);
+    }
     outcome.map_err(|e| PollError::internal(format!("could not save the poll: {e}")))
 }
 
@@ -198,6 +210,7 @@ pub async fn poll_server(
     record: &mut ServerRecord,
     store: &dyn Store,
     limits: PollLimits,
+    fence: Option<&Fence>,
 ) -> Result<PollOutcome, PollError> {
     let at = Utc::now();
     // The deadline bounds the host; storing is bounded by the database's
@@ -212,10 +225,11 @@ pub async fn poll_server(
                 record.host_key = Some(pin);
             }
         }
-        store_reading(store, record.id, record.protocol, &reading, at, limits.timezone, false).await
+        store_reading(store, record.id, record.protocol, &reading, at, limits.timezone, false, fence).await
     }
     .await;
-    if let Err(e) = &result {
+    // A lost lease is no failure of the host: its new owner polls it.
+    if let Some(e) = result.as_ref().err().filter(|e| **e != PollError::LeaseLost) {
         if let Err(store_error) = store.record_poll_failure(record.id, at, &e.to_string()).await {
             tracing::error!(error = %store_error, "could not record the failed poll");
         }

@@ -18,7 +18,7 @@ use crate::server::openvpn::{kill_session, KillTarget};
 use crate::server::peers::Applied;
 use crate::server::poll::{poll_server, store_reading, PollError, PollLimits, Reading};
 use crate::server::reconcile::{carry_out_client, remove_client};
-use crate::server::store::{PollFigures, PollOutcome, ServerRecord, Store};
+use crate::server::store::{Fence, PollFigures, PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
 use chrono::Utc;
@@ -97,6 +97,8 @@ enum Request {
 type Requests = Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>;
 
 struct Worker {
+    /// The lease it polls under (see [`Supervisor::spawn_leased`]).
+    fence: Option<Fence>,
     cancel: CancellationToken,
     requests: mpsc::Sender<Request>,
 }
@@ -109,6 +111,8 @@ pub enum FirstPoll {
     Jittered,
     /// After one interval (the server was just read).
     AfterInterval,
+    /// At once (a server taken over from another replica).
+    Now,
 }
 
 pub struct Supervisor {
@@ -172,6 +176,17 @@ impl Supervisor {
     /// Starts polling `record` with `transport` (which may already hold a
     /// session, as after adding a server), under supervision.
     pub fn spawn(&self, record: ServerRecord, transport: Box<dyn HostTransport>, first: FirstPoll) {
+        self.spawn_leased(record, transport, first, None);
+    }
+
+    /// As [`Supervisor::spawn`], its polls written under `fence`.
+    pub fn spawn_leased(
+        &self,
+        record: ServerRecord,
+        transport: Box<dyn HostTransport>,
+        first: FirstPoll,
+        fence: Option<Fence>,
+    ) {
         if self.shutdown.is_cancelled() {
             return;
         }
@@ -181,7 +196,8 @@ impl Supervisor {
             tracing::error!("poller registry lock poisoned");
             return;
         };
-        if let Some(old) = workers.insert(record.id, Worker { cancel: cancel.clone(), requests: tx }) {
+        let worker = Worker { cancel: cancel.clone(), requests: tx, fence: fence.clone() };
+        if let Some(old) = workers.insert(record.id, worker) {
             old.cancel.cancel();
         }
         drop(workers);
@@ -189,6 +205,7 @@ impl Supervisor {
         let delay = match first {
             FirstPoll::Jittered => jitter(self.settings.interval),
             FirstPoll::AfterInterval => self.settings.interval,
+            FirstPoll::Now => Duration::ZERO,
         };
         let supervision = Supervision {
             store: self.store.clone(),
@@ -197,6 +214,7 @@ impl Supervisor {
             tracker: self.tracker.clone(),
             cancel,
             requests: Arc::new(tokio::sync::Mutex::new(rx)),
+            fence,
         };
         self.tracker.spawn(supervision.run(record, transport, delay).instrument(span));
     }
@@ -209,6 +227,22 @@ impl Supervisor {
         let (reply, outcome) = oneshot::channel();
         sender.send(make(reply)).await.map_err(|_| WorkerError::NotRunning)?;
         outcome.await.map_err(|_| WorkerError::NotRunning)
+    }
+
+    /// The servers polled here, with the fence each is polled under.
+    pub fn running(&self) -> HashMap<ServerId, Option<Fence>> {
+        self.workers
+            .lock()
+            .map(|w| w.iter().map(|(id, worker)| (*id, worker.fence.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stops polling `id` here (its lease went to another replica); an
+    /// unfinished poll is cancelled, so nothing of it is stored.
+    pub fn stop(&self, id: ServerId) {
+        if let Some(worker) = self.workers.lock().ok().and_then(|mut w| w.remove(&id)) {
+            worker.cancel.cancel();
+        }
     }
 
     /// Polls the server now and waits for the outcome.
@@ -269,6 +303,7 @@ struct Supervision {
     tracker: TaskTracker,
     cancel: CancellationToken,
     requests: Requests,
+    fence: Option<Fence>,
 }
 
 impl Supervision {
@@ -285,6 +320,7 @@ impl Supervision {
                 cancel: self.cancel.clone(),
                 requests: self.requests.clone(),
                 watch: Watch::new(),
+                fence: self.fence.clone(),
             };
             let task = self.tracker.spawn(job.run(delay).in_current_span());
             let panic = match task.await {
@@ -329,6 +365,8 @@ struct PollJob {
     requests: Requests,
     /// What the last enforcement pass found.
     watch: Watch,
+    /// The lease the server is polled under, if any.
+    fence: Option<Fence>,
 }
 
 /// Runs a host job for a request within the poll deadline (a late one is a
@@ -431,11 +469,10 @@ impl PollJob {
                     continue;
                 }
                 Some(Request::Push { reading, reply }) => {
-                    let (store, record) = (self.store.as_ref(), &self.record);
-                    let at = Utc::now();
+                    let (store, record, fence) = (self.store.as_ref(), &self.record, self.fence.as_ref());
+                    let (at, tz) = (Utc::now(), self.settings.timezone);
                     let outcome =
-                        store_reading(store, record.id, record.protocol, &reading, at, self.settings.timezone, false)
-                            .await;
+                        store_reading(store, record.id, record.protocol, &reading, at, tz, false, fence).await;
                     if let Ok(applied) = &outcome {
                         tokio::select! {
                             biased;
@@ -462,7 +499,9 @@ impl PollJob {
             let outcome = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                outcome = poll_server(self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits) => outcome,
+                outcome = poll_server(
+                    self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits, self.fence.as_ref()
+                ) => outcome,
             };
             if let Ok(applied) = &outcome {
                 tokio::select! {

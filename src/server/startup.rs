@@ -2,11 +2,12 @@
 //! future, so tests can bind port 0 and stop the panel when they like.
 
 use crate::app::{shell, App};
+use crate::server::cluster;
 use crate::server::config::Config;
 use crate::server::panel::Panel;
 use crate::server::poller::{PollSettings, Supervisor};
 use crate::server::sealer::Sealer;
-use crate::server::store::sqlite::SqliteStore;
+use crate::server::store::AnyStore;
 use crate::server::store::Store;
 use crate::server::transport::ssh::SshTimeouts;
 use crate::server::{http, maintenance, AppState};
@@ -92,27 +93,40 @@ pub async fn run(
     let addr = listener.local_addr().context("reading the listener's address")?;
     let key = config.secrets_key_path();
     let sealer = Sealer::load(&key).with_context(|| format!("loading the secrets key {}", key.display()))?;
-    let sqlite =
-        SqliteStore::open(&config.database_url).await.context("opening the database")?.with_sealer(Arc::new(sealer));
-    let sealed = sqlite.seal_plaintext_secrets().await.context("sealing stored secrets")?;
+    let opened =
+        AnyStore::open(&config.database_url).await.context("opening the database")?.with_sealer(Arc::new(sealer));
+    let sealed = opened.seal_plaintext_secrets().await.context("sealing stored secrets")?;
     if sealed > 0 {
         tracing::info!(sealed, "secrets stored in plaintext were sealed");
     }
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let store: Arc<dyn Store> = opened.shared();
     let poller = Supervisor::new(store.clone(), poll_settings(&config));
     let state = AppState {
         leptos_options: leptos_options(&config, addr)?,
         panel: Arc::new(Panel::new(store.clone(), config.clone(), poller.clone())),
     };
-    let servers = poller.start_all().await.context("starting the pollers")?;
-
     let background = CancellationToken::new();
+    // The pollers start from the first lease round: every server on a
+    // lone replica, a fair share of them beside others.
+    let me = cluster::this_replica();
+    let leases = tokio::spawn(
+        cluster::run(
+            store.clone(),
+            poller.clone(),
+            me.clone(),
+            config.poll_interval,
+            config.timezone,
+            background.clone(),
+        )
+        .instrument(tracing::info_span!("leases", replica = %me.id)),
+    );
     let sweeper = tokio::spawn(
         sweep_sessions(store.clone(), background.clone()).instrument(tracing::info_span!("session_sweeper")),
     );
     let rollup = tokio::spawn(
         maintenance::run(
             store.clone(),
+            me.id.clone(),
             config.timezone,
             maintenance::Retention {
                 samples: config.sample_retention,
@@ -129,7 +143,7 @@ pub async fn run(
             .instrument(tracing::info_span!("checkpointer")),
     );
 
-    tracing::info!(%addr, servers, poll_interval_secs = config.poll_interval.as_secs(), "Tollgate is listening");
+    tracing::info!(%addr, replica = %me.id, poll_interval_secs = config.poll_interval.as_secs(), "Tollgate is listening");
     let served = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
@@ -137,11 +151,12 @@ pub async fn run(
     tracing::info!("shutting down");
     background.cancel();
     poller.shutdown(config.shutdown_grace).await;
-    for (name, task) in [("session sweeper", sweeper), ("rollup", rollup), ("checkpointer", checkpointer)] {
+    let tasks = [("session sweeper", sweeper), ("rollup", rollup), ("checkpointer", checkpointer), ("leases", leases)];
+    for (name, task) in tasks {
         if tokio::time::timeout(config.shutdown_grace, task).await.is_err() {
             tracing::warn!(task = name, "a background task did not stop in time");
         }
     }
-    sqlite.close().await;
+    opened.close().await;
     served.context("serving HTTP")
 }

@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tollgate::server::config::Config;
-use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::AuthStore;
+use tollgate::server::store::AnyStore;
 
 pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "a long test password";
@@ -152,6 +151,55 @@ pub struct TestPanel {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Whether this run's panels use PostgreSQL (`TOLLGATE_TEST_BACKEND=postgres`,
+/// with `TOLLGATE_TEST_POSTGRES_URL` naming the server) instead of SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("TOLLGATE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A new, empty database for one panel: a SQLite file in `dir`, or a new
+/// database on the test PostgreSQL server.
+pub async fn fresh_database(dir: &std::path::Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", dir.join("tollgate.db").display());
+    }
+    fresh_postgres_database().await
+}
+
+/// A new, empty database on the test PostgreSQL server
+/// (`TOLLGATE_TEST_POSTGRES_URL`).
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::ConnectOptions;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+        .expect("TOLLGATE_TEST_BACKEND=postgres needs TOLLGATE_TEST_POSTGRES_URL");
+    let name = format!("tollgate_it_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let mut admin = options.connect().await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
+    // The server's URL with the new database's name in its path.
+    let (base, query) = url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[host_start..].find('/').map_or(base.len(), |i| host_start + i);
+    match query {
+        Some(q) => format!("{}/{name}?{q}", &base[..host_end]),
+        None => format!("{}/{name}", &base[..host_end]),
+    }
+}
+
+/// On PostgreSQL there is no database file to keep the secrets key
+/// beside: the panels and commands of one test process share this one.
+pub fn postgres_secrets_key() -> PathBuf {
+    static KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("tollgate-test-{}.key", std::process::id()));
+        tollgate::server::sealer::Sealer::create(&path).unwrap();
+        path
+    })
+    .clone()
+}
+
 pub fn test_config(database_url: &str) -> Config {
     Config {
         database_url: database_url.to_owned(),
@@ -173,14 +221,17 @@ impl TestPanel {
 
     pub async fn start_with(adjust: impl FnOnce(Config) -> Config) -> TestPanel {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = format!("sqlite://{}", dir.path().join("tollgate.db").display());
-        let store = SqliteStore::open(&database_url).await.unwrap();
+        let database_url = fresh_database(dir.path()).await;
+        let store = AnyStore::open(&database_url).await.unwrap();
         let hash = tollgate::server::auth::hash_password(PASSWORD).unwrap();
         let admin = tollgate::domain::Username::parse(ADMIN).unwrap();
         store.create_admin(&admin, &hash, chrono::Utc::now()).await.unwrap();
         store.close().await;
 
-        let config = adjust(test_config(&database_url));
+        let mut config = adjust(test_config(&database_url));
+        if config.secrets_key_file.is_none() && on_postgres() {
+            config.secrets_key_file = Some(postgres_secrets_key());
+        }
         tollgate::server::sealer::Sealer::create(&config.secrets_key_path()).unwrap();
         Self::launch(dir, database_url, config).await
     }
@@ -328,7 +379,11 @@ pub async fn add_with_config_file(panel: &TestPanel, http: &reqwest::Client, hos
 /// Runs the `tollgate` binary on a database; returns whether it succeeded
 /// and its standard output followed by its standard error.
 pub fn tollgate(args: &[&str], database_url: &str, stdin: &str) -> (bool, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    if on_postgres() {
+        command.env("TOLLGATE_SECRETS_KEY_FILE", postgres_secrets_key());
+    }
+    let mut child = command
         .args(args)
         .env("DATABASE_URL", database_url)
         .env_remove("TOLLGATE_CONFIG")

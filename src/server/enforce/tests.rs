@@ -80,7 +80,8 @@ impl Bench {
         let text = DUMP.replace("\t5572\t5452\t", &format!("\t{}\t5452\t", 5572 + extra));
         let dump = parse_dump(&text, DumpFlavor::WireGuard).unwrap();
         let month = month_key(at, &chrono_tz::UTC);
-        let poll = WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: true };
+        let poll =
+            WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import: true, fence: None };
         let outcome = self.store.apply_wireguard_poll(self.record.id, &poll).await.unwrap();
         assert!(outcome.applied);
         outcome.figures.unwrap()
@@ -225,7 +226,7 @@ async fn a_server_that_cannot_block_says_once_that_a_limit_or_expiry_is_not_enfo
     let record = store.server(id, t0(), "").await.unwrap().unwrap();
     let status = parse_status(include_str!("../../domain/fixtures/openvpn_status_v2.txt")).unwrap();
     let month = month_key(t0(), &chrono_tz::UTC);
-    store.apply_openvpn_poll(id, &OpenvpnPoll { at: t0(), month: &month, status: &status }).await.unwrap();
+    store.apply_openvpn_poll(id, &OpenvpnPoll { at: t0(), month: &month, status: &status, fence: None }).await.unwrap();
     let sql = sqlx::SqlitePool::connect(&url).await.unwrap();
     sqlx::query("UPDATE clients SET traffic_limit = 100 WHERE identity = 'alice'").execute(&sql).await.unwrap();
     sqlx::query("UPDATE clients SET expiry_date = 1 WHERE identity = 'bob'").execute(&sql).await.unwrap();

@@ -95,7 +95,7 @@ async fn a_host_that_never_answers_fails_the_poll_at_its_deadline() {
     let deadline = Duration::from_millis(300);
     let result = tokio::time::timeout(
         Duration::from_secs(60),
-        poll_server(&mut host, &mut record, store.as_ref(), settings(deadline).limits()),
+        poll_server(&mut host, &mut record, store.as_ref(), settings(deadline).limits(), None),
     )
     .await
     .expect("the poll ends by itself");
@@ -119,6 +119,6 @@ async fn a_database_failure_is_shown_as_a_reference_and_host_failures_as_they_ar
     let (store, mut record) = store_with_server(&dir).await;
     record.id = ServerId::new(999);
     let mut host = FakeHost::new(Behaviour::Answer, Arc::new(AtomicUsize::new(0)));
-    let e = poll_server(&mut host, &mut record, store.as_ref(), settings(Duration::from_secs(5)).limits()).await;
+    let e = poll_server(&mut host, &mut record, store.as_ref(), settings(Duration::from_secs(5)).limits(), None).await;
     assert!(matches!(e, Err(PollError::Internal(_))), "{e:?}");
 }

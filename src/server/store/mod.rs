@@ -3,16 +3,21 @@
 
 #[cfg(test)]
 mod access_tests;
+pub(crate) mod cluster;
 #[cfg(test)]
 mod model_tests;
+mod open;
 #[cfg(test)]
 mod ovpn_model_tests;
+pub mod postgres;
 #[cfg(test)]
 mod postgres_schema_tests;
 #[cfg(test)]
 pub mod postgres_test_support;
+pub(crate) mod rows;
 #[cfg(test)]
 mod secrets_tests;
+mod shared;
 pub mod sqlite;
 mod state;
 #[cfg(test)]
@@ -33,11 +38,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+pub use cluster::{ClusterStore, Fence, LeaseRecord, LeaseRound, Replica, ReplicaRecord};
+pub use open::AnyStore;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken; the message names what collided.
     #[error("{0}")]
     Conflict(String),
+    /// A poll's write carried a lease another replica has since taken.
+    #[error("this replica no longer holds server {0}'s lease")]
+    LeaseLost(i64),
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The database is busy (locked) beyond the busy timeout.
@@ -58,13 +69,16 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included.
-            if let Some(code) = db.code() {
-                if let Ok(n) = code.parse::<i64>() {
-                    if matches!(n & 0xff, 5 | 6) {
-                        return StoreError::Busy;
-                    }
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included.
+                if code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)) {
+                    return StoreError::Busy;
                 }
+            } else if matches!(&*code, "55P03" | "40P01" | "40001" | "57014") {
+                // PostgreSQL: lock not available, deadlock, serialisation
+                // failure, statement timeout — worth trying again.
+                return StoreError::Busy;
             }
         }
         StoreError::Database(e)
@@ -328,6 +342,9 @@ pub struct WireguardPoll<'a> {
     /// Peers first seen in this poll become managed (part of the wanted
     /// configuration). True when a server is added.
     pub import: bool,
+    /// The lease this poll was taken under; refused if it is no longer the
+    /// server's (`None`: a one-off poll outside the replicas' leases).
+    pub fence: Option<&'a Fence>,
 }
 
 /// A poll of an OpenVPN server, ready to apply.
@@ -335,6 +352,8 @@ pub struct OpenvpnPoll<'a> {
     pub at: DateTime<Utc>,
     pub month: &'a str,
     pub status: &'a OvpnStatus,
+    /// As [`WireguardPoll::fence`].
+    pub fence: Option<&'a Fence>,
 }
 
 /// What applying a poll did.
@@ -648,6 +667,6 @@ pub trait EventStore: Send + Sync + 'static {
 
 /// Everything the panel keeps, split by capability; one backend implements
 /// every part.
-pub trait Store: AuthStore + ServerStore + IngestStore + ReportStore + EventStore + UserStore {}
+pub trait Store: AuthStore + ServerStore + IngestStore + ReportStore + EventStore + UserStore + ClusterStore {}
 
-impl<T: AuthStore + ServerStore + IngestStore + ReportStore + EventStore + UserStore> Store for T {}
+impl<T: AuthStore + ServerStore + IngestStore + ReportStore + EventStore + UserStore + ClusterStore> Store for T {}

@@ -1,5 +1,6 @@
 //! Property: whatever OpenVPN reports, and however it reaches the panel, the
-//! ledgers in SQLite equal a reference model's, byte for byte.
+//! ledgers in the store (SQLite, and PostgreSQL when configured) equal a
+//! reference model's, byte for byte.
 //!
 //! An OpenVPN session's counters start at zero when it connects and only
 //! grow. The model follows the traffic: a byte is counted once, at the first
@@ -28,15 +29,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::sqlite::SqliteStore;
-use super::test_support::{compare_ledgers, test_server, MonthlyLedger};
-use super::{IngestStore, OpenvpnPoll, ReportStore, ServerStore};
+use super::test_support::{
+    compare_store_ledgers, postgres_store, sqlite_store, test_server, test_stores, MonthlyLedger, TestStore,
+};
+use super::{OpenvpnPoll, ReportStore, Store};
 use crate::domain::accounting::{day_key, hour_key, month_key, Counters};
 use crate::domain::openvpn::parse_status;
 use crate::domain::Protocol;
 use crate::domain::ServerId;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
-use sqlx::Row;
 use std::collections::BTreeMap;
 
 const USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -235,18 +237,18 @@ fn status_v1(sessions: &[Session], at: DateTime<Utc>) -> String {
     out
 }
 
-pub(super) async fn add_openvpn_server(store: &SqliteStore, name: &str) -> ServerId {
+pub(super) async fn add_openvpn_server(store: &dyn Store, name: &str) -> ServerId {
     store.insert_server(&test_server(name, Protocol::Openvpn), Utc::now()).await.unwrap()
 }
 
-async fn poll(store: &SqliteStore, id: ServerId, text: &str, at: DateTime<Utc>) -> Result<bool, String> {
+async fn poll(store: &dyn Store, id: ServerId, text: &str, at: DateTime<Utc>) -> Result<bool, String> {
     let status = parse_status(text).map_err(|e| format!("a whole reply did not parse: {e}"))?;
     let month = month_key(at, &TZ);
-    let outcome = store.apply_openvpn_poll(id, &OpenvpnPoll { at, month: &month, status: &status }).await;
+    let outcome = store.apply_openvpn_poll(id, &OpenvpnPoll { at, month: &month, status: &status, fence: None }).await;
     Ok(outcome.map_err(|e| e.to_string())?.applied)
 }
 
-async fn check(store: &SqliteStore, id: ServerId, model: &Model, now: DateTime<Utc>) -> Result<(), String> {
+async fn check(store: &dyn Store, id: ServerId, model: &Model, now: DateTime<Utc>) -> Result<(), String> {
     let month = month_key(now, &TZ);
     let clients = store.clients(id, &month).await.map_err(|e| e.to_string())?;
     let mut server_total = Counters::ZERO;
@@ -275,35 +277,35 @@ async fn check(store: &SqliteStore, id: ServerId, model: &Model, now: DateTime<U
         .enumerate()
         .flat_map(|(i, l)| l.months.iter().map(move |(m, c)| ((USERS[i].to_owned(), m.clone()), *c)))
         .collect();
-    compare_ledgers(store, id, now, &month, &model_months, server_total, server_month).await
+    compare_store_ledgers(store, id, now, &month, &model_months, server_total, server_month).await
 }
 
 /// Rolls up everything committed, then compares the hourly and daily
 /// ledgers with the model's.
-async fn check_rollups(store: &SqliteStore, model: &Model, now: DateTime<Utc>) -> Result<(), String> {
+async fn check_rollups(store: &TestStore, model: &Model, now: DateTime<Utc>) -> Result<(), String> {
     let forever = std::time::Duration::from_secs(100 * 365 * 86_400);
-    crate::server::maintenance::roll_up(store, TZ, now, forever, forever).await.map_err(|e| e.to_string())?;
-    let hourly = sqlx::query(
-        "SELECT c.identity, h.hour AS bucket, h.rx, h.tx FROM traffic_hourly h JOIN clients c ON c.id = h.client_id",
-    )
-    .fetch_all(&store.read)
-    .await
-    .map_err(|e| e.to_string())?;
-    let daily = sqlx::query(
-        "SELECT c.identity, d.day AS bucket, d.rx, d.tx FROM traffic_daily d JOIN clients c ON c.id = d.client_id",
-    )
-    .fetch_all(&store.read)
-    .await
-    .map_err(|e| e.to_string())?;
-    let read = |rows: &[sqlx::sqlite::SqliteRow]| -> BTreeMap<(String, String), Counters> {
+    crate::server::maintenance::roll_up(&**store, TZ, now, forever, forever).await.map_err(|e| e.to_string())?;
+    // Every column as text: the same query reads both backends.
+    let hourly = store
+        .texts(
+            "SELECT c.identity, CAST(h.hour AS TEXT), CAST(h.rx AS TEXT), CAST(h.tx AS TEXT) \
+             FROM traffic_hourly h JOIN clients c ON c.id = h.client_id",
+            &[],
+        )
+        .await;
+    let daily = store
+        .texts(
+            "SELECT c.identity, CAST(d.day AS TEXT), CAST(d.rx AS TEXT), CAST(d.tx AS TEXT) \
+             FROM traffic_daily d JOIN clients c ON c.id = d.client_id",
+            &[],
+        )
+        .await;
+    let read = |rows: &[Vec<Option<String>>]| -> BTreeMap<(String, String), Counters> {
         rows.iter()
             .map(|r| {
-                let bucket = r
-                    .try_get::<i64, _>("bucket")
-                    .map(|h| h.to_string())
-                    .unwrap_or_else(|_| r.get::<String, _>("bucket"));
-                let c = Counters::new(r.get::<i64, _>("rx") as u64, r.get::<i64, _>("tx") as u64);
-                ((r.get::<String, _>("identity"), bucket), c)
+                let text = |i: usize| r[i].clone().unwrap();
+                let c = Counters::new(text(2).parse().unwrap(), text(3).parse().unwrap());
+                ((text(0), text(1)), c)
             })
             .filter(|(_, c)| !c.is_zero())
             .collect()
@@ -329,11 +331,17 @@ async fn check_rollups(store: &SqliteStore, model: &Model, now: DateTime<Utc>) -
     Ok(())
 }
 
-async fn run(ops: Vec<Op>) -> Result<(), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ovpn.db").display());
-    let mut store = SqliteStore::open(&url).await.unwrap();
-    let id = add_openvpn_server(&store, "ovpn").await;
+/// Runs `ops` on `store` against the model, then removes the store. An
+/// error names the backend.
+async fn run(mut store: TestStore, ops: Vec<Op>) -> Result<(), String> {
+    let result = run_ops(&mut store, ops).await;
+    let backend = store.backend();
+    store.finish().await;
+    result.map_err(|e| format!("{backend}: {e}"))
+}
+
+async fn run_ops(store: &mut TestStore, ops: Vec<Op>) -> Result<(), String> {
+    let id = add_openvpn_server(&**store, "ovpn").await;
     let mut model = Model {
         sessions: Vec::new(),
         users: USERS.iter().map(|_| Ledger::default()).collect(),
@@ -414,7 +422,7 @@ async fn run(ops: Vec<Op>) -> Result<(), String> {
             Op::PollManagement { advance } => {
                 now += Duration::seconds(advance);
                 let live: Vec<Session> = model.sessions.iter().filter(|s| s.live).cloned().collect();
-                if !poll(&store, id, &management_text(&live, now), now).await? {
+                if !poll(&**store, id, &management_text(&live, now), now).await? {
                     return Err(format!("step {step}: a new poll was not applied"));
                 }
                 model.apply(&live, now);
@@ -429,7 +437,7 @@ async fn run(ops: Vec<Op>) -> Result<(), String> {
                 }
                 now += Duration::seconds(advance);
                 let text = if v1 { status_v1(&sessions, written) } else { status_v2_v3(&sessions, written, ',') };
-                if !poll(&store, id, &text, now).await? {
+                if !poll(&**store, id, &text, now).await? {
                     return Err(format!("step {step}: a new poll was not applied"));
                 }
                 model.apply(&sessions, now);
@@ -447,22 +455,17 @@ async fn run(ops: Vec<Op>) -> Result<(), String> {
                 now += Duration::seconds(advance);
                 store.record_poll_failure(id, now, "timed out").await.unwrap();
             }
-            Op::RestartPanel => {
-                store.close().await;
-                store = SqliteStore::open(&url).await.unwrap();
-            }
+            Op::RestartPanel => store.reopen().await,
             Op::RollUp => {
                 let forever = std::time::Duration::from_secs(100 * 365 * 86_400);
-                crate::server::maintenance::roll_up(&store, TZ, now, forever, forever)
+                crate::server::maintenance::roll_up(&**store, TZ, now, forever, forever)
                     .await
                     .map_err(|e| e.to_string())?;
             }
         }
-        check(&store, id, &model, now).await.map_err(|e| format!("after step {step} ({label}): {e}"))?;
+        check(&**store, id, &model, now).await.map_err(|e| format!("after step {step} ({label}): {e}"))?;
     }
-    check_rollups(&store, &model, now + Duration::hours(2)).await?;
-    store.close().await;
-    Ok(())
+    check_rollups(store, &model, now + Duration::hours(2)).await
 }
 
 proptest! {
@@ -471,7 +474,28 @@ proptest! {
     #[test]
     fn openvpn_ledgers_equal_the_reference_model_byte_for_byte(ops in proptest::collection::vec(op(), 1..70)) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let result = runtime.block_on(run(ops));
+        let result = runtime.block_on(async move { run(sqlite_store().await, ops).await });
+        prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
+    }
+}
+
+proptest! {
+    // Each case is a database of its own on the server: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    // The same model on PostgreSQL; passes without running where no server
+    // is configured (see `postgres_test_support`).
+    #[test]
+    fn openvpn_ledgers_equal_the_reference_model_byte_for_byte_on_postgresql(
+        ops in proptest::collection::vec(op(), 1..70),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let result = runtime.block_on(async move {
+            match postgres_store("model_ovpn").await {
+                Some(store) => run(store, ops).await,
+                None => Ok(()),
+            }
+        });
         prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
     }
 }
@@ -489,62 +513,70 @@ fn session(user: usize, client_id: u64, address: &str, since: i64, rx: u64, tx: 
     }
 }
 
-async fn lifetime(store: &SqliteStore, id: ServerId, user: &str, at: DateTime<Utc>) -> Counters {
+async fn lifetime(store: &dyn Store, id: ServerId, user: &str, at: DateTime<Utc>) -> Counters {
     let clients = store.clients(id, &month_key(at, &TZ)).await.unwrap();
     clients.iter().find(|c| c.identity == user).map(|c| c.total).unwrap_or_default()
 }
 
 #[tokio::test]
 async fn a_stale_status_file_read_between_management_reads_adds_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("o.db").display())).await.unwrap();
-    let id = add_openvpn_server(&store, "ovpn").await;
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).single().unwrap();
-    let since = t0.timestamp() - 600;
-    let at = |s: i64| t0 + Duration::seconds(s);
-    // First poll carries in; then management sees 500 000 bytes more.
-    assert!(poll(&store, id, &management_text(&[session(0, 4, "198.18.7.10:40000", since, 0, 0)], at(0)), at(0))
-        .await
-        .unwrap());
-    let fresh = session(0, 4, "198.18.7.10:40000", since, 200_000, 300_000);
-    assert!(poll(&store, id, &management_text(std::slice::from_ref(&fresh), at(30)), at(30)).await.unwrap());
-    assert_eq!(lifetime(&store, id, "alice", at(30)).await, Counters::new(200_000, 300_000));
-    // The management port fails; the status file, written 25 s ago, lags.
-    let stale = session(0, 4, "198.18.7.10:40000", since, 150_000, 250_000);
-    for (n, text) in
-        [status_v1(std::slice::from_ref(&stale), at(35)), status_v2_v3(std::slice::from_ref(&stale), at(35), ',')]
-            .iter()
-            .enumerate()
-    {
-        let t = at(60 + 30 * n as i64);
-        assert!(poll(&store, id, text, t).await.unwrap());
-        assert_eq!(lifetime(&store, id, "alice", t).await, Counters::new(200_000, 300_000), "stale read {n}");
+    for store in test_stores("ovpn_stale_file").await {
+        let backend = store.backend();
+        let id = add_openvpn_server(&*store, "ovpn").await;
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).single().unwrap();
+        let since = t0.timestamp() - 600;
+        let at = |s: i64| t0 + Duration::seconds(s);
+        // First poll carries in; then management sees 500 000 bytes more.
+        let carried = management_text(&[session(0, 4, "198.18.7.10:40000", since, 0, 0)], at(0));
+        assert!(poll(&*store, id, &carried, at(0)).await.unwrap(), "{backend}");
+        let fresh = session(0, 4, "198.18.7.10:40000", since, 200_000, 300_000);
+        let grown = management_text(std::slice::from_ref(&fresh), at(30));
+        assert!(poll(&*store, id, &grown, at(30)).await.unwrap(), "{backend}");
+        assert_eq!(lifetime(&*store, id, "alice", at(30)).await, Counters::new(200_000, 300_000), "{backend}");
+        // The management port fails; the status file, written 25 s ago, lags.
+        let stale = session(0, 4, "198.18.7.10:40000", since, 150_000, 250_000);
+        for (n, text) in
+            [status_v1(std::slice::from_ref(&stale), at(35)), status_v2_v3(std::slice::from_ref(&stale), at(35), ',')]
+                .iter()
+                .enumerate()
+        {
+            let t = at(60 + 30 * n as i64);
+            assert!(poll(&*store, id, text, t).await.unwrap(), "{backend}");
+            assert_eq!(
+                lifetime(&*store, id, "alice", t).await,
+                Counters::new(200_000, 300_000),
+                "{backend}: stale read {n}"
+            );
+        }
+        // Management answers again with the session grown by 1 000 + 2 000.
+        let later = session(0, 4, "198.18.7.10:40000", since, 201_000, 302_000);
+        assert!(poll(&*store, id, &management_text(&[later], at(120)), at(120)).await.unwrap(), "{backend}");
+        assert_eq!(lifetime(&*store, id, "alice", at(120)).await, Counters::new(201_000, 302_000), "{backend}");
+        let open = store.sessions(&super::SessionFilter { open: true, limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(open.len(), 1, "{backend}: one session throughout: {open:?}");
+        store.finish().await;
     }
-    // Management answers again with the session grown by 1 000 + 2 000.
-    let later = session(0, 4, "198.18.7.10:40000", since, 201_000, 302_000);
-    assert!(poll(&store, id, &management_text(&[later], at(120)), at(120)).await.unwrap());
-    assert_eq!(lifetime(&store, id, "alice", at(120)).await, Counters::new(201_000, 302_000));
-    let open = store.sessions(&super::SessionFilter { open: true, limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(open.len(), 1, "one session throughout: {open:?}");
-    store.close().await;
 }
 
 #[tokio::test]
 async fn a_session_missing_from_one_poll_is_not_counted_again_when_it_reappears() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("o.db").display())).await.unwrap();
-    let id = add_openvpn_server(&store, "ovpn").await;
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).single().unwrap();
-    let at = |s: i64| t0 + Duration::seconds(s);
-    let since = t0.timestamp();
-    assert!(poll(&store, id, &management_text(&[], at(0)), at(0)).await.unwrap());
-    let bob = |rx, tx| session(1, 0, "198.18.7.11:40001", since, rx, tx);
-    assert!(poll(&store, id, &management_text(&[bob(10_000, 20_000)], at(30)), at(30)).await.unwrap());
-    // One reply without the session (a file written before it connected).
-    assert!(poll(&store, id, &management_text(&[], at(60)), at(60)).await.unwrap());
-    assert!(poll(&store, id, &management_text(&[bob(10_500, 21_000)], at(90)), at(90)).await.unwrap());
-    assert_eq!(lifetime(&store, id, "bob", at(90)).await, Counters::new(10_500, 21_000));
-    store.close().await;
+    for store in test_stores("ovpn_missing_session").await {
+        let backend = store.backend();
+        let id = add_openvpn_server(&*store, "ovpn").await;
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).single().unwrap();
+        let at = |s: i64| t0 + Duration::seconds(s);
+        let since = t0.timestamp();
+        assert!(poll(&*store, id, &management_text(&[], at(0)), at(0)).await.unwrap(), "{backend}");
+        let bob = |rx, tx| session(1, 0, "198.18.7.11:40001", since, rx, tx);
+        let seen = management_text(&[bob(10_000, 20_000)], at(30));
+        assert!(poll(&*store, id, &seen, at(30)).await.unwrap(), "{backend}");
+        // One reply without the session (a file written before it connected).
+        assert!(poll(&*store, id, &management_text(&[], at(60)), at(60)).await.unwrap(), "{backend}");
+        let again = management_text(&[bob(10_500, 21_000)], at(90));
+        assert!(poll(&*store, id, &again, at(90)).await.unwrap(), "{backend}");
+        assert_eq!(lifetime(&*store, id, "bob", at(90)).await, Counters::new(10_500, 21_000), "{backend}");
+        store.finish().await;
+    }
 }
 
 #[test]
@@ -614,40 +646,44 @@ async fn open_openvpn_sessions_of_an_older_database_continue_after_the_upgrade()
 
 #[tokio::test]
 async fn clients_logging_in_with_a_users_email_or_unique_name_become_that_users_devices() {
-    use crate::server::store::{UserFields, UserStore};
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-    let id = add_openvpn_server(&store, "users").await;
-    let event = crate::server::store::test_support::test_event("create_user");
-    let user = |name: &str, email: Option<&str>| UserFields {
-        name: name.into(),
-        email: email.map(str::to_owned),
-        max_connections: 1,
-    };
-    let bob = store.create_user(&user("Bob", Some("bob@example.org")), &event).await.unwrap();
-    // Two users named "alice": her name does not say which.
-    store.create_user(&user("alice", None), &event).await.unwrap();
-    store.create_user(&user("alice", None), &event).await.unwrap();
-    let text = include_str!("../../domain/fixtures/openvpn_status_v2.txt")
-        .replacen("1795364967,UNDEF", "1795364967,BOB@example.org", 1)
-        .replacen("1795364967,UNDEF", "1795364967,alice", 1);
-    assert!(poll(&store, id, &text, Utc::now()).await.unwrap());
-    let clients = store.clients(id, "").await.unwrap();
-    let owner = |cn: &str| clients.iter().find(|c| c.identity == cn).unwrap().user_id;
-    assert_eq!(owner("bob"), Some(bob), "matched by email, whatever the case");
-    assert_eq!(owner("alice"), None, "an ambiguous name matches nobody");
+    use crate::server::store::UserFields;
+    for store in test_stores("ovpn_user_devices").await {
+        let backend = store.backend();
+        let id = add_openvpn_server(&*store, "users").await;
+        let event = crate::server::store::test_support::test_event("create_user");
+        let user = |name: &str, email: Option<&str>| UserFields {
+            name: name.into(),
+            email: email.map(str::to_owned),
+            max_connections: 1,
+        };
+        let bob = store.create_user(&user("Bob", Some("bob@example.org")), &event).await.unwrap();
+        // Two users named "alice": her name does not say which.
+        store.create_user(&user("alice", None), &event).await.unwrap();
+        store.create_user(&user("alice", None), &event).await.unwrap();
+        let text = include_str!("../../domain/fixtures/openvpn_status_v2.txt")
+            .replacen("1795364967,UNDEF", "1795364967,BOB@example.org", 1)
+            .replacen("1795364967,UNDEF", "1795364967,alice", 1);
+        assert!(poll(&*store, id, &text, Utc::now()).await.unwrap(), "{backend}");
+        let clients = store.clients(id, "").await.unwrap();
+        let owner = |cn: &str| clients.iter().find(|c| c.identity == cn).unwrap().user_id;
+        assert_eq!(owner("bob"), Some(bob), "{backend}: matched by email, whatever the case");
+        assert_eq!(owner("alice"), None, "{backend}: an ambiguous name matches nobody");
 
-    // The admin takes bob's device from him: later polls leave it so.
-    let sql = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-    sqlx::query("UPDATE clients SET user_id = NULL WHERE identity = 'bob'").execute(&sql).await.unwrap();
-    assert!(poll(&store, id, &text, Utc::now() + chrono::Duration::seconds(30)).await.unwrap());
-    let clients = store.clients(id, "").await.unwrap();
-    assert_eq!(clients.iter().find(|c| c.identity == "bob").unwrap().user_id, None, "the admin's choice stays");
+        // The admin takes bob's device from him: later polls leave it so.
+        store.exec("UPDATE clients SET user_id = NULL WHERE identity = 'bob'", &[]).await;
+        assert!(poll(&*store, id, &text, Utc::now() + chrono::Duration::seconds(30)).await.unwrap(), "{backend}");
+        let clients = store.clients(id, "").await.unwrap();
+        let bobs = clients.iter().find(|c| c.identity == "bob").unwrap().user_id;
+        assert_eq!(bobs, None, "{backend}: the admin's choice stays");
 
-    // A user created later, with the email a device logged in with, gets it.
-    let carol_text = text.replacen("1795364967,alice", "1795364967,carol@example.org", 1);
-    assert!(poll(&store, id, &carol_text, Utc::now() + chrono::Duration::seconds(60)).await.unwrap());
-    let carol = store.create_user(&user("Carol", Some("carol@example.org")), &event).await.unwrap();
-    let clients = store.clients(id, "").await.unwrap();
-    assert_eq!(clients.iter().find(|c| c.identity == "alice").unwrap().user_id, Some(carol), "claimed at creation");
+        // A user created later, with the email a device logged in with, gets it.
+        let carol_text = text.replacen("1795364967,alice", "1795364967,carol@example.org", 1);
+        let later = Utc::now() + chrono::Duration::seconds(60);
+        assert!(poll(&*store, id, &carol_text, later).await.unwrap(), "{backend}");
+        let carol = store.create_user(&user("Carol", Some("carol@example.org")), &event).await.unwrap();
+        let clients = store.clients(id, "").await.unwrap();
+        let alices = clients.iter().find(|c| c.identity == "alice").unwrap().user_id;
+        assert_eq!(alices, Some(carol), "{backend}: claimed at creation");
+        store.finish().await;
+    }
 }

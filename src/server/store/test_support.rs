@@ -2,8 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::sqlite::SqliteStore;
-use super::{NewServer, OpenVpnAccess, ReportStore, ServerStore, UsageQuery};
+use super::{NewServer, OpenVpnAccess, UsageQuery};
 use crate::domain::accounting::Counters;
 use crate::domain::Protocol;
 use crate::domain::{CommandPrefix, HostAddress, InterfaceName, RemotePath, ServerId, ServerName, SshUser};
@@ -39,10 +38,175 @@ pub fn test_server(name: &str, protocol: Protocol) -> NewServer {
 /// A client's bytes in one month, keyed by (identity, `YYYY-MM`).
 pub type MonthlyLedger = BTreeMap<(String, String), Counters>;
 
+/// An event for tests that need one to write a change.
+pub fn test_event(action: &str) -> super::NewEvent {
+    super::NewEvent {
+        at: Utc::now(),
+        actor: "test".into(),
+        action: action.into(),
+        reason: None,
+        figures: None,
+        client_id: None,
+        user_id: None,
+        server_id: None,
+        label: String::new(),
+    }
+}
+
+/// A store for one test on one backend, reopened as a restart would, and
+/// removed at [`TestStore::finish`].
+pub struct TestStore {
+    pub store: super::AnyStore,
+    backing: Backing,
+}
+
+enum Backing {
+    Sqlite { _dir: tempfile::TempDir, url: String },
+    Postgres(Box<super::postgres_test_support::TestDatabase>),
+}
+
+/// A store of every backend for `test`: SQLite always, PostgreSQL when a
+/// server is configured (see [`super::postgres_test_support`]).
+pub async fn test_stores(test: &str) -> Vec<TestStore> {
+    let mut out = vec![sqlite_store().await];
+    if let Some(pg) = postgres_store(test).await {
+        out.push(pg);
+    }
+    out
+}
+
+/// A fresh SQLite store in a directory of its own.
+pub async fn sqlite_store() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = super::AnyStore::open(&url).await.unwrap();
+    TestStore { store, backing: Backing::Sqlite { _dir: dir, url } }
+}
+
+/// A fresh PostgreSQL store, or `None` where none is configured.
+pub async fn postgres_store(test: &str) -> Option<TestStore> {
+    let db = super::postgres_test_support::postgres_database(test).await?;
+    let store = super::AnyStore::open(&db.url).await.unwrap();
+    Some(TestStore { store, backing: Backing::Postgres(Box::new(db)) })
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = dyn super::Store;
+    fn deref(&self) -> &Self::Target {
+        self.store.as_store()
+    }
+}
+
+impl TestStore {
+    /// "sqlite" or "postgres", for messages.
+    pub fn backend(&self) -> &'static str {
+        match self.backing {
+            Backing::Sqlite { .. } => "sqlite",
+            Backing::Postgres(_) => "postgres",
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match &self.backing {
+            Backing::Sqlite { url, .. } => url,
+            Backing::Postgres(db) => &db.url,
+        }
+    }
+
+    /// Closes the store and opens it again, as a restarted panel does.
+    pub async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = super::AnyStore::open(self.url()).await.unwrap();
+    }
+
+    /// The store with `sealer` (reopened).
+    pub async fn sealed(&mut self, sealer: std::sync::Arc<crate::server::sealer::Sealer>) {
+        self.reopen().await;
+        self.store = self.store.clone().with_sealer(sealer);
+    }
+
+    /// Runs test-only SQL (`$1`… placeholders work on both backends) with
+    /// integer parameters; returns the rows affected.
+    pub async fn exec(&self, sql: &str, binds: &[i64]) -> u64 {
+        match &self.store {
+            super::AnyStore::Sqlite(s) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&s.write).await.unwrap().rows_affected()
+            }
+            super::AnyStore::Postgres(s) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.execute(&s.pool).await.unwrap().rows_affected()
+            }
+        }
+    }
+
+    /// The rows of a test-only query, every column read as an optional
+    /// integer (write `CAST(… AS BIGINT)` around sums: PostgreSQL sums
+    /// integers as numeric).
+    pub async fn ints(&self, sql: &str, binds: &[i64]) -> Vec<Vec<Option<i64>>> {
+        use sqlx::Row;
+        match &self.store {
+            super::AnyStore::Sqlite(s) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(&s.write).await.unwrap();
+                rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<i64>, _>(i)).collect()).collect()
+            }
+            super::AnyStore::Postgres(s) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(&s.pool).await.unwrap();
+                rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<i64>, _>(i)).collect()).collect()
+            }
+        }
+    }
+
+    /// As [`TestStore::ints`], every column read as optional text.
+    pub async fn texts(&self, sql: &str, binds: &[i64]) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        match &self.store {
+            super::AnyStore::Sqlite(s) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(&s.write).await.unwrap();
+                rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
+            }
+            super::AnyStore::Postgres(s) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                let rows = q.fetch_all(&s.pool).await.unwrap();
+                rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
+            }
+        }
+    }
+
+    /// Closes the store and removes its database.
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let Backing::Postgres(db) = self.backing {
+            super::postgres_test_support::TestDatabase::drop(*db).await;
+        }
+    }
+}
+
 /// Compares the stored monthly ledger (non-zero rows) and the server's
-/// lifetime and current-month totals with a model's.
-pub async fn compare_ledgers(
-    store: &SqliteStore,
+/// lifetime and current-month totals with a model's, on either backend.
+pub async fn compare_store_ledgers(
+    store: &dyn super::Store,
     id: ServerId,
     now: DateTime<Utc>,
     month: &str,
@@ -68,19 +232,4 @@ pub async fn compare_ledgers(
         ));
     }
     Ok(())
-}
-
-/// An event for tests that need one to write a change.
-pub fn test_event(action: &str) -> super::NewEvent {
-    super::NewEvent {
-        at: Utc::now(),
-        actor: "test".into(),
-        action: action.into(),
-        reason: None,
-        figures: None,
-        client_id: None,
-        user_id: None,
-        server_id: None,
-        label: String::new(),
-    }
 }

@@ -1,11 +1,11 @@
 //! Admins and their login sessions.
 
-use super::rows::{corrupt, is_unique_violation, secs};
 use super::SqliteStore;
 use crate::domain::{UserId, Username};
+use crate::server::store::rows::{is_unique_violation, secs, Columns};
+use crate::server::store::shared::users::{admin_from_row, admin_name};
 use crate::server::store::{AdminRecord, StoreError};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 pub(super) async fn create_admin(
     store: &SqliteStore,
@@ -62,12 +62,7 @@ pub(super) async fn delete_admin(store: &SqliteStore, username: &Username) -> Re
 
 pub(super) async fn admins(store: &SqliteStore) -> Result<Vec<Username>, StoreError> {
     let rows = sqlx::query("SELECT username FROM admins ORDER BY username").fetch_all(&store.read).await?;
-    rows.iter()
-        .map(|r| {
-            let name: String = r.try_get("username")?;
-            Username::parse(&name).map_err(|e| corrupt("username", e))
-        })
-        .collect()
+    rows.iter().map(admin_name).collect()
 }
 
 pub(super) async fn admin_by_username(store: &SqliteStore, username: &str) -> Result<Option<AdminRecord>, StoreError> {
@@ -75,15 +70,7 @@ pub(super) async fn admin_by_username(store: &SqliteStore, username: &str) -> Re
         .bind(username)
         .fetch_optional(&store.read)
         .await?;
-    row.map(|r| {
-        let name: String = r.try_get("username")?;
-        Ok(AdminRecord {
-            id: UserId::new(r.try_get("id")?),
-            username: Username::parse(&name).map_err(|e| corrupt("username", e))?,
-            password_hash: r.try_get("password_hash")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(admin_from_row).transpose()
 }
 
 pub(super) async fn create_session(
@@ -116,11 +103,7 @@ pub(super) async fn session_admin(
     .bind(secs(now))
     .fetch_optional(&store.read)
     .await?;
-    row.map(|r| {
-        let name: String = r.try_get("username")?;
-        Ok((UserId::new(r.try_get("id")?), Username::parse(&name).map_err(|e| corrupt("username", e))?))
-    })
-    .transpose()
+    row.map(|r| Ok((UserId::new(r.int("id")?), admin_name(&r)?))).transpose()
 }
 
 pub(super) async fn delete_session(store: &SqliteStore, token_hash: &[u8; 32]) -> Result<(), StoreError> {

@@ -1,101 +1,15 @@
 //! Clients (devices): their rows with live figures, owners and policy.
 
 use super::ingest::{current_state, store_state};
-use super::rows::{corrupt, counters, instant, opt_instant, protocol, secs, split_list};
 use super::SqliteStore;
-use crate::domain::client_change::ClientPolicy;
-use crate::domain::policy::{DisableReason, LimitPeriod, PeriodMark, ResetDay, Threshold};
-use crate::domain::{ClientId, Protocol, ServerId, UserId};
-use crate::server::store::state::ClientState;
+use crate::domain::policy::{DisableReason, PeriodMark};
+use crate::domain::{ClientId, ServerId};
+use crate::server::store::rows::{secs, Columns};
+use crate::server::store::shared::clients::{
+    access_text, client_from_row, listed, managed_peers_json, period_columns, CLIENT_COLUMNS,
+};
 use crate::server::store::{AccessChange, ClientRecord, ClientUpdate, NewEvent, StoreError, DELETED_MARK};
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
-
-const CLIENT_COLUMNS: &str = "c.id, c.server_id, s.protocol, c.identity, c.name, c.username, c.access, c.managed, \
-    c.endpoint, c.allowed_ips, c.desired_allowed_ips, c.virtual_ip, c.seed_latest_handshake, c.seed_last_seen_at, \
-    c.seed_on_host, c.seed_total_rx, c.seed_total_tx, COALESCE(m.rx, 0) AS month_rx, COALESCE(m.tx, 0) AS month_tx, \
-    c.seed_last_sync_at, c.email, c.user_id, c.traffic_limit, c.traffic_warn_threshold, c.limit_period, c.reset_day, \
-    c.expiry_date, c.disabled_reason, c.warned_usage, c.warned_expiry_day, c.period_start, c.period_base, c.pending, \
-    c.note \
-    FROM clients c JOIN servers s ON s.id = c.server_id \
-    LEFT JOIN usage_monthly m ON m.client_id = c.id AND m.month = ?1";
-
-fn policy_from_row(row: &SqliteRow) -> Result<ClientPolicy, StoreError> {
-    let limit: Option<i64> = row.try_get("traffic_limit")?;
-    let threshold: i64 = row.try_get("traffic_warn_threshold")?;
-    let period: String = row.try_get("limit_period")?;
-    let reset_day: Option<i64> = row.try_get("reset_day")?;
-    let limit_period = match (period.as_str(), reset_day) {
-        ("monthly", Some(day)) => {
-            LimitPeriod::Monthly { reset_day: ResetDay::parse(day).map_err(|e| corrupt("reset day", e))? }
-        }
-        ("lifetime", _) => LimitPeriod::Lifetime,
-        _ => return Err(corrupt("limit period", period)),
-    };
-    Ok(ClientPolicy {
-        traffic_limit: limit.map(|l| u64::try_from(l).unwrap_or(0)),
-        traffic_warn_threshold: Threshold::parse(threshold).map_err(|e| corrupt("threshold", e))?,
-        limit_period,
-        expiry_date: opt_instant(row.try_get("expiry_date")?)?,
-    })
-}
-
-/// A client row with its live figures from the server's state (`live`);
-/// without an entry, the row's own figures.
-fn client_from_row(row: &SqliteRow, live: Option<&ClientState>, month: &str) -> Result<ClientRecord, StoreError> {
-    let allowed: String = row.try_get("allowed_ips")?;
-    let desired: Option<String> = row.try_get("desired_allowed_ips")?;
-    let access: String = row.try_get("access")?;
-    let ledger = counters(row, "month_rx", "month_tx")?;
-    let (latest_handshake, last_seen, on_host, total, month, last_sync_at) = match live {
-        Some(c) => (c.latest_handshake, c.last_seen, c.on_host, c.total, c.month_usage(month, ledger), c.last_sync_at),
-        None => (
-            row.try_get("seed_latest_handshake")?,
-            row.try_get("seed_last_seen_at")?,
-            row.try_get::<i64, _>("seed_on_host")? != 0,
-            counters(row, "seed_total_rx", "seed_total_tx")?,
-            ledger,
-            row.try_get("seed_last_sync_at")?,
-        ),
-    };
-    Ok(ClientRecord {
-        id: ClientId::new(row.try_get("id")?),
-        server_id: ServerId::new(row.try_get("server_id")?),
-        protocol: protocol(&row.try_get::<String, _>("protocol")?)?,
-        identity: row.try_get("identity")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        note: row.try_get("note")?,
-        user_id: row.try_get::<Option<i64>, _>("user_id")?.map(UserId::new),
-        username: row.try_get("username")?,
-        disabled: access == "disabled",
-        disabled_reason: row
-            .try_get::<Option<String>, _>("disabled_reason")?
-            .map(|r| DisableReason::parse(&r).ok_or_else(|| corrupt("disabled reason", r)))
-            .transpose()?,
-        policy: policy_from_row(row)?,
-        warned_usage: row.try_get("warned_usage")?,
-        warned_expiry_day: row.try_get("warned_expiry_day")?,
-        pending: row.try_get::<i64, _>("pending")? != 0,
-        period: match opt_instant(row.try_get("period_start")?)? {
-            Some(start) => {
-                Some(PeriodMark { start, base: u64::try_from(row.try_get::<i64, _>("period_base")?).unwrap_or(0) })
-            }
-            None => None,
-        },
-        managed: row.try_get::<i64, _>("managed")? != 0,
-        endpoint: row.try_get("endpoint")?,
-        allowed_ips: split_list(&allowed),
-        desired_allowed_ips: desired.as_deref().map(split_list),
-        virtual_ip: row.try_get("virtual_ip")?,
-        latest_handshake: opt_instant(latest_handshake)?,
-        last_seen: opt_instant(last_seen)?,
-        on_host,
-        total,
-        month,
-        last_sync_at: instant(last_sync_at)?,
-    })
-}
 
 pub(super) async fn clients(
     store: &SqliteStore,
@@ -103,19 +17,18 @@ pub(super) async fn clients(
     month: &str,
 ) -> Result<Vec<ClientRecord>, StoreError> {
     let mut tx = store.read.begin().await?;
-    let sql =
-        format!("SELECT {CLIENT_COLUMNS} WHERE c.server_id = ?2 AND c.deleted_at IS NULL ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE");
+    let sql = format!(
+        "SELECT {CLIENT_COLUMNS} WHERE c.server_id = $2 AND c.deleted_at IS NULL \
+         ORDER BY COALESCE(c.name, c.identity) COLLATE NOCASE"
+    );
     let rows = sqlx::query(&sql).bind(month).bind(server.get()).fetch_all(&mut *tx).await?;
     let state = current_state(&mut tx, server).await?;
     tx.commit().await?;
     let live = state.into_by_id();
     let mut clients = Vec::with_capacity(rows.len());
     for row in &rows {
-        let id: i64 = row.try_get("id")?;
-        let client = client_from_row(row, live.get(&id), month)?;
-        // WireGuard: peers on the host, part of the wanted configuration, or revoked.
-        if client.on_host || client.managed || client.disabled || client.pending || client.protocol == Protocol::Openvpn
-        {
+        let client = client_from_row(row, live.get(&row.int("id")?), month)?;
+        if listed(&client) {
             clients.push(client);
         }
     }
@@ -124,7 +37,7 @@ pub(super) async fn clients(
 
 pub(super) async fn client(store: &SqliteStore, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
     let mut tx = store.read.begin().await?;
-    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ?2 AND c.deleted_at IS NULL");
+    let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = $2 AND c.deleted_at IS NULL");
     let Some(row) = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await? else {
         return Ok(None);
     };
@@ -139,8 +52,7 @@ pub(super) async fn set_managed(
     server: ServerId,
     peers: &[(String, Vec<String>)],
 ) -> Result<(), StoreError> {
-    let json: Vec<(&str, String)> = peers.iter().map(|(id, ips)| (id.as_str(), ips.join(","))).collect();
-    let json = serde_json::to_string(&json).map_err(|e| corrupt("managed peers", e))?;
+    let json = managed_peers_json(peers)?;
     sqlx::query(
         "UPDATE clients SET managed = 1, desired_allowed_ips = j.value ->> 1 \
              FROM json_each(?2) AS j WHERE clients.server_id = ?1 AND clients.identity = j.value ->> 0",
@@ -182,10 +94,7 @@ pub(super) async fn update_client(
         }
     }
     let p = &update.policy;
-    let (period, reset_day) = match p.limit_period {
-        LimitPeriod::Lifetime => ("lifetime", None),
-        LimitPeriod::Monthly { reset_day } => ("monthly", Some(i64::from(reset_day.get()))),
-    };
+    let (period, reset_day) = period_columns(p.limit_period);
     let done = sqlx::query(
         "UPDATE clients SET name = ?1, email = ?2, user_id = ?3, traffic_limit = ?4, traffic_warn_threshold = ?5, \
          period_start = CASE WHEN limit_period = ?6 AND reset_day IS ?7 THEN period_start END, \
@@ -233,13 +142,12 @@ pub(super) async fn set_access_many(store: &SqliteStore, changes: &[AccessChange
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
     let mut made = Vec::with_capacity(changes.len());
     for change in changes {
-        let access = |reason: Option<DisableReason>| if reason.is_some() { "disabled" } else { "active" };
-        let expected = change.expected.map(|e| (access(e), e.map(DisableReason::as_str)));
+        let expected = change.expected.map(|e| (access_text(e), e.map(DisableReason::as_str)));
         let done = sqlx::query(
             "UPDATE clients SET access = ?1, disabled_reason = ?2, pending = 1 \
              WHERE id = ?3 AND (?4 IS NULL OR (access = ?4 AND disabled_reason IS ?5))",
         )
-        .bind(access(change.reason))
+        .bind(access_text(change.reason))
         .bind(change.reason.map(DisableReason::as_str))
         .bind(change.id.get())
         .bind(expected.map(|(a, _)| a))

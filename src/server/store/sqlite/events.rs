@@ -1,28 +1,25 @@
 //! The event log.
 
-use super::rows::{instant, secs};
 use super::SqliteStore;
-use crate::domain::{ClientId, ServerId, UserId};
+use crate::server::store::rows::secs;
+use crate::server::store::shared::events::{event_from_row, INSERT_EVENT};
 use crate::server::store::{EventFilter, EventRecord, NewEvent, StoreError};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 /// Writes `event` inside a caller's transaction, with the change it records.
 pub(super) async fn insert(tx: &mut Transaction<'static, Sqlite>, event: &NewEvent) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO events (at, actor, action, reason, figures, client_id, user_id, server_id, label) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(secs(event.at))
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.reason)
-    .bind(&event.figures)
-    .bind(event.client_id.map(|c| c.get()))
-    .bind(event.user_id.map(|u| u.get()))
-    .bind(event.server_id.map(|s| s.get()))
-    .bind(&event.label)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(INSERT_EVENT)
+        .bind(secs(event.at))
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(&event.reason)
+        .bind(&event.figures)
+        .bind(event.client_id.map(|c| c.get()))
+        .bind(event.user_id.map(|u| u.get()))
+        .bind(event.server_id.map(|s| s.get()))
+        .bind(&event.label)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -45,22 +42,5 @@ pub(super) async fn events(store: &SqliteStore, filter: &EventFilter) -> Result<
     .bind(i64::from(filter.limit.clamp(1, 1000)))
     .fetch_all(&store.read)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EventRecord {
-                id: r.try_get("id")?,
-                event: NewEvent {
-                    at: instant(r.try_get("at")?)?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    reason: r.try_get("reason")?,
-                    figures: r.try_get("figures")?,
-                    client_id: r.try_get::<Option<i64>, _>("client_id")?.map(ClientId::new),
-                    user_id: r.try_get::<Option<i64>, _>("user_id")?.map(UserId::new),
-                    server_id: r.try_get::<Option<i64>, _>("server_id")?.map(ServerId::new),
-                    label: r.try_get("label")?,
-                },
-            })
-        })
-        .collect()
+    rows.iter().map(event_from_row).collect()
 }

@@ -1,16 +1,13 @@
 //! Peers the panel generated: their rows and sealed keys.
 
-use super::rows::secs;
 use super::SqliteStore;
 use crate::domain::ClientId;
 use crate::domain::Secret;
 use crate::domain::ServerId;
+use crate::server::store::rows::{is_unique_violation, secs};
+use crate::server::store::shared::clients::config_aad as aad;
 use crate::server::store::{GeneratedClient, NewEvent, StoreError};
 use sqlx::Row;
-
-fn aad(id: i64) -> String {
-    format!("clients.client_config_sealed:{id}")
-}
 
 pub(super) async fn insert_generated_client(
     store: &SqliteStore,
@@ -39,7 +36,7 @@ pub(super) async fn insert_generated_client(
     .await;
     let id = match done {
         Ok(done) => done.last_insert_rowid(),
-        Err(e) if super::rows::is_unique_violation(&e) => {
+        Err(e) if is_unique_violation(&e) => {
             return Err(StoreError::Conflict("a peer with this public key exists on this server".into()))
         }
         Err(e) => return Err(e.into()),

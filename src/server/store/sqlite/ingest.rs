@@ -7,21 +7,20 @@
 //! costs a handful of statements and two row reads/writes, not 10,000 row
 //! updates.
 
-use super::rows::{counters, db_bytes, secs};
 use super::SqliteStore;
 use crate::domain::accounting::Counters;
 use crate::domain::ServerId;
-use crate::server::store::state::{decode, encode, ClientState, ServerState};
-use crate::server::store::{PollFigures, StoreError};
+use crate::server::store::cluster::sql;
+use crate::server::store::rows::{db_bytes, secs};
+use crate::server::store::shared::poll_rows::{refresh_state, roll_rows, stored_state};
+use crate::server::store::state::{encode, ServerState};
+use crate::server::store::{Fence, PollFigures, StoreError};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
-pub(super) type Tx = Transaction<'static, Sqlite>;
+pub(super) use crate::server::store::shared::poll_rows::to_json;
 
-pub(super) fn to_json<T: serde::Serialize>(rows: &[T]) -> Result<String, StoreError> {
-    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("encoding a poll: {e}")))
-}
+pub(super) type Tx = Transaction<'static, Sqlite>;
 
 /// Starts the transaction and checks the poll is newer than the last one
 /// applied. Returns `None` (and rolls back) for a stale or repeated poll,
@@ -30,6 +29,7 @@ pub(super) async fn begin(
     store: &SqliteStore,
     id: ServerId,
     at: DateTime<Utc>,
+    fence: Option<&Fence>,
 ) -> Result<Option<(Tx, bool)>, StoreError> {
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
     let row = sqlx::query("SELECT last_sample_at, polls_applied FROM servers WHERE id = ?")
@@ -43,6 +43,14 @@ pub(super) async fn begin(
     if last.is_some_and(|last| last >= at.timestamp_millis()) {
         tx.rollback().await?;
         return Ok(None);
+    }
+    if let Some(fence) = fence {
+        let held: Option<i64> =
+            sqlx::query_scalar(sql::FENCED).bind(id.get()).bind(&fence.owner).fetch_optional(&mut *tx).await?;
+        if held != Some(fence.number) {
+            tx.rollback().await?;
+            return Err(StoreError::LeaseLost(id.get()));
+        }
     }
     let first = row.try_get::<i64, _>("polls_applied")? == 0;
     Ok(Some((tx, first)))
@@ -65,16 +73,10 @@ pub(in crate::server::store) async fn current_state(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(StoreError::NotFound("server"))?;
-    let version: i64 = row.try_get("clients_version")?;
-    let state_version: Option<i64> = row.try_get("state_version")?;
-    let data: Option<Vec<u8>> = row.try_get("data")?;
-    let stored =
-        data.map(|d| decode(&d)).transpose().map_err(|e| StoreError::Corrupt(format!("state of server {id}: {e}")))?;
-    let stored = match (stored, state_version) {
-        (Some(state), Some(v)) if v == version => return Ok(state),
-        (stored, _) => stored.unwrap_or_default(),
-    };
-    let mut kept = stored.into_by_id();
+    let (stored, current) = stored_state(id, &row)?;
+    if current {
+        return Ok(stored);
+    }
     let rows = sqlx::query(
         "SELECT c.id, c.identity, c.seed_rx_counter, c.seed_tx_counter, c.seed_total_rx, c.seed_total_tx, \
            c.seed_latest_handshake, c.seed_last_seen_at, c.seed_last_sync_at, c.seed_on_host, o.id AS open_session \
@@ -85,44 +87,13 @@ pub(in crate::server::store) async fn current_state(
     .bind(id.get())
     .fetch_all(&mut *conn)
     .await?;
-    let mut clients = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let client_id: i64 = r.try_get("id")?;
-        let identity: String = r.try_get("identity")?;
-        if let Some(c) = kept.remove(&client_id).filter(|c| c.identity == identity) {
-            clients.push(c);
-            continue;
-        }
-        clients.push(ClientState {
-            client_id,
-            identity,
-            counters: counters(r, "seed_rx_counter", "seed_tx_counter")?,
-            total: counters(r, "seed_total_rx", "seed_total_tx")?,
-            // The months so far are all in `usage_monthly`.
-            month: String::new(),
-            month_bytes: Counters::ZERO,
-            latest_handshake: r.try_get("seed_latest_handshake")?,
-            last_seen: r.try_get("seed_last_seen_at")?,
-            last_sync_at: r.try_get("seed_last_sync_at")?,
-            on_host: r.try_get::<i64, _>("seed_on_host")? != 0,
-            open_session: r.try_get("open_session")?,
-            // Unknown: the next poll rewrites the row's attributes once.
-            endpoint: 0,
-            attributes: 0,
-        });
-    }
-    Ok(ServerState { clients })
+    refresh_state(stored, &rows)
 }
 
 /// Moves bytes of earlier months out of the state into `usage_monthly`, so
 /// the state holds `month` only.
 pub(super) async fn roll_month(tx: &mut Tx, state: &mut ServerState, month: &str) -> Result<(), StoreError> {
-    let earlier: Vec<Value> = state
-        .clients
-        .iter()
-        .filter(|c| c.month != month && !c.month_bytes.is_zero())
-        .map(|c| json!([c.client_id, c.month, db_bytes(c.month_bytes.rx), db_bytes(c.month_bytes.tx)]))
-        .collect();
+    let earlier = roll_rows(state, month);
     if !earlier.is_empty() {
         sqlx::query(
             "INSERT INTO usage_monthly (client_id, month, rx, tx) \
@@ -132,10 +103,6 @@ pub(super) async fn roll_month(tx: &mut Tx, state: &mut ServerState, month: &str
         .bind(to_json(&earlier)?)
         .execute(&mut **tx)
         .await?;
-    }
-    for c in state.clients.iter_mut().filter(|c| c.month != month) {
-        c.month = month.to_owned();
-        c.month_bytes = Counters::ZERO;
     }
     Ok(())
 }
@@ -204,8 +171,4 @@ pub(super) async fn store_state(tx: &mut Tx, id: ServerId, state: &ServerState) 
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-pub(super) fn sample(client_id: i64, bytes: Counters) -> [i64; 3] {
-    [client_id, db_bytes(bytes.rx), db_bytes(bytes.tx)]
 }

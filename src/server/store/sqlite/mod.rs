@@ -1,28 +1,28 @@
 //! [`Store`](super::Store) on an embedded SQLite file: WAL journal, a busy
 //! timeout, one writer connection and a small pool of read-only readers.
 //!
-//! Files depend downward only: `rows` (column conversions) ← `ingest` (the
+//! Files depend downward only: `ingest` (the
 //! packed live state and what every poll writes) ← `servers`, `reports`,
 //! `wireguard`, `openvpn`; `admins` stands alone. This file opens the pools
 //! and implements the store's traits by calling them.
 
 mod admins;
 mod clients;
+mod cluster;
 mod events;
 mod generated;
 mod ingest;
 mod openvpn;
 mod reports;
-mod rows;
 mod servers;
 mod users;
 mod wireguard;
 
 use super::{
-    AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, EnforcementStamp, EventFilter, EventRecord,
-    EventStore, GeneratedClient, IngestStore, LiveDevice, NewEvent, NewServer, OpenvpnPoll, PendingSamples,
-    PollOutcome, ReportStore, ServerRecord, ServerStore, SessionFilter, SessionRecord, StoreError, UsageQuery,
-    UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
+    AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, ClusterStore, EnforcementStamp, EventFilter,
+    EventRecord, EventStore, GeneratedClient, IngestStore, LeaseRound, LiveDevice, NewEvent, NewServer, OpenvpnPoll,
+    PendingSamples, PollOutcome, Replica, ReplicaRecord, ReportStore, ServerRecord, ServerStore, SessionFilter,
+    SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
 use crate::domain::policy::PeriodMark;
@@ -448,5 +448,24 @@ impl ReportStore for SqliteStore {
         // writer, so it never holds up a poll.
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.checkpointer).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ClusterStore for SqliteStore {
+    async fn lease_round(&self, me: &Replica, now: DateTime<Utc>, ttl: Duration) -> Result<LeaseRound, StoreError> {
+        cluster::lease_round(self, me, now, ttl).await
+    }
+
+    async fn leave(&self, me: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        cluster::leave(self, me, now).await
+    }
+
+    async fn claim_job(&self, name: &str, me: &str, now: DateTime<Utc>, ttl: Duration) -> Result<bool, StoreError> {
+        cluster::claim_job(self, name, me, now, ttl).await
+    }
+
+    async fn cluster(&self) -> Result<Vec<ReplicaRecord>, StoreError> {
+        cluster::cluster(self).await
     }
 }

@@ -1,35 +1,29 @@
 //! Applying an OpenVPN poll.
 
-use super::ingest::{begin, current_state, finish, roll_month, sample, to_json, Tx};
-use super::rows::{counters, db_bytes, instant, secs};
+use super::ingest::{begin, current_state, finish, roll_month, to_json, Tx};
 use super::SqliteStore;
-use crate::domain::ingest::{plan_openvpn, OpenvpnPlan, SessionBefore};
+use crate::domain::ingest::{plan_openvpn, OpenvpnPlan};
 use crate::domain::ServerId;
-use crate::server::store::state::{ClientState, ServerState};
+use crate::server::store::rows::secs;
+use crate::server::store::shared::ovpn_rows::{
+    apply_users, ended_rows, poll_outcome, session_before, session_keys, session_rows, user_rows,
+};
+use crate::server::store::state::ServerState;
 use crate::server::store::{OpenvpnPoll, PollOutcome, StoreError};
-use serde_json::{json, Value};
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
 
 pub(super) async fn apply_openvpn(
     store: &SqliteStore,
     id: ServerId,
     poll: &OpenvpnPoll<'_>,
 ) -> Result<PollOutcome, StoreError> {
-    let Some((mut tx, first_poll)) = begin(store, id, poll.at).await? else {
+    let Some((mut tx, first_poll)) = begin(store, id, poll.at, poll.fence).await? else {
         return Ok(PollOutcome { applied: false, sources: poll.status.sessions.len(), ..PollOutcome::default() });
     };
     let mut state = current_state(&mut tx, id).await?;
     // Open sessions, and closed ones the poll reports again: by source, or
     // by exact start (a client whose address changed).
-    let sources: Vec<String> = poll.status.sessions.iter().map(|s| s.source()).collect();
-    let starts: Vec<i64> = poll
-        .status
-        .sessions
-        .iter()
-        .filter(|s| s.since_exact)
-        .filter_map(|s| s.connected_since.map(|t| t.timestamp()))
-        .collect();
+    let (sources, starts) = session_keys(poll.status);
     let rows = sqlx::query(
         "SELECT id, source, source_since, source_exact, openvpn_client_id, rx_counter, tx_counter, last_seen_at, \
            disconnected_at IS NULL AS open FROM connections \
@@ -42,19 +36,7 @@ pub(super) async fn apply_openvpn(
     .bind(to_json(&starts)?)
     .fetch_all(&mut *tx)
     .await?;
-    let mut before = Vec::with_capacity(rows.len());
-    for r in &rows {
-        before.push(SessionBefore {
-            connection_id: r.try_get("id")?,
-            source: r.try_get("source")?,
-            since: r.try_get("source_since")?,
-            since_exact: r.try_get("source_exact")?,
-            client_id: r.try_get::<Option<i64>, _>("openvpn_client_id")?.and_then(|c| u64::try_from(c).ok()),
-            counters: counters(r, "rx_counter", "tx_counter")?,
-            last_seen: instant(r.try_get("last_seen_at")?)?,
-            open: r.try_get("open")?,
-        });
-    }
+    let before = rows.iter().map(session_before).collect::<Result<Vec<_>, _>>()?;
     let plan = plan_openvpn(&before, poll.status, first_poll);
     let outcome = write_openvpn(&mut tx, id, poll, &plan, &mut state).await?;
     tx.commit().await?;
@@ -70,9 +52,8 @@ async fn write_openvpn(
 ) -> Result<PollOutcome, StoreError> {
     let at = secs(poll.at);
     roll_month(tx, state, poll.month).await?;
-    let users: Vec<Value> =
-        plan.users.iter().map(|(cn, u)| json!([cn, u.username, u.endpoint, u.virtual_ip])).collect();
-    let mut ids: HashMap<String, i64> = HashMap::with_capacity(users.len());
+    let users = user_rows(plan);
+    let mut user_ids = Vec::with_capacity(users.len());
     // A client that logs in with a username becomes a device of the user
     // whose email it is, or of the one user of that name, when the name is
     // first seen or changes: an owner the admin changed since stays.
@@ -97,37 +78,17 @@ async fn write_openvpn(
         .bind(to_json(&users)?)
         .fetch_all(&mut **tx)
         .await?;
-        let mut known: HashSet<i64> = state.clients.iter().map(|c| c.client_id).collect();
         for r in &rows {
-            let client_id: i64 = r.try_get("id")?;
-            let identity: String = r.try_get("identity")?;
-            if known.insert(client_id) {
-                state.clients.push(ClientState::new(client_id, identity.clone(), poll.month, at));
-            }
-            ids.insert(identity, client_id);
+            user_ids.push((r.try_get::<i64, _>("id")?, r.try_get::<String, _>("identity")?));
         }
     }
     // Users without a session in this poll are offline now.
-    let mut samples = Vec::new();
-    for c in &mut state.clients {
-        match plan.users.get(&c.identity) {
-            Some(u) => {
-                c.count(u.delta);
-                c.last_seen = Some(at);
-                c.last_sync_at = at;
-                c.on_host = true;
-                if !u.delta.new.is_zero() {
-                    samples.push(sample(c.client_id, u.delta.new));
-                }
-            }
-            None => c.on_host = false,
-        }
-    }
+    let (ids, samples) = apply_users(plan, poll.month, at, state, user_ids);
 
     // Sessions that ended are closed first: a new session from the same
     // address may open in this very poll.
     if !plan.ended.is_empty() {
-        let ended: Vec<[i64; 2]> = plan.ended.iter().map(|(conn, last)| [*conn, secs(*last)]).collect();
+        let ended = ended_rows(plan);
         sqlx::query(
             "UPDATE connections SET disconnected_at = MAX(j.value ->> 1, connected_at), \
                last_seen_at = MAX(last_seen_at, j.value ->> 1) \
@@ -137,51 +98,7 @@ async fn write_openvpn(
         .execute(&mut **tx)
         .await?;
     }
-    let mut opens = Vec::new();
-    let mut continues = Vec::new();
-    for s in &plan.sessions {
-        let session = s.session;
-        let endpoint = session.real_address.clone();
-        let since = session.connected_since.map(secs);
-        match s.connection_id {
-            None => {
-                // A session's own counters are exact: all of them are its bytes.
-                let cid = session.client_id;
-                let Some(client) = ids.get(&session.common_name) else {
-                    return Err(StoreError::Corrupt(format!("user {} has no client row", session.common_name)));
-                };
-                opens.push(json!([
-                    client,
-                    s.source,
-                    format!(
-                        "ovpn:{}:{}",
-                        id,
-                        cid.map(|c| c.to_string()).unwrap_or_else(|| endpoint.clone().unwrap_or_default())
-                    ),
-                    since.unwrap_or(at).min(at),
-                    endpoint,
-                    session.virtual_address.or(session.virtual_ipv6).map(|ip| ip.to_string()),
-                    db_bytes(s.counters.rx),
-                    db_bytes(s.counters.tx),
-                    cid.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
-                    since,
-                    session.since_exact,
-                ]));
-            }
-            Some(conn) => continues.push(json!([
-                conn,
-                db_bytes(s.delta.new.rx),
-                db_bytes(s.delta.new.tx),
-                db_bytes(s.counters.rx),
-                db_bytes(s.counters.tx),
-                endpoint,
-                s.exact_since,
-                s.exact_since.map(|t| t.min(at)),
-                session.client_id.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
-                s.moved_to,
-            ])),
-        }
-    }
+    let (opens, continues) = session_rows(id, plan, at, &ids)?;
     if !opens.is_empty() {
         sqlx::query(
             "INSERT INTO connections (server_id, client_id, source, session_key, protocol, connected_at, \
@@ -218,13 +135,5 @@ async fn write_openvpn(
         .await?;
     }
     let figures = finish(tx, id, poll.at, poll.month, &samples, plan.new, plan.carried, state).await?;
-    Ok(PollOutcome {
-        applied: true,
-        figures: Some(figures),
-        sources: plan.sessions.len(),
-        new: plan.new,
-        carried: plan.carried,
-        sessions_opened: opens.len(),
-        sessions_closed: plan.ended.len(),
-    })
+    Ok(poll_outcome(plan, opens.len(), figures))
 }

@@ -2,46 +2,21 @@
 //! hourly and daily buckets.
 
 use super::ingest::current_state;
-use super::rows::{bytes, counters, db_bytes, instant, opt_instant, protocol, secs};
 use super::SqliteStore;
 use crate::domain::accounting::Counters;
-use crate::domain::{ClientId, ServerId};
-use crate::server::store::state::{ClientState, ServerState};
-use crate::server::store::{
-    HourlyBucket, PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, DELETED_MARK,
+use crate::domain::ServerId;
+use crate::server::store::rows::{counters, secs};
+use crate::server::store::shared::reports::{
+    add_live_months, bring_up_to_date, deleted_identity_range, hourly_from_row, live_base, rollup_json,
+    session_from_row, usage_rows, SESSION_SELECT,
 };
+use crate::server::store::state::{ClientState, ServerState};
+use crate::server::store::{PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-
-const SESSION_SELECT: &str = "SELECT o.id, o.server_id, s.name AS server_name, o.client_id, c.identity, \
-    c.name AS client_name, o.session_key, o.protocol, o.connected_at, o.disconnected_at, o.last_seen_at, \
-    o.endpoint, o.virtual_ip, o.rx, o.tx, o.base_rx, o.base_tx, o.openvpn_client_id, \
-    c.endpoint AS client_endpoint \
-    FROM connections o JOIN servers s ON s.id = o.server_id JOIN clients c ON c.id = o.client_id";
-
-fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
-    Ok(SessionRecord {
-        id: row.try_get("id")?,
-        server_id: ServerId::new(row.try_get("server_id")?),
-        server_name: row.try_get("server_name")?,
-        client_id: ClientId::new(row.try_get("client_id")?),
-        identity: row.try_get("identity")?,
-        client_name: row.try_get("client_name")?,
-        session_key: row.try_get("session_key")?,
-        protocol: protocol(&row.try_get::<String, _>("protocol")?)?,
-        connected_at: instant(row.try_get("connected_at")?)?,
-        disconnected_at: opt_instant(row.try_get("disconnected_at")?)?,
-        last_seen_at: instant(row.try_get("last_seen_at")?)?,
-        endpoint: row.try_get("endpoint")?,
-        virtual_ip: row.try_get("virtual_ip")?,
-        bytes: counters(row, "rx", "tx")?,
-        openvpn_client_id: row.try_get::<Option<i64>, _>("openvpn_client_id")?.and_then(|v| u64::try_from(v).ok()),
-    })
-}
 
 /// Sessions from rows, with open WireGuard sessions brought up to date from
 /// their servers' live state: bytes (the client's total minus the session's
@@ -52,22 +27,14 @@ async fn sessions_from_rows(conn: &mut SqliteConnection, rows: &[SqliteRow]) -> 
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let mut session = session_from_row(row)?;
-        let base: (Option<i64>, Option<i64>) = (row.try_get("base_rx")?, row.try_get("base_tx")?);
-        if let (None, (Some(base_rx), Some(base_tx))) = (session.disconnected_at, base) {
+        if let Some(base) = live_base(row, &session)? {
             if let Entry::Vacant(slot) = states.entry(session.server_id) {
                 let state = current_state(conn, session.server_id).await?;
                 slot.insert(state.into_by_id());
             }
             let live = states.get(&session.server_id).and_then(|s| s.get(&session.client_id.get()));
             if let Some(c) = live {
-                session.bytes = c.total.saturating_sub(Counters::new(bytes(base_rx), bytes(base_tx)));
-                if let Some(seen) = opt_instant(c.last_seen)? {
-                    session.last_seen_at = session.last_seen_at.max(seen);
-                }
-                let endpoint: Option<String> = row.try_get("client_endpoint")?;
-                if endpoint.is_some() {
-                    session.endpoint = endpoint;
-                }
+                bring_up_to_date(&mut session, row, base, c)?;
             }
         }
         out.push(session);
@@ -111,11 +78,7 @@ pub(super) async fn session(store: &SqliteStore, id: i64) -> Result<Option<Sessi
 /// `<key>#deleted-<id>`, see `delete_client`).
 fn same_identity(q: &mut QueryBuilder<'_, Sqlite>, identity: &str) {
     q.push(" AND (c.identity = ").push_bind(identity.to_owned());
-    // Every identity that starts with `<identity>#deleted-` sorts from that
-    // prefix up to (not including) the prefix with its last byte raised.
-    let prefix = format!("{identity}{DELETED_MARK}");
-    let (head, last) = DELETED_MARK.split_at(DELETED_MARK.len() - 1);
-    let end = format!("{identity}{head}{}", char::from(last.as_bytes()[0] + 1));
+    let (prefix, end) = deleted_identity_range(identity);
     q.push(" OR (c.identity >= ").push_bind(prefix);
     q.push(" AND c.identity < ").push_bind(end).push("))");
 }
@@ -164,39 +127,11 @@ pub(super) async fn usage(store: &SqliteStore, query: &UsageQuery) -> Result<Vec
         for r in q.build().fetch_all(&mut *tx).await? {
             months.insert((r.try_get("client_id")?, r.try_get("month")?), counters(&r, "rx", "tx")?);
         }
-        for c in live.values() {
-            let wanted = query.month.as_ref().is_none_or(|m| *m == c.month);
-            if wanted && !c.month_bytes.is_zero() {
-                let bytes = months.entry((c.client_id, c.month.clone())).or_insert(Counters::ZERO);
-                *bytes = bytes.saturating_add(c.month_bytes);
-            }
-        }
+        add_live_months(&mut months, &live, query.month.as_ref());
     }
     tx.commit().await?;
 
-    let mut rows = Vec::new();
-    for r in &clients {
-        let id: i64 = r.try_get("id")?;
-        let server: String = r.try_get("server")?;
-        let identity: String = r.try_get("identity")?;
-        let name: Option<String> = r.try_get("name")?;
-        if query.accumulated {
-            let total = live.get(&id).map(|c| c.total).unwrap_or(Counters::ZERO);
-            rows.push(UsageRow { server, identity, name, month: None, bytes: total });
-        } else {
-            for ((_, month), bytes) in months.range((id, String::new())..).take_while(|((c, _), _)| *c == id) {
-                rows.push(UsageRow {
-                    server: server.clone(),
-                    identity: identity.clone(),
-                    name: name.clone(),
-                    month: Some(month.clone()),
-                    bytes: *bytes,
-                });
-            }
-        }
-    }
-    rows.sort_by(|a, b| (&a.month, &a.server, &a.identity).cmp(&(&b.month, &b.server, &b.identity)));
-    Ok(rows)
+    usage_rows(&clients, query, &live, &months)
 }
 
 /// Samples of a removed client are skipped, also once its id has been given
@@ -222,28 +157,19 @@ pub(super) async fn pending_samples(store: &SqliteStore) -> Result<PendingSample
     .bind(to)
     .fetch_all(&store.read)
     .await?;
-    let hourly = rows
-        .iter()
-        .map(|r| {
-            Ok(HourlyBucket {
-                client_id: r.try_get("client_id")?,
-                hour: r.try_get("hour")?,
-                bytes: counters(r, "rx", "tx")?,
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let hourly = rows.iter().map(hourly_from_row).collect::<Result<_, StoreError>>()?;
     Ok(PendingSamples { from, to, hourly })
 }
 
-/// Adds `[client_id, bucket, rx, tx]` rows to a roll-up table. Buckets of
-/// clients deleted meanwhile are skipped by the EXISTS test.
+/// Adds `[client_id, bucket, rx, tx]` rows (a JSON array) to a roll-up
+/// table. Buckets of clients deleted meanwhile are skipped by the EXISTS
+/// test.
 async fn add_buckets(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     table: &'static str,
     bucket: &'static str,
-    rows: &[serde_json::Value],
+    rows: &str,
 ) -> Result<(), StoreError> {
-    let rows = serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("encoding a rollup: {e}")))?;
     let sql = format!(
         "INSERT INTO {table} (client_id, {bucket}, rx, tx) \
          SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3 FROM json_each(?) AS j \
@@ -268,12 +194,7 @@ pub(super) async fn store_rollup(
         tx.rollback().await?;
         return Ok(false);
     }
-    let hours: Vec<_> = pending
-        .hourly
-        .iter()
-        .map(|b| json!([b.client_id, b.hour, db_bytes(b.bytes.rx), db_bytes(b.bytes.tx)]))
-        .collect();
-    let days: Vec<_> = daily.iter().map(|(c, d, b)| json!([c, d, db_bytes(b.rx), db_bytes(b.tx)])).collect();
+    let (hours, days) = rollup_json(pending, daily)?;
     add_buckets(&mut tx, "traffic_hourly", "hour", &hours).await?;
     add_buckets(&mut tx, "traffic_daily", "day", &days).await?;
     sqlx::query("UPDATE rollup_state SET rolled_up_seq = ? WHERE id = 1").bind(pending.to).execute(&mut *tx).await?;

@@ -2,22 +2,14 @@
 
 use super::events;
 use super::ingest::{current_state, to_json};
-use super::rows::{instant, is_unique_violation, secs};
 use super::SqliteStore;
 use crate::domain::status::ONLINE_WINDOW;
-use crate::domain::{ClientId, ServerId, UserId};
+use crate::domain::{ServerId, UserId};
+use crate::server::store::rows::secs;
+use crate::server::store::shared::users::{add_online, sort_live, split_live, taken, user_from_row, LiveDevices};
 use crate::server::store::{LiveDevice, NewEvent, StoreError, UserFields, UserRecord};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-fn taken(e: sqlx::Error, email: &Option<String>) -> StoreError {
-    if is_unique_violation(&e) {
-        StoreError::Conflict(format!("a user with the email {} exists already", email.as_deref().unwrap_or("")))
-    } else {
-        e.into()
-    }
-}
+use std::collections::HashMap;
 
 pub(super) async fn create_user(
     store: &SqliteStore,
@@ -93,21 +85,7 @@ async fn load(store: &SqliteStore, id: Option<UserId>) -> Result<Vec<UserRecord>
     .bind(id.map(|u| u.get()))
     .fetch_all(&store.read)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let clients: String = r.try_get("clients")?;
-            let clients: Vec<i64> =
-                serde_json::from_str(&clients).map_err(|e| super::rows::corrupt("client ids", e))?;
-            Ok(UserRecord {
-                id: UserId::new(r.try_get("id")?),
-                name: r.try_get("name")?,
-                email: r.try_get("email")?,
-                max_connections: u32::try_from(r.try_get::<i64, _>("max_connections")?).unwrap_or(0),
-                created_at: instant(r.try_get("created_at")?)?,
-                clients: clients.into_iter().map(ClientId::new).collect(),
-            })
-        })
-        .collect()
+    rows.iter().map(user_from_row).collect()
 }
 
 pub(super) async fn users(store: &SqliteStore) -> Result<Vec<UserRecord>, StoreError> {
@@ -123,7 +101,7 @@ pub(super) async fn live_sessions_of(
     ids: &[UserId],
     now: DateTime<Utc>,
 ) -> Result<HashMap<UserId, Vec<LiveDevice>>, StoreError> {
-    let mut live: HashMap<UserId, Vec<LiveDevice>> = HashMap::new();
+    let mut live = LiveDevices::new();
     if ids.is_empty() {
         return Ok(live);
     }
@@ -142,45 +120,13 @@ pub(super) async fn live_sessions_of(
     .bind(ids_json)
     .fetch_all(&mut *tx)
     .await?;
-    let mut wireguard: BTreeMap<i64, Vec<(UserId, i64, Option<i64>)>> = BTreeMap::new();
-    for r in &rows {
-        let user = UserId::new(r.try_get("user_id")?);
-        let client: i64 = r.try_get("client_id")?;
-        let server: i64 = r.try_get("server_id")?;
-        let started: Option<i64> = r.try_get("connected_at")?;
-        if r.try_get::<String, _>("protocol")? == "openvpn" {
-            if let Some(started) = started {
-                live.entry(user).or_default().push(LiveDevice {
-                    client: ClientId::new(client),
-                    server: ServerId::new(server),
-                    started: instant(started)?,
-                });
-            }
-        } else {
-            wireguard.entry(server).or_default().push((user, client, started));
-        }
-    }
+    let wireguard = split_live(&rows, &mut live)?;
     let since = secs(now - ONLINE_WINDOW);
     for (server, clients) in wireguard {
         let state = current_state(&mut tx, ServerId::new(server)).await?;
-        let online: HashSet<i64> = state
-            .clients
-            .iter()
-            .filter(|c| c.on_host && c.latest_handshake.is_some_and(|h| h > since))
-            .map(|c| c.client_id)
-            .collect();
-        for (user, client, started) in clients {
-            if online.contains(&client) {
-                let started = instant(started.unwrap_or(since))?;
-                let device = LiveDevice { client: ClientId::new(client), server: ServerId::new(server), started };
-                live.entry(user).or_default().push(device);
-            }
-        }
+        add_online(&mut live, server, clients, &state, since)?;
     }
     tx.commit().await?;
-    // Oldest first across servers, as one query would have listed them.
-    for devices in live.values_mut() {
-        devices.sort_by_key(|d| (d.started, d.client));
-    }
+    sort_live(&mut live);
     Ok(live)
 }

@@ -1,0 +1,242 @@
+//! Reports from PostgreSQL: sessions, usage, and the rollup of raw samples
+//! into hourly and daily buckets.
+
+use super::ingest::current_state;
+use super::servers::begin_snapshot;
+use super::{PostgresStore, Tx};
+use crate::domain::accounting::Counters;
+use crate::domain::ServerId;
+use crate::server::store::rows::{counters, secs};
+use crate::server::store::shared::reports::{
+    add_live_months, bring_up_to_date, deleted_identity_range, hourly_from_row, live_base, rollup_json,
+    session_from_row, usage_rows, SESSION_SELECT,
+};
+use crate::server::store::state::{ClientState, ServerState};
+use crate::server::store::{PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+/// Sessions from rows, with open WireGuard sessions brought up to date from
+/// their servers' live state: bytes (the client's total minus the session's
+/// base) and last sign of life; the endpoint is the client's.
+async fn sessions_from_rows(conn: &mut PgConnection, rows: &[PgRow]) -> Result<Vec<SessionRecord>, StoreError> {
+    // Per server, its clients' live figures by client id.
+    let mut states: HashMap<ServerId, HashMap<i64, ClientState>> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut session = session_from_row(row)?;
+        if let Some(base) = live_base(row, &session)? {
+            if let Entry::Vacant(slot) = states.entry(session.server_id) {
+                let state = current_state(&mut *conn, session.server_id).await?;
+                slot.insert(state.into_by_id());
+            }
+            let live = states.get(&session.server_id).and_then(|s| s.get(&session.client_id.get()));
+            if let Some(c) = live {
+                bring_up_to_date(&mut session, row, base, c)?;
+            }
+        }
+        out.push(session);
+    }
+    Ok(out)
+}
+
+pub(super) async fn sessions(store: &PostgresStore, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(SESSION_SELECT);
+    q.push(" WHERE 1 = 1");
+    if let Some(server) = filter.server {
+        q.push(" AND o.server_id = ").push_bind(server.get());
+    }
+    if filter.open {
+        q.push(" AND o.disconnected_at IS NULL");
+    }
+    if let Some(since) = filter.ended_since {
+        q.push(" AND o.disconnected_at >= ").push_bind(secs(since));
+        q.push(" ORDER BY o.disconnected_at DESC, o.id DESC");
+    } else {
+        q.push(" ORDER BY o.connected_at DESC, o.id DESC");
+    }
+    q.push(" LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 10_000)));
+    // One read transaction: the rows and the states are one snapshot.
+    let mut tx = begin_snapshot(store).await?;
+    let rows = q.build().fetch_all(&mut *tx).await?;
+    let sessions = sessions_from_rows(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(sessions)
+}
+
+pub(super) async fn session(store: &PostgresStore, id: i64) -> Result<Option<SessionRecord>, StoreError> {
+    let mut tx = begin_snapshot(store).await?;
+    let row = sqlx::query(&format!("{SESSION_SELECT} WHERE o.id = $1")).bind(id).fetch_optional(&mut *tx).await?;
+    let sessions = sessions_from_rows(&mut tx, row.as_slice()).await?;
+    tx.commit().await?;
+    Ok(sessions.into_iter().next())
+}
+
+/// Narrows to the clients known by `identity`: the client, and any deleted
+/// one that had it (a deleted WireGuard client's identity is
+/// `<key>#deleted-<id>`, see `delete_client`). The range compares bytes, as
+/// SQLite does, whatever the database's collation.
+fn same_identity(q: &mut QueryBuilder<'_, Postgres>, identity: &str) {
+    q.push(" AND (c.identity = ").push_bind(identity.to_owned());
+    let (prefix, end) = deleted_identity_range(identity);
+    q.push(" OR (c.identity COLLATE \"C\" >= ").push_bind(prefix);
+    q.push(" AND c.identity COLLATE \"C\" < ").push_bind(end).push("))");
+}
+
+pub(super) async fn usage(store: &PostgresStore, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+    let mut tx = begin_snapshot(store).await?;
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT c.id, c.server_id, s.name AS server, c.identity, c.name FROM clients c \
+         JOIN servers s ON s.id = c.server_id WHERE 1 = 1",
+    );
+    if let Some(identity) = &query.identity {
+        same_identity(&mut q, identity);
+    }
+    if let Some(server) = query.server {
+        q.push(" AND c.server_id = ").push_bind(server.get());
+    }
+    let clients = q.build().fetch_all(&mut *tx).await?;
+    let mut states: HashMap<i64, ServerState> = HashMap::new();
+    let mut live: HashMap<i64, ClientState> = HashMap::new();
+    for r in &clients {
+        let server: i64 = r.try_get("server_id")?;
+        if let Entry::Vacant(slot) = states.entry(server) {
+            slot.insert(current_state(&mut tx, ServerId::new(server)).await?);
+        }
+    }
+    for state in states.into_values() {
+        live.extend(state.into_by_id());
+    }
+    // (client, month) -> bytes: past months from the ledger, the current
+    // month from the live state.
+    let mut months: BTreeMap<(i64, String), Counters> = BTreeMap::new();
+    if !query.accumulated {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT m.client_id, m.month, m.rx, m.tx FROM usage_monthly m \
+             JOIN clients c ON c.id = m.client_id WHERE 1 = 1",
+        );
+        if let Some(month) = &query.month {
+            q.push(" AND m.month = ").push_bind(month.clone());
+        }
+        if let Some(identity) = &query.identity {
+            same_identity(&mut q, identity);
+        }
+        if let Some(server) = query.server {
+            q.push(" AND c.server_id = ").push_bind(server.get());
+        }
+        for r in q.build().fetch_all(&mut *tx).await? {
+            months.insert((r.try_get("client_id")?, r.try_get("month")?), counters(&r, "rx", "tx")?);
+        }
+        add_live_months(&mut months, &live, query.month.as_ref());
+    }
+    tx.commit().await?;
+
+    usage_rows(&clients, query, &live, &months)
+}
+
+/// Samples of a removed client are skipped, also once its id has been given
+/// to a new client: every sample of the removed one is older than the new
+/// one's first sight.
+pub(super) async fn pending_samples(store: &PostgresStore) -> Result<PendingSamples, StoreError> {
+    let from: i64 =
+        sqlx::query_scalar("SELECT rolled_up_seq FROM rollup_state WHERE id = 1").fetch_one(&store.pool).await?;
+    // Every row up to the highest sequence number is committed: writers of
+    // `traffic_polls` hold the write lock, so numbers are handed out in
+    // commit order (see `PostgresStore::begin_write`).
+    let to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM traffic_polls").fetch_one(&store.pool).await?;
+    if to <= from {
+        return Ok(PendingSamples { from, to: from, hourly: Vec::new() });
+    }
+    let rows = sqlx::query(
+        "SELECT c.id AS client_id, (t.at / 3600) * 3600 AS hour, \
+           SUM((j.value ->> 1)::bigint)::BIGINT AS rx, SUM((j.value ->> 2)::bigint)::BIGINT AS tx \
+         FROM traffic_polls t CROSS JOIN LATERAL jsonb_array_elements(t.data) AS j(value) \
+         JOIN clients c ON c.id = (j.value ->> 0)::bigint AND c.server_id = t.server_id AND c.first_seen_at <= t.at \
+         WHERE t.seq > $1 AND t.seq <= $2 GROUP BY 1, 2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&store.pool)
+    .await?;
+    let hourly = rows.iter().map(hourly_from_row).collect::<Result<_, StoreError>>()?;
+    Ok(PendingSamples { from, to, hourly })
+}
+
+/// Adds `[client_id, bucket, rx, tx]` rows (a JSON array) to a roll-up
+/// table whose bucket column is of `bucket_type`. Buckets of clients
+/// deleted meanwhile are skipped by the EXISTS test. Rows of one bucket are
+/// summed first: PostgreSQL refuses to update a row twice in one statement,
+/// where SQLite would add both.
+async fn add_buckets(
+    tx: &mut Tx,
+    table: &'static str,
+    bucket: &'static str,
+    bucket_type: &'static str,
+    rows: &str,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO {table} AS b (client_id, {bucket}, rx, tx) \
+         SELECT (j.value ->> 0)::bigint, (j.value ->> 1)::{bucket_type}, \
+                SUM((j.value ->> 2)::bigint)::BIGINT, SUM((j.value ->> 3)::bigint)::BIGINT \
+         FROM jsonb_array_elements($1::jsonb) AS j(value) \
+         WHERE EXISTS (SELECT 1 FROM clients c WHERE c.id = (j.value ->> 0)::bigint) \
+         GROUP BY 1, 2 \
+         ON CONFLICT (client_id, {bucket}) DO UPDATE SET rx = b.rx + EXCLUDED.rx, tx = b.tx + EXCLUDED.tx"
+    );
+    sqlx::query(&sql).bind(rows).execute(&mut **tx).await?;
+    Ok(())
+}
+
+pub(super) async fn store_rollup(
+    store: &PostgresStore,
+    pending: &PendingSamples,
+    daily: &[(i64, String, Counters)],
+    keep_samples_since: DateTime<Utc>,
+    keep_hourly_since: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let mark: i64 =
+        sqlx::query_scalar("SELECT rolled_up_seq FROM rollup_state WHERE id = 1").fetch_one(&mut *tx).await?;
+    if mark != pending.from {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let (hours, days) = rollup_json(pending, daily)?;
+    add_buckets(&mut tx, "traffic_hourly", "hour", "bigint", &hours).await?;
+    add_buckets(&mut tx, "traffic_daily", "day", "text", &days).await?;
+    sqlx::query("UPDATE rollup_state SET rolled_up_seq = $1 WHERE id = 1").bind(pending.to).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM traffic_polls WHERE seq <= $1 AND at < $2")
+        .bind(pending.to)
+        .bind(secs(keep_samples_since))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM traffic_hourly WHERE hour < $1").bind(secs(keep_hourly_since)).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn delete_sessions_ended_before(
+    store: &PostgresStore,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    // In batches, so the write lock is never held for long.
+    let mut deleted = 0;
+    loop {
+        let mut tx = store.begin_write().await?;
+        let done = sqlx::query(
+            "DELETE FROM connections WHERE id IN \
+                 (SELECT id FROM connections WHERE disconnected_at < $1 LIMIT 5000)",
+        )
+        .bind(secs(before))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        deleted += done.rows_affected();
+        if done.rows_affected() < 5000 {
+            return Ok(deleted);
+        }
+    }
+}
