@@ -5,6 +5,8 @@
 mod access_tests;
 pub(crate) mod cluster;
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod model_tests;
 mod open;
 #[cfg(test)]
