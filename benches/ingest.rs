@@ -19,98 +19,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use sqlx::Row;
-use std::fmt::Write as _;
 use std::time::Instant;
 use tollgate::domain::accounting::month_key;
 use tollgate::domain::wg_dump::{parse_dump, DumpFlavor};
 use tollgate::domain::Protocol;
-use tollgate::domain::{CommandPrefix, HostAddress, InterfaceName, ServerId, ServerName, SshUser};
-use tollgate::domain::{HostKeyPin, SshKeySource};
+use tollgate::domain::ServerId;
 use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{IngestStore, NewServer, ServerStore, WireguardPoll};
+use tollgate::server::store::{IngestStore, WireguardPoll};
+
+mod common;
+
+use common::{advance, peers, percentile, render, server};
 
 const TZ: chrono_tz::Tz = chrono_tz::UTC;
-
-struct Peer {
-    key: String,
-    rx: u64,
-    tx: u64,
-    handshake: i64,
-}
-
-fn key(i: u32, salt: u8) -> String {
-    let mut bytes = [salt; 32];
-    bytes[..4].copy_from_slice(&i.to_le_bytes());
-    STANDARD.encode(bytes)
-}
-
-fn peers(n: u32) -> Vec<Peer> {
-    (0..n).map(|i| Peer { key: key(i, 7), rx: 0, tx: 0, handshake: 0 }).collect()
-}
-
-/// Moves the fleet on by one poll interval.
-fn advance(peers: &mut [Peer], rng: &mut StdRng, at: DateTime<Utc>) {
-    for p in peers.iter_mut() {
-        if rng.gen_bool(0.01) {
-            p.rx = rng.gen_range(0..10_000);
-            p.tx = rng.gen_range(0..10_000);
-        } else {
-            p.rx += rng.gen_range(0..2_000_000);
-            p.tx += rng.gen_range(0..20_000_000);
-        }
-        // Most peers keep handshaking; a few fall silent for a while.
-        if !rng.gen_bool(0.02) {
-            p.handshake = at.timestamp() - rng.gen_range(0..120);
-        }
-    }
-}
-
-fn render(peers: &[Peer]) -> String {
-    let mut text = String::with_capacity(peers.len() * 140);
-    let _ = writeln!(text, "{}\t{}\t51820\toff", key(0, 1), key(0, 2));
-    for (i, p) in peers.iter().enumerate() {
-        let _ = writeln!(
-            text,
-            "{}\t(none)\t198.18.{}.{}:{}\t10.{}.{}.{}/32\t{}\t{}\t{}\toff",
-            p.key,
-            (i / 250) % 250,
-            i % 250 + 1,
-            40_000 + i % 20_000,
-            (i >> 16) & 255,
-            (i >> 8) & 255,
-            i & 255,
-            p.handshake,
-            p.rx,
-            p.tx
-        );
-    }
-    text
-}
-
-async fn server(store: &SqliteStore) -> ServerId {
-    let server = NewServer {
-        name: ServerName::parse("bench").unwrap(),
-        protocol: Protocol::Wireguard,
-        host: HostAddress::parse("198.18.0.2").unwrap(),
-        port: 22,
-        user: SshUser::parse("root").unwrap(),
-        key: SshKeySource::File("/nonexistent".into()),
-        interface: Some(InterfaceName::parse("wg0").unwrap()),
-        command_prefix: CommandPrefix::empty(),
-        openvpn: None,
-        host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:bench".into() },
-        config_path: None,
-        client_config_dir: None,
-        client_defaults: Default::default(),
-    };
-    store.insert_server(&server, Utc::now()).await.unwrap()
-}
 
 /// Parse + plan + transaction for one poll; returns the milliseconds it took.
 async fn ingest(store: &SqliteStore, id: ServerId, text: &str, at: DateTime<Utc>, import: bool) -> f64 {
@@ -123,16 +48,11 @@ async fn ingest(store: &SqliteStore, id: ServerId, text: &str, at: DateTime<Utc>
     started.elapsed().as_secs_f64() * 1000.0
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 async fn bench_ingest(n: u32, polls: usize) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
-    let id = server(&store).await;
+    let id = server(&store, "bench").await;
     // As in the panel, the write-ahead log is checkpointed in the
     // background, beside the polls; here far more often than the panel's
     // 5 s, as the polls come back to back.
@@ -218,7 +138,7 @@ async fn bench_storage() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("storage.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
-    let id = server(&store).await;
+    let id = server(&store, "bench").await;
     let mut rng = StdRng::seed_from_u64(7);
     let mut fleet = peers(1000);
     // The three hours cross a month boundary, so October's bytes move out of

@@ -255,6 +255,7 @@ async fn a_panel_restart_between_polls_loses_nothing_and_counts_nothing_twice() 
 
 fn tollgate_cli(panel: &TestPanel, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .env("TOLLGATE_SECRETS_KEY_FILE", panel.config.secrets_key_path())
         .args(args)
         .env("DATABASE_URL", &panel.database_url)
         .env("TOLLGATE_SSH_CONNECT_TIMEOUT", "3")

@@ -164,6 +164,18 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
     let took = killed_at.elapsed();
     assert!(took <= 2 * INTERVAL + Duration::from_secs(1), "taken over in {took:?}");
     assert!(moved[&first].1 > shared[&first].1, "the new owner raised the fence");
+    // The survivor's API shows who holds what (admins only).
+    let http = survivor.login().await;
+    let res = http.get(format!("{}/api/cluster", survivor.base)).send().await.unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let listed = body["replicas"].as_array().unwrap();
+    let owner = &moved[&first].0;
+    let holder = listed.iter().find(|r| r["id"] == owner.as_str()).unwrap();
+    assert_eq!(holder["leases"].as_array().unwrap().len(), 2, "{body}");
+    assert!(holder["heartbeat_at"].is_string(), "{body}");
+    let anonymous = reqwest::Client::new().get(format!("{}/api/cluster", survivor.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
     for host in &hosts {
         host.ping(20, 1000);
     }

@@ -64,8 +64,6 @@ pub async fn run(
 async fn apply(store: &dyn Store, poller: &Supervisor, me: &Replica, round: &LeaseRound, tz: Tz, first: bool) {
     let running = poller.running();
     let fence_of = |fence: i64| Fence { owner: me.id.clone(), number: fence };
-    // A server held under a new fence is restarted below (spawning
-    // replaces the old poller).
     for id in running.keys() {
         if !round.held.iter().any(|(s, _)| s == id) {
             tracing::info!(server_id = %id, "lease given up; stopping the poller here");
@@ -76,8 +74,12 @@ async fn apply(store: &dyn Store, poller: &Supervisor, me: &Replica, round: &Lea
     let month = month_key(now, &tz);
     for &(id, fence) in &round.held {
         let fence = fence_of(fence);
-        if running.get(&id).is_some_and(|f| f.as_ref() == Some(&fence)) {
-            continue;
+        match running.get(&id) {
+            Some(Some(current)) if *current == fence => continue,
+            // Running (started by an admin's add, or under an older fence):
+            // it writes under the new fence from now on.
+            Some(_) if poller.set_fence(id, fence.clone()) => continue,
+            _ => {}
         }
         start(store, poller, id, fence, if first { FirstPoll::Jittered } else { FirstPoll::Now }, now, &month).await;
     }

@@ -383,6 +383,11 @@ async fn dashboard(State(state): State<AppState>, _: Admin) -> Result<Response, 
     Ok(Json(json!({ "success": true, "dashboard": view })).into_response())
 }
 
+async fn cluster(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
+    let replicas = state.panel.cluster().await?;
+    Ok(Json(json!({ "success": true, "replicas": replicas })).into_response())
+}
+
 async fn api_not_found() -> AppError {
     AppError::not_found("API route")
 }
@@ -415,6 +420,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}/disconnect", post(disconnect))
         .route("/api/dashboard", get(dashboard))
+        .route("/api/cluster", get(cluster))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found).patch(api_not_found).delete(api_not_found))
         .route("/healthz", get(|| async { "ok" }))
 }

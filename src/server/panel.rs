@@ -179,6 +179,11 @@ impl Panel {
         Ok(self.store.sessions(&filter).await?.iter().map(session_view).collect())
     }
 
+    /// The replicas sharing the database, their leases and heartbeats.
+    pub async fn cluster(&self) -> Result<Vec<crate::server::store::ReplicaRecord>, AppError> {
+        Ok(self.store.cluster().await?)
+    }
+
     pub async fn dashboard(&self) -> Result<DashboardView, AppError> {
         let servers = self.servers().await?;
         let active = self.sessions(SessionFilter { open: true, limit: 200, ..SessionFilter::default() }).await?;

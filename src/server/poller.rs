@@ -96,9 +96,16 @@ enum Request {
 
 type Requests = Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>;
 
+/// A poller's fence, which a lease round may change while it runs.
+type SharedFence = Arc<Mutex<Option<Fence>>>;
+
+fn fence_of(shared: &SharedFence) -> Option<Fence> {
+    shared.lock().ok().and_then(|f| f.clone())
+}
+
 struct Worker {
     /// The lease it polls under (see [`Supervisor::spawn_leased`]).
-    fence: Option<Fence>,
+    fence: SharedFence,
     cancel: CancellationToken,
     requests: mpsc::Sender<Request>,
 }
@@ -196,6 +203,7 @@ impl Supervisor {
             tracing::error!("poller registry lock poisoned");
             return;
         };
+        let fence: SharedFence = Arc::new(Mutex::new(fence));
         let worker = Worker { cancel: cancel.clone(), requests: tx, fence: fence.clone() };
         if let Some(old) = workers.insert(record.id, worker) {
             old.cancel.cancel();
@@ -233,8 +241,20 @@ impl Supervisor {
     pub fn running(&self) -> HashMap<ServerId, Option<Fence>> {
         self.workers
             .lock()
-            .map(|w| w.iter().map(|(id, worker)| (*id, worker.fence.clone())).collect())
+            .map(|w| w.iter().map(|(id, worker)| (*id, fence_of(&worker.fence))).collect())
             .unwrap_or_default()
+    }
+
+    /// Polls `id` under `fence` from its next write on (the lease was
+    /// taken or renewed under a new number); false if no poller runs for it.
+    pub fn set_fence(&self, id: ServerId, fence: Fence) -> bool {
+        let Some(shared) = self.workers.lock().ok().and_then(|w| w.get(&id).map(|worker| worker.fence.clone())) else {
+            return false;
+        };
+        if let Ok(mut current) = shared.lock() {
+            *current = Some(fence);
+        }
+        true
     }
 
     /// Stops polling `id` here (its lease went to another replica); an
@@ -303,7 +323,7 @@ struct Supervision {
     tracker: TaskTracker,
     cancel: CancellationToken,
     requests: Requests,
-    fence: Option<Fence>,
+    fence: SharedFence,
 }
 
 impl Supervision {
@@ -366,7 +386,7 @@ struct PollJob {
     /// What the last enforcement pass found.
     watch: Watch,
     /// The lease the server is polled under, if any.
-    fence: Option<Fence>,
+    fence: SharedFence,
 }
 
 /// Runs a host job for a request within the poll deadline (a late one is a
@@ -469,7 +489,8 @@ impl PollJob {
                     continue;
                 }
                 Some(Request::Push { reading, reply }) => {
-                    let (store, record, fence) = (self.store.as_ref(), &self.record, self.fence.as_ref());
+                    let fence = fence_of(&self.fence);
+                    let (store, record, fence) = (self.store.as_ref(), &self.record, fence.as_ref());
                     let (at, tz) = (Utc::now(), self.settings.timezone);
                     let outcome =
                         store_reading(store, record.id, record.protocol, &reading, at, tz, false, fence).await;
@@ -496,11 +517,12 @@ impl PollJob {
                 None => None,
             };
             let limits = self.settings.limits();
+            let fence = fence_of(&self.fence);
             let outcome = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
                 outcome = poll_server(
-                    self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits, self.fence.as_ref()
+                    self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits, fence.as_ref()
                 ) => outcome,
             };
             if let Ok(applied) = &outcome {

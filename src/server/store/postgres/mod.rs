@@ -69,6 +69,9 @@ impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?
             .application_name("tollgate")
+            // A replica frozen inside a transaction must not hold the write
+            // lock for ever: PostgreSQL ends such a session.
+            .options([("idle_in_transaction_session_timeout", "10s")])
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
             .disable_statement_logging();
         let pool = PgPoolOptions::new()

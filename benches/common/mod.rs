@@ -1,0 +1,98 @@
+//! Synthetic WireGuard fleets for the benchmarks: peers whose counters
+//! grow, reset and fall silent as on a busy server, rendered as `wg show
+//! dump` text, and servers that no poll ever reaches.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::fmt::Write as _;
+use tollgate::domain::Protocol;
+use tollgate::domain::{CommandPrefix, HostAddress, InterfaceName, ServerId, ServerName, SshUser};
+use tollgate::domain::{HostKeyPin, SshKeySource};
+use tollgate::server::store::{NewServer, Store};
+
+pub struct Peer {
+    pub key: String,
+    pub rx: u64,
+    pub tx: u64,
+    pub handshake: i64,
+}
+
+pub fn key(i: u32, salt: u8) -> String {
+    let mut bytes = [salt; 32];
+    bytes[..4].copy_from_slice(&i.to_le_bytes());
+    STANDARD.encode(bytes)
+}
+
+pub fn peers(n: u32) -> Vec<Peer> {
+    (0..n).map(|i| Peer { key: key(i, 7), rx: 0, tx: 0, handshake: 0 }).collect()
+}
+
+/// Moves the fleet on by one poll interval.
+pub fn advance(peers: &mut [Peer], rng: &mut StdRng, at: DateTime<Utc>) {
+    for p in peers.iter_mut() {
+        if rng.gen_bool(0.01) {
+            p.rx = rng.gen_range(0..10_000);
+            p.tx = rng.gen_range(0..10_000);
+        } else {
+            p.rx += rng.gen_range(0..2_000_000);
+            p.tx += rng.gen_range(0..20_000_000);
+        }
+        // Most peers keep handshaking; a few fall silent for a while.
+        if !rng.gen_bool(0.02) {
+            p.handshake = at.timestamp() - rng.gen_range(0..120);
+        }
+    }
+}
+
+pub fn render(peers: &[Peer]) -> String {
+    let mut text = String::with_capacity(peers.len() * 140);
+    let _ = writeln!(text, "{}\t{}\t51820\toff", key(0, 1), key(0, 2));
+    for (i, p) in peers.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "{}\t(none)\t198.18.{}.{}:{}\t10.{}.{}.{}/32\t{}\t{}\t{}\toff",
+            p.key,
+            (i / 250) % 250,
+            i % 250 + 1,
+            40_000 + i % 20_000,
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255,
+            p.handshake,
+            p.rx,
+            p.tx
+        );
+    }
+    text
+}
+
+/// A WireGuard server named `name` that no poll ever reaches.
+pub async fn server(store: &dyn Store, name: &str) -> ServerId {
+    let server = NewServer {
+        name: ServerName::parse(name).unwrap(),
+        protocol: Protocol::Wireguard,
+        host: HostAddress::parse("198.18.0.2").unwrap(),
+        port: 22,
+        user: SshUser::parse("root").unwrap(),
+        key: SshKeySource::File("/nonexistent".into()),
+        interface: Some(InterfaceName::parse("wg0").unwrap()),
+        command_prefix: CommandPrefix::empty(),
+        openvpn: None,
+        host_key: HostKeyPin { openssh: "ssh-ed25519 AAAA".into(), fingerprint: "SHA256:bench".into() },
+        config_path: None,
+        client_config_dir: None,
+        client_defaults: Default::default(),
+    };
+    store.insert_server(&server, Utc::now()).await.unwrap()
+}
+
+/// The `p`th percentile of `sorted` (nearest rank).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
