@@ -204,6 +204,10 @@ async fn main() {
     let mut polls = 0usize;
     for _ in 0..a.rounds {
         at += Duration::seconds(30);
+        // The panel's lease rounds come every 10 s: one now, two below.
+        for (r, (me, store)) in replicas.iter().enumerate() {
+            held[r] = store.lease_round(me, at, ttl).await.unwrap().held;
+        }
         // The harness's work (moving the peers on, rendering the dumps) is
         // timed apart and taken out of the panel's CPU share.
         let render_started = own_cpu();
@@ -226,9 +230,8 @@ async fn main() {
                     let fence = Fence { owner: me.id.clone(), number: fence };
                     out.push(ingest(store, id, &text, at, &fence, false).await);
                 }
-                // The round's lease renewals (every 10 s in the panel).
-                for _ in 0..3 {
-                    store.lease_round(me, at, ttl).await.unwrap();
+                for later in [10, 20] {
+                    store.lease_round(me, at + Duration::seconds(later), ttl).await.unwrap();
                 }
                 out
             }));
