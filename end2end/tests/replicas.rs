@@ -153,6 +153,7 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
     let (victim, survivor) = if a.child.id() == victim_pid { (a, b) } else { (b, a) };
     assert_eq!(victim.child.id(), victim_pid);
     let killed_at = Instant::now();
+    let killed_wall = chrono::Utc::now();
     victim.signal("-KILL");
     drop(victim);
     let moved = eventually(Duration::from_secs(30), "the killed replica's server moves", || async {
@@ -161,8 +162,15 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
         (held.len() == 2 && owners.len() == 1 && !owners.contains(&victim_id)).then_some(held)
     })
     .await;
+    // Taken over means polled again: the first poll stored after the kill
+    // (times are stored in whole seconds: up to one more).
+    eventually(Duration::from_secs(30), "the moved server is polled again", || async {
+        let server = store.server(ServerId::new(first), chrono::Utc::now(), "").await.unwrap().unwrap();
+        server.last_success_at.filter(|t| t.timestamp() > killed_wall.timestamp()).map(|_| ())
+    })
+    .await;
     let took = killed_at.elapsed();
-    assert!(took <= 2 * INTERVAL + Duration::from_secs(1), "taken over in {took:?}");
+    assert!(took <= 2 * INTERVAL + Duration::from_secs(1), "polled again {took:?} after the kill");
     assert!(moved[&first].1 > shared[&first].1, "the new owner raised the fence");
     // The survivor's API shows who holds what (admins only).
     let http = survivor.login().await;
@@ -214,6 +222,25 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
         host.ping(10, 1000);
     }
     totals_match(&store, &servers, "totals after the woken replica's polls").await;
-    drop((survivor, c));
+
+    // A clean stop (SIGTERM) gives the leases up at once instead of
+    // letting them lapse, and the replica's heartbeat row goes with it.
+    let mut survivor = survivor;
+    let survivor_pid = survivor.child.id();
+    survivor.signal("-TERM");
+    let status = survivor.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let stopped = chrono::Utc::now();
+    let cluster = store.cluster().await.unwrap();
+    assert!(cluster.iter().all(|r| !r.name.ends_with(&format!(":{survivor_pid}"))), "{cluster:?}");
+    let left = leases(&store).await;
+    assert!(left.values().all(|(owner, _)| cluster.iter().any(|r| &r.id == owner)), "{left:?}");
+    eventually(Duration::from_secs(30), "the last replica holds every server", || async {
+        let held = leases(&store).await;
+        (held.len() == 2).then_some(())
+    })
+    .await;
+    assert!(chrono::Utc::now() - stopped < chrono::TimeDelta::from_std(INTERVAL).unwrap(), "within one lease round");
+    drop(c);
     store.close().await;
 }

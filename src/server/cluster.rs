@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// This process as a replica: a new random id at every start.
@@ -21,7 +22,9 @@ pub fn this_replica() -> Replica {
     Replica { id: format!("{id:032x}"), name: format!("{}:{}", host.trim(), std::process::id()) }
 }
 
-/// Runs lease rounds until `cancel`, then gives the leases up.
+/// Runs lease rounds until `cancel`. Pollers run only while their lease
+/// is known to hold: when a round fails or is late past the lease time
+/// measured from the last good round's start, every poller here stops.
 pub async fn run(
     store: Arc<dyn Store>,
     poller: Arc<Supervisor>,
@@ -30,31 +33,44 @@ pub async fn run(
     tz: Tz,
     cancel: CancellationToken,
 ) {
-    let mut last_round = tokio::time::Instant::now();
+    // Until when the leases held are known to be this replica's.
+    let mut valid_until: Option<Instant> = None;
     let mut first = true;
     loop {
-        match store.lease_round(&me, Utc::now(), ttl).await {
-            Ok(round) => {
+        let started = Instant::now();
+        let deadline = valid_until.unwrap_or(started + ttl);
+        let round = tokio::select! {
+            _ = cancel.cancelled() => break,
+            round = tokio::time::timeout_at(deadline, store.lease_round(&me, Utc::now(), ttl)) => round,
+        };
+        match round {
+            Ok(Ok(round)) => {
+                valid_until = Some(started + ttl);
                 apply(store.as_ref(), &poller, &me, &round, tz, first).await;
-                last_round = tokio::time::Instant::now();
                 first = false;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "lease round failed");
-                // Past the lease time another replica may own these
-                // servers: stop touching their hosts.
-                if last_round.elapsed() >= ttl {
-                    for id in poller.running().into_keys() {
-                        poller.stop(id);
-                    }
-                }
+            Ok(Err(e)) => tracing::warn!(error = %e, "lease round failed"),
+            Err(_) => tracing::warn!("lease round did not finish within the lease time"),
+        }
+        // Past the lease time another replica may hold these servers:
+        // stop touching their hosts until a round succeeds again.
+        if valid_until.is_none_or(|v| Instant::now() >= v) && !poller.running().is_empty() {
+            tracing::warn!("leases not renewed in time; stopping every poller here");
+            for id in poller.running().into_keys() {
+                poller.stop(id);
             }
+            valid_until = None;
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(ttl / 3) => {}
         }
     }
+}
+
+/// Gives this replica's leases and jobs up, so the others take its servers
+/// in their next round. Call only once its pollers have stopped.
+pub async fn leave(store: &dyn Store, me: &Replica) {
     if let Err(e) = store.leave(&me.id, Utc::now()).await {
         tracing::warn!(error = %e, "could not give up the leases; they lapse on their own");
     }

@@ -316,8 +316,21 @@ impl Config {
         self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
     }
 
-    /// The database URL with any password replaced by `***`, to show or log.
+    /// The database URL with any password (`user:password@`, or a
+    /// `password=` parameter) replaced by `***`, to show or log.
     pub fn database_display(&self) -> String {
+        let url = self.without_user_password();
+        let Some((base, query)) = url.split_once('?') else {
+            return url;
+        };
+        let query: Vec<String> = query
+            .split('&')
+            .map(|p| if p.starts_with("password=") { "password=***".to_owned() } else { p.to_owned() })
+            .collect();
+        format!("{base}?{}", query.join("&"))
+    }
+
+    fn without_user_password(&self) -> String {
         let url = &self.database_url;
         let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
             return url.clone();
@@ -452,5 +465,7 @@ mod tests {
         let plain = Config { database_url: "postgresql://db/t".into(), ..Config::default() };
         assert_eq!(plain.database_display(), "postgresql://db/t");
         assert_eq!(Config::default().database_display(), "sqlite://tollgate.db");
+        let param = Config { database_url: "postgres://db/t?user=u&password=s3cret&sslmode=require".into(), ..pg };
+        assert_eq!(param.database_display(), "postgres://db/t?user=u&password=***&sslmode=require");
     }
 }

@@ -77,7 +77,11 @@ pub(crate) fn worker_error(e: WorkerError) -> AppError {
     match e {
         WorkerError::Poll(e) => poll_error(e),
         WorkerError::Failed(message) => AppError::host_unavailable(message),
-        WorkerError::NotRunning => AppError::internal("no poller for an existing server"),
+        // With replicas, the one holding the server's lease carries out
+        // changes to its host; this one does not poll it.
+        WorkerError::NotRunning => AppError::host_unavailable(
+            "this server is polled by another replica, which carries out changes to its host; try again there",
+        ),
     }
 }
 

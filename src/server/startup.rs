@@ -83,6 +83,13 @@ async fn sweep_sessions(store: Arc<dyn Store>, cancel: CancellationToken) {
     }
 }
 
+/// How long a replica's lease on a server lasts: one poll interval, so a
+/// dead replica's servers are polled again within two; at least 3 s, so
+/// that rounds a third of it apart are not crowded.
+fn lease_time(config: &Config) -> Duration {
+    config.poll_interval.max(Duration::from_secs(3))
+}
+
 /// Opens the database, starts the pollers and serves on `listener` until
 /// `shutdown` resolves; then stops the pollers within the configured grace.
 pub async fn run(
@@ -114,7 +121,7 @@ pub async fn run(
             store.clone(),
             poller.clone(),
             me.clone(),
-            config.poll_interval,
+            lease_time(&config),
             config.timezone,
             background.clone(),
         )
@@ -149,13 +156,19 @@ pub async fn run(
         .await;
 
     tracing::info!("shutting down");
+    // The lease rounds stop first (no poller starts after this), then the
+    // pollers; only once they all stopped are the leases given up — the
+    // others then take the servers at once. Otherwise they lapse.
     background.cancel();
-    poller.shutdown(config.shutdown_grace).await;
+    let pollers_stopped = poller.shutdown(config.shutdown_grace).await;
     let tasks = [("session sweeper", sweeper), ("rollup", rollup), ("checkpointer", checkpointer), ("leases", leases)];
     for (name, task) in tasks {
         if tokio::time::timeout(config.shutdown_grace, task).await.is_err() {
             tracing::warn!(task = name, "a background task did not stop in time");
         }
+    }
+    if pollers_stopped {
+        cluster::leave(store.as_ref(), &me).await;
     }
     opened.close().await;
     served.context("serving HTTP")

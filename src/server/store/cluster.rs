@@ -59,8 +59,8 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// any above it — one transaction.
     async fn lease_round(&self, me: &Replica, now: DateTime<Utc>, ttl: Duration) -> Result<LeaseRound, StoreError>;
 
-    /// `me` stops: its leases expire now and its heartbeat row goes, so
-    /// the others take its servers in their next round.
+    /// `me` stops: its leases expire now, its job claims and heartbeat row
+    /// go, so the others take its servers and jobs in their next round.
     async fn leave(&self, me: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Takes or renews job `name` for `me` until `now + ttl`; false while
@@ -93,6 +93,7 @@ pub(super) mod sql {
     pub const RELEASE: &str = "UPDATE server_leases SET expires_at = $1 WHERE server_id = $2 AND owner = $3";
     pub const LEAVE: &str = "UPDATE server_leases SET expires_at = $1 WHERE owner = $2 AND expires_at > $1";
     pub const GONE: &str = "DELETE FROM replicas WHERE id = $1";
+    pub const JOBS_GONE: &str = "DELETE FROM job_leases WHERE owner = $1";
     /// Takes the job when free, expired or already ours; returns a row when taken.
     pub const CLAIM: &str = "INSERT INTO job_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
         ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \

@@ -92,6 +92,8 @@ async fn a_job_runs_on_one_replica_until_its_claim_lapses() {
         assert!(!store.claim_job("maintenance", "c", at(49), TTL).await.unwrap(), "{b}: renewed until 50");
         assert!(store.claim_job("maintenance", "c", at(50), TTL).await.unwrap(), "{b}: lapsed, c takes it");
         assert!(!store.claim_job("maintenance", "a", at(51), TTL).await.unwrap(), "{b}");
+        store.leave("c", at(52)).await.unwrap();
+        assert!(store.claim_job("maintenance", "a", at(53), TTL).await.unwrap(), "{b}: c gave it up leaving");
         store.finish().await;
     }
 }

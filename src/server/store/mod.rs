@@ -24,6 +24,8 @@ pub mod sqlite;
 mod state;
 #[cfg(test)]
 pub mod test_support;
+#[cfg(test)]
+mod upgrade_tests;
 
 use crate::domain::accounting::Counters;
 use crate::domain::client_change::ClientPolicy;

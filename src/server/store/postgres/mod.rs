@@ -55,9 +55,15 @@ pub(super) type Tx = Transaction<'static, Postgres>;
 /// one spells "tollgate").
 const WRITE_LOCK: i64 = 0x746f_6c6c_6761_7465;
 
+/// How long a write waits for the lock: SQLite's busy timeout
+/// ([`crate::server::store::sqlite::BUSY_TIMEOUT`]).
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '5s'";
+
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(super) pool: PgPool,
+    /// The connections write transactions run on (see [`Self::begin_write`]).
+    write: PgPool,
     /// Seals and opens secrets at rest; without it none can be stored.
     sealer: Option<Arc<Sealer>>,
 }
@@ -72,23 +78,34 @@ impl PostgresStore {
             // A replica frozen inside a transaction must not hold the write
             // lock for ever: PostgreSQL ends such a session.
             .options([("idle_in_transaction_session_timeout", "10s")])
-            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
-            .disable_statement_logging();
+            .disable_statement_logging()
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let store = Self { pool, sealer: None };
+        // Writers wait for the write lock on connections of their own, so
+        // that waiting never starves the readers.
+        let write = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let store = Self { pool, write, sealer: None };
         clients::free_deleted_keys(&store).await?;
         Ok(store)
     }
 
     /// Starts a write transaction: waits for the write lock (see the
     /// module's documentation), which the transaction's end releases.
+    /// Read committed whatever the database's default, so reads after the
+    /// lock see the previous writer's commit; the wait for the lock is
+    /// bounded as SQLite's busy timeout bounds it (then `Busy`).
     pub(super) async fn begin_write(&self) -> Result<Tx, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
+        sqlx::query(LOCK_TIMEOUT).execute(&mut *tx).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
     }
@@ -136,7 +153,7 @@ impl PostgresStore {
                     continue;
                 };
                 let value = self.seal(&format!("servers.{column}:{id}"), &plain)?;
-                sqlx::query(&format!("UPDATE servers SET {column} = $1 WHERE id = $2"))
+                sqlx::query(&format!("UPDATE servers SET {column} = $1 WHERE id = $2 AND {column} NOT LIKE 'v1:%'"))
                     .bind(value)
                     .bind(id)
                     .execute(&mut *tx)
@@ -149,6 +166,7 @@ impl PostgresStore {
     }
 
     pub async fn close(&self) {
+        self.write.close().await;
         self.pool.close().await;
     }
 }

@@ -65,7 +65,7 @@ async fn write_openvpn(
             "INSERT INTO clients (server_id, identity, username, endpoint, virtual_ip, seed_last_seen_at, \
                seed_on_host, first_seen_at, seed_last_sync_at, user_id) \
              SELECT $1, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, $2, TRUE, $2, $2, \
-               COALESCE((SELECT u.id FROM users u WHERE lower(u.email) = lower(j.value ->> 1)), \
+               COALESCE((SELECT u.id FROM users u WHERE lower(u.email COLLATE \"C\") = lower((j.value ->> 1) COLLATE \"C\")), \
                  (SELECT MIN(u.id) FROM users u WHERE u.name = j.value ->> 1 HAVING COUNT(*) = 1)) \
              FROM jsonb_array_elements($3::jsonb) AS j(value) \
              ON CONFLICT (server_id, identity) DO UPDATE SET \

@@ -16,7 +16,7 @@ pub(super) async fn lease_round(
     let until = until_ms(now, ttl);
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query(sql::HEARTBEAT).bind(&me.id).bind(&me.name).bind(now_ms).execute(&mut *tx).await?;
-    sqlx::query(sql::FORGET).bind(now_ms.saturating_sub(10 * (until - now_ms))).execute(&mut *tx).await?;
+    sqlx::query(sql::FORGET).bind(now_ms.saturating_sub((until - now_ms).saturating_mul(10))).execute(&mut *tx).await?;
     let servers: Vec<i64> = sqlx::query_scalar(sql::SERVERS).fetch_all(&mut *tx).await?;
     let leases = sqlx::query(sql::LEASES).fetch_all(&mut *tx).await?;
     let beats = sqlx::query(sql::BEATS).fetch_all(&mut *tx).await?;
@@ -36,6 +36,7 @@ pub(super) async fn leave(store: &SqliteStore, me: &str, now: DateTime<Utc>) -> 
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query(sql::LEAVE).bind(now.timestamp_millis()).bind(me).execute(&mut *tx).await?;
     sqlx::query(sql::GONE).bind(me).execute(&mut *tx).await?;
+    sqlx::query(sql::JOBS_GONE).bind(me).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
 }
