@@ -112,20 +112,7 @@ async fn database(postgres: bool, dir: &std::path::Path) -> String {
     if !postgres {
         return format!("sqlite://{}", dir.join("fleet.db").display());
     }
-    use sqlx::ConnectOptions;
-    let url = std::env::var("TOLLGATE_TEST_POSTGRES_URL").expect("--postgres needs TOLLGATE_TEST_POSTGRES_URL");
-    let name = format!("tollgate_fleet_{}", std::process::id());
-    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let mut admin = options.disable_statement_logging().connect().await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
-    let (base, query) = url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
-    let host_end = base[base.find("://").map_or(0, |i| i + 3)..]
-        .find('/')
-        .map_or(base.len(), |i| base.find("://").map_or(0, |j| j + 3) + i);
-    match query {
-        Some(q) => format!("{}/{name}?{q}", &base[..host_end]),
-        None => format!("{}/{name}", &base[..host_end]),
-    }
+    common::postgres_database("fleet").await
 }
 
 /// PostgreSQL's committed transactions in the current database.

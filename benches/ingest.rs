@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo bench --features ssr --bench ingest                 # 10,000 peers, 60 polls
 //! cargo bench --features ssr --bench ingest -- --peers 2000 --polls 20
+//! TOLLGATE_TEST_POSTGRES_URL=postgres://… cargo bench --features ssr --bench ingest -- --postgres
 //! ```
 //!
 //! *Ingest*: one poll of a `wg show <iface> dump` with N peers, timed from
@@ -29,7 +30,8 @@ use tollgate::domain::wg_dump::{parse_dump, DumpFlavor};
 use tollgate::domain::Protocol;
 use tollgate::domain::ServerId;
 use tollgate::server::store::sqlite::SqliteStore;
-use tollgate::server::store::{IngestStore, WireguardPoll};
+use tollgate::server::store::WireguardPoll;
+use tollgate::server::store::{AnyStore, Store};
 
 mod common;
 
@@ -38,7 +40,7 @@ use common::{advance, peers, percentile, render, server};
 const TZ: chrono_tz::Tz = chrono_tz::UTC;
 
 /// Parse + plan + transaction for one poll; returns the milliseconds it took.
-async fn ingest(store: &SqliteStore, id: ServerId, text: &str, at: DateTime<Utc>, import: bool) -> f64 {
+async fn ingest(store: &dyn Store, id: ServerId, text: &str, at: DateTime<Utc>, import: bool) -> f64 {
     let started = Instant::now();
     let dump = parse_dump(text, DumpFlavor::WireGuard).unwrap();
     let month = month_key(at, &TZ);
@@ -48,17 +50,20 @@ async fn ingest(store: &SqliteStore, id: ServerId, text: &str, at: DateTime<Utc>
     started.elapsed().as_secs_f64() * 1000.0
 }
 
-async fn bench_ingest(n: u32, polls: usize) {
+async fn bench_ingest(n: u32, polls: usize, postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    let id = server(&store, "bench").await;
+    let url = match postgres {
+        false => format!("sqlite://{}", dir.path().join("bench.db").display()),
+        true => common::postgres_database("ingest").await,
+    };
+    let store = AnyStore::open(&url).await.unwrap();
+    let id = server(&*store, "bench").await;
     // As in the panel, the write-ahead log is checkpointed in the
     // background, beside the polls; here far more often than the panel's
     // 5 s, as the polls come back to back.
     let cancel = tokio_util::sync::CancellationToken::new();
     let checkpointer = tokio::spawn(tollgate::server::maintenance::checkpoints(
-        std::sync::Arc::new(store.clone()),
+        store.shared(),
         std::time::Duration::from_millis(200),
         cancel.clone(),
     ));
@@ -81,14 +86,14 @@ async fn bench_ingest(n: u32, polls: usize) {
     }
     parses.sort_by(f64::total_cmp);
     let parse_ms = percentile(&parses, 50.0);
-    let first = ingest(&store, id, &text, at, true).await;
+    let first = ingest(&*store, id, &text, at, true).await;
 
     let mut times = Vec::with_capacity(polls);
     for _ in 0..polls {
         at += Duration::seconds(30);
         advance(&mut fleet, &mut rng, at);
         let text = render(&fleet);
-        times.push(ingest(&store, id, &text, at, false).await);
+        times.push(ingest(&*store, id, &text, at, false).await);
     }
     times.sort_by(|a, b| a.total_cmp(b));
     let mean = times.iter().sum::<f64>() / times.len() as f64;
@@ -204,8 +209,9 @@ fn main() {
     let polls = value("--polls", 60);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        bench_ingest(peers, polls).await;
-        if !args.iter().any(|a| a == "--no-storage") {
+        let postgres = args.iter().any(|a| a == "--postgres");
+        bench_ingest(peers, polls, postgres).await;
+        if !postgres && !args.iter().any(|a| a == "--no-storage") {
             bench_storage().await;
         }
     });

@@ -96,3 +96,15 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// A new database on the PostgreSQL server `TOLLGATE_TEST_POSTGRES_URL`
+/// names (see `.ci/postgres.sh`), as a URL.
+pub async fn postgres_database(bench: &str) -> String {
+    use sqlx::ConnectOptions;
+    let url = std::env::var("TOLLGATE_TEST_POSTGRES_URL").expect("--postgres needs TOLLGATE_TEST_POSTGRES_URL");
+    let name = format!("tollgate_{bench}_{}", std::process::id());
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let mut admin = options.disable_statement_logging().connect().await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
+    tollgate::server::store::postgres::url_with_database(&url, &name)
+}

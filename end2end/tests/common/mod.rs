@@ -178,14 +178,7 @@ pub async fn fresh_postgres_database() -> String {
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     let mut admin = options.connect().await.unwrap();
     sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
-    // The server's URL with the new database's name in its path.
-    let (base, query) = url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
-    let host_start = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[host_start..].find('/').map_or(base.len(), |i| host_start + i);
-    match query {
-        Some(q) => format!("{}/{name}?{q}", &base[..host_end]),
-        None => format!("{}/{name}", &base[..host_end]),
-    }
+    tollgate::server::store::postgres::url_with_database(&url, &name)
 }
 
 /// On PostgreSQL there is no database file to keep the secrets key

@@ -350,7 +350,7 @@ proptest! {
 fn samples_sql(store: &TestStore) -> &'static str {
     if store.backend() == "postgres" {
         "SELECT CAST(SUM((j.value ->> 1)::bigint) AS BIGINT), CAST(SUM((j.value ->> 2)::bigint) AS BIGINT) \
-         FROM traffic_polls t, jsonb_array_elements(t.data) AS j(value)"
+         FROM traffic_polls t, json_array_elements(t.data) AS j(value)"
     } else {
         "SELECT SUM(j.value ->> 1), SUM(j.value ->> 2) FROM traffic_polls t, json_each(t.data) AS j"
     }

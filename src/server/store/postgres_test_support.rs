@@ -38,23 +38,12 @@ pub async fn postgres_database(test: &str) -> Option<TestDatabase> {
     sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
     let options = server.clone().database(&name);
     let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await.unwrap();
-    Some(TestDatabase { url: with_database(&url, &name), pool, name, server })
-}
-
-/// `url` naming database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let host_start = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[host_start..].find('/').map_or(base.len(), |i| host_start + i);
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out = format!("{out}?{q}");
-    }
-    out
+    Some(TestDatabase { url: super::postgres::url_with_database(&url, &name), pool, name, server })
 }
 
 #[test]
 fn a_test_database_url_keeps_everything_but_the_database() {
+    use super::postgres::url_with_database as with_database;
     assert_eq!(
         with_database("postgres://u:p@h:5432/db?sslmode=disable", "t"),
         "postgres://u:p@h:5432/t?sslmode=disable"

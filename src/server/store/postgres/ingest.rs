@@ -125,7 +125,7 @@ pub(super) async fn finish(
     state: &ServerState,
 ) -> Result<PollFigures, StoreError> {
     if !samples.is_empty() {
-        sqlx::query("INSERT INTO traffic_polls (server_id, at, data) VALUES ($1, $2, $3::jsonb)")
+        sqlx::query("INSERT INTO traffic_polls (server_id, at, data) VALUES ($1, $2, $3::json)")
             .bind(id.get())
             .bind(secs(at))
             .bind(to_json(samples)?)

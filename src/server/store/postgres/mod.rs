@@ -171,6 +171,19 @@ impl PostgresStore {
     }
 }
 
+/// The PostgreSQL URL `url` naming database `name` instead of its own
+/// (tests and benchmarks create databases of their own this way).
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[host_start..].find('/').map_or(base.len(), |i| host_start + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        out = format!("{out}?{q}");
+    }
+    out
+}
+
 #[async_trait]
 impl AuthStore for PostgresStore {
     async fn create_admin(

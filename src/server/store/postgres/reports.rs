@@ -153,7 +153,7 @@ pub(super) async fn pending_samples(store: &PostgresStore) -> Result<PendingSamp
     let rows = sqlx::query(
         "SELECT c.id AS client_id, (t.at / 3600) * 3600 AS hour, \
            SUM((j.value ->> 1)::bigint)::BIGINT AS rx, SUM((j.value ->> 2)::bigint)::BIGINT AS tx \
-         FROM traffic_polls t CROSS JOIN LATERAL jsonb_array_elements(t.data) AS j(value) \
+         FROM traffic_polls t CROSS JOIN LATERAL json_array_elements(t.data) AS j(value) \
          JOIN clients c ON c.id = (j.value ->> 0)::bigint AND c.server_id = t.server_id AND c.first_seen_at <= t.at \
          WHERE t.seq > $1 AND t.seq <= $2 GROUP BY 1, 2",
     )
