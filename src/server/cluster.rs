@@ -4,7 +4,6 @@
 //! holds. With one replica it simply holds every server.
 
 use crate::domain::accounting::month_key;
-use crate::domain::ServerId;
 use crate::server::poller::{target_of, FirstPoll, Supervisor};
 use crate::server::store::{Fence, LeaseRound, Replica, Store};
 use chrono::Utc;
@@ -86,37 +85,34 @@ async fn apply(store: &dyn Store, poller: &Supervisor, me: &Replica, round: &Lea
             poller.stop(*id);
         }
     }
-    let now = Utc::now();
-    let month = month_key(now, &tz);
+    let mut to_start = Vec::new();
     for &(id, fence) in &round.held {
         let fence = fence_of(fence);
         match running.get(&id) {
-            Some(Some(current)) if *current == fence => continue,
+            Some(Some(current)) if *current == fence => {}
             // Running (started by an admin's add, or under an older fence):
             // it writes under the new fence from now on.
-            Some(_) if poller.set_fence(id, fence.clone()) => continue,
-            _ => {}
+            Some(_) if poller.set_fence(id, fence.clone()) => {}
+            _ => to_start.push((id, fence)),
         }
-        start(store, poller, id, fence, if first { FirstPoll::Jittered } else { FirstPoll::Now }, now, &month).await;
     }
-}
-
-async fn start(
-    store: &dyn Store,
-    poller: &Supervisor,
-    id: ServerId,
-    fence: Fence,
-    first: FirstPoll,
-    now: chrono::DateTime<Utc>,
-    month: &str,
-) {
-    match store.server(id, now, month).await {
-        Ok(Some(record)) => {
-            tracing::info!(server_id = %id, fence = fence.number, "lease held; polling here");
-            let transport = poller.transport(target_of(&record));
-            poller.spawn_leased(record, transport, first, Some(fence));
+    if to_start.is_empty() {
+        return;
+    }
+    // One read for all of them (a whole fleet at start-up or takeover).
+    let now = Utc::now();
+    let servers = match store.servers(now, &month_key(now, &tz)).await {
+        Ok(servers) => servers,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not load the leased servers; next round");
+            return;
         }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(server_id = %id, error = %e, "could not load a leased server; next round"),
+    };
+    let first = if first { FirstPoll::Jittered } else { FirstPoll::Now };
+    for record in servers {
+        let Some((_, fence)) = to_start.iter().find(|(id, _)| *id == record.id) else { continue };
+        tracing::info!(server_id = %record.id, fence = fence.number, "lease held; polling here");
+        let transport = poller.transport(target_of(&record));
+        poller.spawn_leased(record, transport, first, Some(fence.clone()));
     }
 }

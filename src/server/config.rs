@@ -313,7 +313,7 @@ impl Config {
 
     /// Whether the database is PostgreSQL (else SQLite).
     pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+        crate::server::store::postgres::is_url(&self.database_url)
     }
 
     /// The database URL with any password (`user:password@`, or a

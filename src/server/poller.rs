@@ -168,18 +168,6 @@ impl Supervisor {
         (self.factory)(target)
     }
 
-    /// Starts a poller for every stored server. Returns how many.
-    pub async fn start_all(&self) -> Result<usize, crate::server::store::StoreError> {
-        let now = Utc::now();
-        let servers = self.store.servers(now, &month_key(now, &self.settings.timezone)).await?;
-        let count = servers.len();
-        for record in servers {
-            let transport = self.transport(target_of(&record));
-            self.spawn(record, transport, FirstPoll::Jittered);
-        }
-        Ok(count)
-    }
-
     /// Starts polling `record` with `transport` (which may already hold a
     /// session, as after adding a server), under supervision.
     pub fn spawn(&self, record: ServerRecord, transport: Box<dyn HostTransport>, first: FirstPoll) {

@@ -98,8 +98,6 @@ pub(super) mod sql {
     pub const CLAIM: &str = "INSERT INTO job_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
         ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
         WHERE job_leases.owner = EXCLUDED.owner OR job_leases.expires_at <= $4 RETURNING name";
-    /// The fence check of a poll's write.
-    pub const FENCED: &str = "SELECT fence FROM server_leases WHERE server_id = $1 AND owner = $2";
     pub const REPLICAS: &str = "SELECT id, name, started_at, heartbeat_at FROM replicas ORDER BY started_at, id";
     pub const HELD: &str = "SELECT server_id, owner, fence, expires_at FROM server_leases ORDER BY server_id";
 }

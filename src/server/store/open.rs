@@ -17,7 +17,7 @@ impl AnyStore {
     /// Opens `url`: `postgres://` / `postgresql://` on PostgreSQL, anything
     /// else as a SQLite file. Pending migrations are applied.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if super::postgres::is_url(url) {
             Ok(Self::Postgres(PostgresStore::open(url).await?))
         } else {
             Ok(Self::Sqlite(SqliteStore::open(url).await?))

@@ -10,20 +10,12 @@ use crate::server::store::shared::clients::{
 };
 use crate::server::store::{AccessChange, ClientRecord, ClientUpdate, NewEvent, StoreError, DELETED_MARK};
 
-/// A read transaction over one snapshot, as SQLite's read transactions
-/// are: the rows and the server's live state it reads agree.
-async fn snapshot(store: &PostgresStore) -> Result<Tx, StoreError> {
-    let mut tx = store.pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    Ok(tx)
-}
-
 pub(super) async fn clients(
     store: &PostgresStore,
     server: ServerId,
     month: &str,
 ) -> Result<Vec<ClientRecord>, StoreError> {
-    let mut tx = snapshot(store).await?;
+    let mut tx = store.begin_read().await?;
     // SQLite's `COLLATE NOCASE`: ASCII letters folded (lower() under the
     // "C" collation folds ASCII only), then byte order.
     let sql = format!(
@@ -49,7 +41,7 @@ pub(super) async fn client(
     id: ClientId,
     month: &str,
 ) -> Result<Option<ClientRecord>, StoreError> {
-    let mut tx = snapshot(store).await?;
+    let mut tx = store.begin_read().await?;
     let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = $2 AND c.deleted_at IS NULL");
     let Some(row) = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await? else {
         return Ok(None);

@@ -11,13 +11,14 @@
 use super::{PostgresStore, Tx};
 use crate::domain::accounting::Counters;
 use crate::domain::ServerId;
-use crate::server::store::cluster::sql;
 use crate::server::store::rows::{db_bytes, secs};
-use crate::server::store::shared::poll_rows::{refresh_state, roll_rows, stored_state};
+use crate::server::store::shared::poll_rows::{
+    poll_start, refresh_state, roll_rows, stored_state, PollStart, POLL_START,
+};
 use crate::server::store::state::{encode, ServerState};
 use crate::server::store::{Fence, PollFigures, StoreError};
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 pub(super) use crate::server::store::shared::poll_rows::to_json;
 
@@ -31,28 +32,19 @@ pub(super) async fn begin(
     fence: Option<&Fence>,
 ) -> Result<Option<(Tx, bool)>, StoreError> {
     let mut tx = store.begin_write().await?;
-    let row = sqlx::query("SELECT last_sample_at, polls_applied FROM servers WHERE id = $1")
-        .bind(id.get())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound("server"))?;
-    let last: Option<i64> = row.try_get("last_sample_at")?;
-    // Milliseconds: two distinct polls within one second (a CLI run right
-    // after the panel's poll) are both applied; the same poll twice is not.
-    if last.is_some_and(|last| last >= at.timestamp_millis()) {
-        tx.rollback().await?;
-        return Ok(None);
-    }
-    if let Some(fence) = fence {
-        let held: Option<i64> =
-            sqlx::query_scalar(sql::FENCED).bind(id.get()).bind(&fence.owner).fetch_optional(&mut *tx).await?;
-        if held != Some(fence.number) {
+    let row =
+        sqlx::query(POLL_START).bind(id.get()).fetch_optional(&mut *tx).await?.ok_or(StoreError::NotFound("server"))?;
+    match poll_start(&row, at, fence)? {
+        PollStart::Apply { first } => Ok(Some((tx, first))),
+        PollStart::Stale => {
             tx.rollback().await?;
-            return Err(StoreError::LeaseLost(id.get()));
+            Ok(None)
+        }
+        PollStart::LeaseLost => {
+            tx.rollback().await?;
+            Err(StoreError::LeaseLost(id.get()))
         }
     }
-    let first = row.try_get::<i64, _>("polls_applied")? == 0;
-    Ok(Some((tx, first)))
 }
 
 /// The server's live state as of this transaction (or, on a pool

@@ -55,10 +55,6 @@ pub(super) type Tx = Transaction<'static, Postgres>;
 /// one spells "tollgate").
 const WRITE_LOCK: i64 = 0x746f_6c6c_6761_7465;
 
-/// How long a write waits for the lock: SQLite's busy timeout
-/// ([`crate::server::store::sqlite::BUSY_TIMEOUT`]).
-const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '5s'";
-
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(super) pool: PgPool,
@@ -88,10 +84,13 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         // Writers wait for the write lock on connections of their own, so
         // that waiting never starves the readers.
+        // The wait for the write lock is bounded as SQLite's busy timeout
+        // bounds it (then `Busy`).
+        let lock_timeout = format!("{}ms", super::sqlite::BUSY_TIMEOUT.as_millis());
         let write = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.options([("lock_timeout", lock_timeout)]))
             .await?;
         let store = Self { pool, write, sealer: None };
         clients::free_deleted_keys(&store).await?;
@@ -101,13 +100,17 @@ impl PostgresStore {
     /// Starts a write transaction: waits for the write lock (see the
     /// module's documentation), which the transaction's end releases.
     /// Read committed whatever the database's default, so reads after the
-    /// lock see the previous writer's commit; the wait for the lock is
-    /// bounded as SQLite's busy timeout bounds it (then `Busy`).
+    /// lock see the previous writer's commit.
     pub(super) async fn begin_write(&self) -> Result<Tx, StoreError> {
         let mut tx = self.write.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
-        sqlx::query(LOCK_TIMEOUT).execute(&mut *tx).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
+    }
+
+    /// A read-only transaction on one snapshot, as SQLite's read
+    /// transactions are: the rows and live states read in it agree.
+    pub(super) async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
     }
 
     /// The store with the panel's secrets key: secrets are sealed when
@@ -169,6 +172,11 @@ impl PostgresStore {
         self.write.close().await;
         self.pool.close().await;
     }
+}
+
+/// Whether `url` names a PostgreSQL database (else it is a SQLite file).
+pub fn is_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The PostgreSQL URL `url` naming database `name` instead of its own

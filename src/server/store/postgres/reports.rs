@@ -2,7 +2,6 @@
 //! into hourly and daily buckets.
 
 use super::ingest::current_state;
-use super::servers::begin_snapshot;
 use super::{PostgresStore, Tx};
 use crate::domain::accounting::Counters;
 use crate::domain::ServerId;
@@ -60,7 +59,7 @@ pub(super) async fn sessions(store: &PostgresStore, filter: &SessionFilter) -> R
     }
     q.push(" LIMIT ").push_bind(i64::from(filter.limit.clamp(1, 10_000)));
     // One read transaction: the rows and the states are one snapshot.
-    let mut tx = begin_snapshot(store).await?;
+    let mut tx = store.begin_read().await?;
     let rows = q.build().fetch_all(&mut *tx).await?;
     let sessions = sessions_from_rows(&mut tx, &rows).await?;
     tx.commit().await?;
@@ -68,7 +67,7 @@ pub(super) async fn sessions(store: &PostgresStore, filter: &SessionFilter) -> R
 }
 
 pub(super) async fn session(store: &PostgresStore, id: i64) -> Result<Option<SessionRecord>, StoreError> {
-    let mut tx = begin_snapshot(store).await?;
+    let mut tx = store.begin_read().await?;
     let row = sqlx::query(&format!("{SESSION_SELECT} WHERE o.id = $1")).bind(id).fetch_optional(&mut *tx).await?;
     let sessions = sessions_from_rows(&mut tx, row.as_slice()).await?;
     tx.commit().await?;
@@ -87,7 +86,7 @@ fn same_identity(q: &mut QueryBuilder<'_, Postgres>, identity: &str) {
 }
 
 pub(super) async fn usage(store: &PostgresStore, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-    let mut tx = begin_snapshot(store).await?;
+    let mut tx = store.begin_read().await?;
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
         "SELECT c.id, c.server_id, s.name AS server, c.identity, c.name FROM clients c \
          JOIN servers s ON s.id = c.server_id WHERE 1 = 1",

@@ -1,7 +1,7 @@
 //! Servers and their clients.
 
 use super::ingest::current_state;
-use super::{PostgresStore, Tx};
+use super::PostgresStore;
 use crate::domain::{HostKeyPin, ServerId, SshKeySource};
 use crate::server::store::rows::{corrupt, is_unique_violation, secs};
 use crate::server::store::shared::servers::{server_from_row, with_counts, SERVER_COLUMNS, SERVER_FROM};
@@ -9,12 +9,6 @@ use crate::server::store::{EnforcementStamp, NewServer, ServerRecord, StoreError
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
-
-/// A read-only transaction on one snapshot, as SQLite's read transactions
-/// are: the rows and the live states read in it agree.
-pub(super) async fn begin_snapshot(store: &PostgresStore) -> Result<Tx, StoreError> {
-    Ok(store.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
-}
 
 async fn server_with_counts(
     store: &PostgresStore,
@@ -99,7 +93,7 @@ pub(super) async fn servers(
     month: &str,
 ) -> Result<Vec<ServerRecord>, StoreError> {
     // One read transaction: the rows and the states are one snapshot.
-    let mut tx = begin_snapshot(store).await?;
+    let mut tx = store.begin_read().await?;
     // SQLite's `COLLATE NOCASE`: ASCII letters folded, then byte order.
     let sql = format!(
         "SELECT {SERVER_COLUMNS} {SERVER_FROM} ORDER BY \
@@ -120,7 +114,7 @@ pub(super) async fn server(
     now: DateTime<Utc>,
     month: &str,
 ) -> Result<Option<ServerRecord>, StoreError> {
-    let mut tx = begin_snapshot(store).await?;
+    let mut tx = store.begin_read().await?;
     let sql = format!("SELECT {SERVER_COLUMNS} {SERVER_FROM} WHERE s.id = $2");
     let row = sqlx::query(&sql).bind(month).bind(id.get()).fetch_optional(&mut *tx).await?;
     let server = match row {

@@ -119,8 +119,7 @@ pub(super) async fn live_sessions_of(
         return Ok(live);
     }
     // One snapshot for every query, as SQLite's read transaction gives.
-    let mut tx = store.pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+    let mut tx = store.begin_read().await?;
     // Open OpenVPN sessions, and WireGuard clients with their open session's
     // start, of active clients only: a blocked OpenVPN client shows in the
     // server's status for a moment while its retry is refused.

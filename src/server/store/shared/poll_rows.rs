@@ -7,7 +7,8 @@ use crate::domain::accounting::Counters;
 use crate::domain::ServerId;
 use crate::server::store::rows::{counters, db_bytes, Columns};
 use crate::server::store::state::{decode, ClientState, ServerState};
-use crate::server::store::StoreError;
+use crate::server::store::{Fence, StoreError};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 /// Rows as one JSON array: the parameter a statement takes many rows in.
@@ -95,4 +96,41 @@ pub(in crate::server::store) fn roll_rows(state: &mut ServerState, month: &str) 
         c.month_bytes = Counters::ZERO;
     }
     earlier
+}
+
+/// What a poll's transaction reads first: the last poll applied, and the
+/// server's lease (both stores bind `$1` by number).
+pub(crate) const POLL_START: &str = "SELECT s.last_sample_at, s.polls_applied, l.owner AS lease_owner, \
+    l.fence AS lease_fence FROM servers s LEFT JOIN server_leases l ON l.server_id = s.id WHERE s.id = $1";
+
+/// Whether a poll taken `at` under `fence` goes on, from the row of
+/// [`POLL_START`].
+pub(crate) enum PollStart {
+    /// Not newer than the last poll applied: nothing to do.
+    Stale,
+    /// Written under a lease another replica has since taken.
+    LeaseLost,
+    Apply {
+        /// The server's first poll.
+        first: bool,
+    },
+}
+
+pub(crate) fn poll_start(
+    row: &impl Columns,
+    at: DateTime<Utc>,
+    fence: Option<&Fence>,
+) -> Result<PollStart, StoreError> {
+    // Milliseconds: two distinct polls within one second (a CLI run right
+    // after the panel's poll) are both applied; the same poll twice is not.
+    if row.opt_int("last_sample_at")?.is_some_and(|last| last >= at.timestamp_millis()) {
+        return Ok(PollStart::Stale);
+    }
+    if let Some(fence) = fence {
+        let holder = (row.opt_text("lease_owner")?, row.opt_int("lease_fence")?);
+        if holder != (Some(fence.owner.clone()), Some(fence.number)) {
+            return Ok(PollStart::LeaseLost);
+        }
+    }
+    Ok(PollStart::Apply { first: row.int("polls_applied")? == 0 })
 }
