@@ -6,6 +6,7 @@ mod access_tests;
 pub(crate) mod cluster;
 #[cfg(test)]
 mod cluster_tests;
+mod delegate;
 #[cfg(test)]
 mod model_tests;
 mod open;

@@ -61,3 +61,11 @@ pub(super) async fn client_config(store: &PostgresStore, id: ClientId) -> Result
     let sealed = row.opt_text("client_config_sealed")?;
     sealed.map(|c| store.unseal(&aad(id.get()), &c)).transpose()
 }
+
+pub(super) async fn has_client_config(store: &PostgresStore, id: ClientId) -> Result<bool, StoreError> {
+    let has: Option<bool> = sqlx::query_scalar("SELECT client_config_sealed IS NOT NULL FROM clients WHERE id = $1")
+        .bind(id.get())
+        .fetch_optional(&store.pool)
+        .await?;
+    Ok(has.unwrap_or(false))
+}

@@ -5,7 +5,7 @@ use super::PostgresStore;
 use crate::domain::{HostKeyPin, ServerId, SshKeySource};
 use crate::server::store::rows::{corrupt, is_unique_violation, secs};
 use crate::server::store::shared::servers::{server_from_row, with_counts, SERVER_COLUMNS, SERVER_FROM};
-use crate::server::store::{EnforcementStamp, NewServer, ServerRecord, StoreError};
+use crate::server::store::{EnforcementStamp, NewEvent, NewServer, ServerRecord, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -168,6 +168,45 @@ pub(super) async fn record_poll_failure(
     .bind(id.get())
     .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn set_push_token(
+    store: &PostgresStore,
+    id: ServerId,
+    hash: &[u8; 32],
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
+    let done = sqlx::query("UPDATE servers SET push_token_hash = $1 WHERE id = $2")
+        .bind(hash.as_slice())
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("server"));
+    }
+    super::events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn push_token(store: &PostgresStore, id: ServerId) -> Result<Option<Vec<u8>>, StoreError> {
+    let hash: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT push_token_hash FROM servers WHERE id = $1")
+        .bind(id.get())
+        .fetch_optional(&store.pool)
+        .await?;
+    Ok(hash.flatten())
+}
+
+pub(super) async fn record_drift(store: &PostgresStore, id: ServerId, found: u32) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
+    sqlx::query("UPDATE servers SET drift_count = drift_count + $1 WHERE id = $2")
+        .bind(i64::from(found))
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

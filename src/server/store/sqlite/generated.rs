@@ -62,3 +62,11 @@ pub(super) async fn client_config(store: &SqliteStore, id: ClientId) -> Result<O
     let sealed: Option<String> = row.try_get("client_config_sealed")?;
     sealed.map(|c| store.unseal(&aad(id.get()), &c)).transpose()
 }
+
+pub(super) async fn has_client_config(store: &SqliteStore, id: ClientId) -> Result<bool, StoreError> {
+    let has: Option<bool> = sqlx::query_scalar("SELECT client_config_sealed IS NOT NULL FROM clients WHERE id = ?")
+        .bind(id.get())
+        .fetch_optional(&store.read)
+        .await?;
+    Ok(has.unwrap_or(false))
+}

@@ -5,7 +5,7 @@ use super::SqliteStore;
 use crate::domain::{HostKeyPin, ServerId, SshKeySource};
 use crate::server::store::rows::{corrupt, is_unique_violation, secs};
 use crate::server::store::shared::servers::{server_from_row, with_counts, SERVER_COLUMNS, SERVER_FROM};
-use crate::server::store::{EnforcementStamp, NewServer, ServerRecord, StoreError};
+use crate::server::store::{EnforcementStamp, NewEvent, NewServer, ServerRecord, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -161,5 +161,42 @@ pub(super) async fn record_poll_failure(
     .bind(id.get())
     .execute(&store.write)
     .await?;
+    Ok(())
+}
+
+pub(super) async fn set_push_token(
+    store: &SqliteStore,
+    id: ServerId,
+    hash: &[u8; 32],
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
+    let done = sqlx::query("UPDATE servers SET push_token_hash = ? WHERE id = ?")
+        .bind(hash.as_slice())
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("server"));
+    }
+    super::events::insert(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn push_token(store: &SqliteStore, id: ServerId) -> Result<Option<Vec<u8>>, StoreError> {
+    let hash: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT push_token_hash FROM servers WHERE id = ?")
+        .bind(id.get())
+        .fetch_optional(&store.read)
+        .await?;
+    Ok(hash.flatten())
+}
+
+pub(super) async fn record_drift(store: &SqliteStore, id: ServerId, found: u32) -> Result<(), StoreError> {
+    sqlx::query("UPDATE servers SET drift_count = drift_count + ? WHERE id = ?")
+        .bind(i64::from(found))
+        .bind(id.get())
+        .execute(&store.write)
+        .await?;
     Ok(())
 }
