@@ -20,6 +20,7 @@ async fn every_route_refuses_requests_without_a_session() {
         ("GET", "/api/servers/1/clients"),
         ("POST", "/api/servers/1/sync-stats"),
         ("GET", "/api/dashboard"),
+        ("GET", "/api/live"),
         ("POST", "/rpc/servers"),
         ("POST", "/rpc/dashboard"),
         ("POST", "/rpc/add_server"),
@@ -42,6 +43,26 @@ async fn every_route_refuses_requests_without_a_session() {
     let login_page = anonymous.get(panel.url("/login")).send().await.unwrap();
     assert_eq!(login_page.status(), StatusCode::OK);
     assert_eq!(login_page.headers()["x-frame-options"], "DENY");
+    panel.stop().await;
+}
+
+#[tokio::test]
+async fn a_live_stream_needs_a_session_and_carries_each_change_as_it_happens() {
+    let panel = TestPanel::start().await;
+    let http = panel.login().await;
+    let mut live = LiveStream::open(&http, &panel.url("")).await;
+    let (status, user) = post_json(&http, &panel.url("/api/users"), &json!({ "name": "Ann" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    let (name, data) = live.next(std::time::Duration::from_secs(2)).await.expect("an event within 2 s");
+    assert_eq!(name, "user_changed");
+    assert_eq!(data, json!({ "kind": "user_changed", "user": user["user"]["id"] }));
+
+    // The stream was opened with the session: a logout ends the session,
+    // and a new stream with it is refused.
+    let res = http.post(panel.url("/api/auth/logout")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http.get(panel.url("/api/live")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     panel.stop().await;
 }
 

@@ -127,7 +127,7 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
         servers.push((res.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap(), host));
     }
     let b = Replica::start(&database_url, &log);
-    b.login().await;
+    let http_b = b.login().await;
 
     // Both replicas hold one server each: every server polled, none twice.
     let shared = eventually(Duration::from_secs(30), "one server per replica", || async {
@@ -136,6 +136,16 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
         (held.len() == 2 && owners.len() == 2).then_some(held)
     })
     .await;
+    // Each replica's pages hear of every poll, its own and the other's.
+    for (http, base) in [(&http, &a.base), (&http_b, &b.base)] {
+        let mut live = LiveStream::open(http, base).await;
+        for &(server, _) in &servers {
+            live.until(2 * INTERVAL + Duration::from_secs(2), |name, data| {
+                name == "server_polled" && data["server"] == server && data["ok"] == true
+            })
+            .await;
+        }
+    }
     for host in &hosts {
         host.ping(20, 1000);
     }

@@ -3,6 +3,7 @@
 //! `now`, so they compile for the browser too.
 
 pub mod fns;
+pub mod live;
 
 use crate::domain::status::ConnectionStatus;
 use crate::domain::time::relative;

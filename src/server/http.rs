@@ -2,6 +2,7 @@
 //! Every handler except login takes [`Admin`], so no route forgets the session.
 
 mod generate;
+mod live;
 
 use crate::api::{AddServerRequest, ClientView};
 use crate::domain::net::request_origin;
@@ -421,6 +422,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/sessions/{id}/disconnect", post(disconnect))
         .route("/api/dashboard", get(dashboard))
         .route("/api/cluster", get(cluster))
+        .route("/api/live", get(live::live))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found).patch(api_not_found).delete(api_not_found))
         .route("/healthz", get(|| async { "ok" }))
 }

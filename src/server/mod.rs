@@ -2,6 +2,7 @@
 //! transports, the poller, authentication and the HTTP layer.
 
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -33,4 +34,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub panel: Arc<panel::Panel>,
+    /// Cancelled when the panel starts shutting down: long-lived responses
+    /// (live streams) end, so the server can finish.
+    pub closing: tokio_util::sync::CancellationToken,
 }

@@ -2,6 +2,7 @@
 //! the CLI. Each returns [`AppError`] with a message safe to show; causes are
 //! logged.
 
+use crate::api::live::LiveEvent;
 use crate::api::{
     AddServerRequest, AddedServer, ClientView, DashboardView, ServerHealth, ServerView, SessionView, Traffic,
 };
@@ -93,6 +94,11 @@ impl Panel {
     /// The ledger month of `now`.
     pub fn month(&self, now: DateTime<Utc>) -> String {
         month_key(now, &self.config.timezone)
+    }
+
+    /// Tells the open pages of every replica that something changed.
+    pub(crate) fn announce(&self, event: LiveEvent) {
+        self.poller.bus().publish(event);
     }
 
     fn throttle(&self) -> Result<std::sync::MutexGuard<'_, LoginThrottle>, AppError> {
@@ -260,6 +266,7 @@ impl Panel {
         let record = self.record(id).await?;
         tracing::info!(server_id = %id, server = %record.name, fingerprint = %pin.fingerprint, "server added");
         self.poller.spawn(record, transport, FirstPoll::AfterInterval);
+        self.announce(LiveEvent::ServerChanged { server: id });
         Ok(AddedServer { id, host_key_fingerprint: pin.fingerprint })
     }
 
@@ -288,6 +295,7 @@ impl Panel {
         };
         let reply = self.poller.kill(session.server_id, target, halt).await.map_err(worker_error)?;
         tracing::info!(session = session_id, key = %session.session_key, halt, "ended a session");
+        self.announce(LiveEvent::SessionEnded { server: session.server_id });
         Ok(reply)
     }
 }

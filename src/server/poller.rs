@@ -12,26 +12,29 @@
 
 use crate::domain::accounting::month_key;
 use crate::domain::{ClientId, ServerId};
-use crate::server::enforce::{enforce, Pass, Watch};
-use crate::server::generate::{generate, Generated, PeerRequest};
-use crate::server::openvpn::{kill_session, KillTarget};
+use crate::server::bus::EventBus;
+use crate::server::enforce::Watch;
+use crate::server::generate::{Generated, PeerRequest};
+use crate::server::openvpn::KillTarget;
 use crate::server::peers::Applied;
-use crate::server::poll::{poll_server, store_reading, PollError, PollLimits, Reading};
-use crate::server::reconcile::{carry_out_client, remove_client};
-use crate::server::store::{Fence, PollFigures, PollOutcome, ServerRecord, Store};
+use crate::server::poll::{PollError, PollLimits, Reading};
+use crate::server::store::{Fence, PollOutcome, ServerRecord, Store};
 use crate::server::transport::ssh::{HostKeyPolicy, SshTarget, SshTimeouts, SshTransport};
 use crate::server::transport::HostTransport;
 use chrono::Utc;
 use chrono_tz::Tz;
+use job::PollJob;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+mod job;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PollSettings {
@@ -124,6 +127,7 @@ pub enum FirstPoll {
 
 pub struct Supervisor {
     store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
     settings: PollSettings,
     factory: TransportFactory,
     shutdown: CancellationToken,
@@ -142,15 +146,23 @@ pub enum WorkerError {
 }
 
 impl Supervisor {
-    /// A supervisor that reaches hosts over SSH.
-    pub fn new(store: Arc<dyn Store>, settings: PollSettings) -> Arc<Self> {
+    /// A supervisor that reaches hosts over SSH and tells `bus` of every
+    /// poll.
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, settings: PollSettings) -> Arc<Self> {
         let timeouts = settings.ssh;
-        Self::with_factory(store, settings, Arc::new(move |target| Box::new(SshTransport::new(target, timeouts))))
+        let factory: TransportFactory = Arc::new(move |target| Box::new(SshTransport::new(target, timeouts)));
+        Self::with_factory(store, bus, settings, factory)
     }
 
-    pub fn with_factory(store: Arc<dyn Store>, settings: PollSettings, factory: TransportFactory) -> Arc<Self> {
+    pub fn with_factory(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        settings: PollSettings,
+        factory: TransportFactory,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            bus,
             settings,
             factory,
             shutdown: CancellationToken::new(),
@@ -161,6 +173,11 @@ impl Supervisor {
 
     pub fn settings(&self) -> PollSettings {
         self.settings
+    }
+
+    /// Where changes are announced to the pages of every replica.
+    pub fn bus(&self) -> &dyn EventBus {
+        self.bus.as_ref()
     }
 
     /// A transport to `target`, made by this supervisor's factory.
@@ -205,6 +222,7 @@ impl Supervisor {
         };
         let supervision = Supervision {
             store: self.store.clone(),
+            bus: self.bus.clone(),
             settings: self.settings,
             factory: self.factory.clone(),
             tracker: self.tracker.clone(),
@@ -306,6 +324,7 @@ fn jitter(interval: Duration) -> Duration {
 /// Runs a server's poll task and restarts it when it panics.
 struct Supervision {
     store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
     settings: PollSettings,
     factory: TransportFactory,
     tracker: TaskTracker,
@@ -324,6 +343,7 @@ impl Supervision {
                 record: record.clone(),
                 transport: transport.take().unwrap_or_else(|| (self.factory)(target_of(&record))),
                 store: self.store.clone(),
+                bus: self.bus.clone(),
                 settings: self.settings,
                 cancel: self.cancel.clone(),
                 requests: self.requests.clone(),
@@ -361,184 +381,6 @@ impl Supervision {
             }
             delay = Duration::ZERO;
         }
-    }
-}
-
-struct PollJob {
-    record: ServerRecord,
-    transport: Box<dyn HostTransport>,
-    store: Arc<dyn Store>,
-    settings: PollSettings,
-    cancel: CancellationToken,
-    requests: Requests,
-    /// What the last enforcement pass found.
-    watch: Watch,
-    /// The lease the server is polled under, if any.
-    fence: SharedFence,
-}
-
-/// Runs a host job for a request within the poll deadline (a late one is a
-/// `Deadline` error); `None` when the task is cancelled meanwhile.
-async fn within<T>(
-    cancel: &CancellationToken,
-    deadline: Duration,
-    job: impl std::future::Future<Output = Result<T, PollError>>,
-) -> Option<Result<T, PollError>> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => None,
-        outcome = tokio::time::timeout(deadline, job) => Some(outcome.unwrap_or(Err(PollError::Deadline(deadline)))),
-    }
-}
-
-/// The longest between two enforcement passes, polls or not (an expiry is
-/// acted on, at least in the database, while the host does not answer or
-/// polls are far apart).
-const PASS_AT_LEAST_EVERY: Duration = Duration::from_secs(60);
-
-impl PollJob {
-    /// One enforcement pass, within the poll deadline, given the figures of
-    /// the poll applied just before it (if any); a failure is logged and the
-    /// next pass tries again.
-    async fn enforce_pass(&mut self, figures: Option<&PollFigures>) {
-        let pass = Pass { now: Utc::now(), tz: self.settings.timezone, wait: self.settings.ssh.command };
-        let (store, watch) = (self.store.as_ref(), &mut self.watch);
-        let pass = enforce(self.transport.as_mut(), &self.record, store, watch, figures, pass);
-        match tokio::time::timeout(self.settings.deadline, pass).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(changed = n, "enforcement pass"),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "enforcement pass failed; it runs again after the next poll or within a minute")
-            }
-            Err(_) => {
-                self.watch.forget();
-                tracing::warn!("enforcement pass timed out; it runs again after the next poll or within a minute");
-            }
-        }
-    }
-
-    async fn run(mut self, first_delay: Duration) {
-        tracing::debug!("poller started");
-        let requests = self.requests.clone();
-        let mut requests = requests.lock().await;
-        let mut failures: u32 = 0;
-        let mut next = Instant::now() + first_delay;
-        let mut next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
-        let cancel = self.cancel.clone();
-        loop {
-            let request = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                request = requests.recv() => match request {
-                    Some(r) => Some(r),
-                    None => break,
-                },
-                _ = sleep_until(next) => None,
-                _ = sleep_until(next_pass) => {
-                    tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => break,
-                        _ = self.enforce_pass(None) => {}
-                    }
-                    next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
-                    continue;
-                }
-            };
-            let reply = match request {
-                Some(Request::Kill { target, halt, reply }) => {
-                    let access = self.record.openvpn.clone();
-                    let wait = self.settings.ssh.command;
-                    let outcome = tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => break,
-                        outcome = tokio::time::timeout(self.settings.deadline, async {
-                            match &access {
-                                Some(access) => kill_session(self.transport.as_mut(), access, &target, halt, wait).await,
-                                None => Err("only OpenVPN sessions can be ended".to_owned()),
-                            }
-                        }) => outcome.unwrap_or_else(|_| Err("the host did not answer in time".to_owned())),
-                    };
-                    let _ = reply.send(outcome);
-                    continue;
-                }
-                Some(Request::Peer { client, reply }) => {
-                    let (deadline, wait) = (self.settings.deadline, self.settings.ssh.command);
-                    let job =
-                        carry_out_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait);
-                    let Some(outcome) = within(&cancel, deadline, job).await else { break };
-                    let _ = reply.send(outcome);
-                    continue;
-                }
-                Some(Request::Remove { client, reply }) => {
-                    let (deadline, wait) = (self.settings.deadline, self.settings.ssh.command);
-                    let job = remove_client(self.transport.as_mut(), &self.record, self.store.as_ref(), client, wait);
-                    let Some(outcome) = within(&cancel, deadline, job).await else { break };
-                    let _ = reply.send(outcome);
-                    continue;
-                }
-                Some(Request::Push { reading, reply }) => {
-                    let fence = fence_of(&self.fence);
-                    let (store, record, fence) = (self.store.as_ref(), &self.record, fence.as_ref());
-                    let (at, tz) = (Utc::now(), self.settings.timezone);
-                    let outcome =
-                        store_reading(store, record.id, record.protocol, &reading, at, tz, false, fence).await;
-                    if let Ok(applied) = &outcome {
-                        tokio::select! {
-                            biased;
-                            _ = cancel.cancelled() => break,
-                            _ = self.enforce_pass(applied.figures.as_ref()) => {}
-                        }
-                        next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
-                    }
-                    let _ = reply.send(outcome);
-                    continue;
-                }
-                Some(Request::Generate { request, reply }) => {
-                    let deadline = self.settings.deadline;
-                    let job =
-                        generate(self.transport.as_mut(), &self.record, self.store.as_ref(), &request, Utc::now());
-                    let Some(outcome) = within(&cancel, deadline, job).await else { break };
-                    let _ = reply.send(outcome);
-                    continue;
-                }
-                Some(Request::PollNow(reply)) => Some(reply),
-                None => None,
-            };
-            let limits = self.settings.limits();
-            let fence = fence_of(&self.fence);
-            let outcome = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                outcome = poll_server(
-                    self.transport.as_mut(), &mut self.record, self.store.as_ref(), limits, fence.as_ref()
-                ) => outcome,
-            };
-            if let Ok(applied) = &outcome {
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => break,
-                    _ = self.enforce_pass(applied.figures.as_ref()) => {}
-                }
-                next_pass = Instant::now() + PASS_AT_LEAST_EVERY;
-            }
-            match &outcome {
-                Ok(report) => {
-                    if failures > 0 {
-                        tracing::info!(sources = report.sources, "host answers again");
-                    }
-                    failures = 0;
-                }
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(failures, %error, "poll failed");
-                }
-            }
-            next = Instant::now() + self.settings.delay_after(failures);
-            if let Some(reply) = reply {
-                let _ = reply.send(outcome);
-            }
-        }
-        tracing::debug!("poller stopped");
     }
 }
 

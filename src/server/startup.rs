@@ -107,15 +107,22 @@ pub async fn run(
         tracing::info!(sealed, "secrets stored in plaintext were sealed");
     }
     let store: Arc<dyn Store> = opened.shared();
-    let poller = Supervisor::new(store.clone(), poll_settings(&config));
+    let me = cluster::this_replica();
+    let background = CancellationToken::new();
+    let bus = opened.bus(&me.id, background.clone());
+    let poller = Supervisor::new(store.clone(), bus, poll_settings(&config));
     let state = AppState {
         leptos_options: leptos_options(&config, addr)?,
         panel: Arc::new(Panel::new(store.clone(), config.clone(), poller.clone())),
+        closing: CancellationToken::new(),
     };
-    let background = CancellationToken::new();
+    let closing = state.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.cancel();
+    };
     // The pollers start from the first lease round: every server on a
     // lone replica, a fair share of them beside others.
-    let me = cluster::this_replica();
     let leases = tokio::spawn(
         cluster::run(
             store.clone(),

@@ -400,3 +400,52 @@ pub async fn add_openvpn(panel: &TestPanel, http: &reqwest::Client, host: &TestH
     body["client_config_dir"] = json!(host.get("TESTHOST_OPENVPN_CCD"));
     add(panel, http, &body).await
 }
+
+/// An open `GET /api/live` stream, read event by event.
+pub struct LiveStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl LiveStream {
+    /// Opens the stream with `client`'s session; panics unless it is one.
+    pub async fn open(client: &reqwest::Client, base: &str) -> LiveStream {
+        let response = client.get(format!("{base}/api/live")).timeout(Duration::from_secs(3600)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        LiveStream { response, buffer: String::new() }
+    }
+
+    /// The next event (`event:` name, `data:` JSON), or `None` if none
+    /// came within `limit` or the stream ended. Keep-alive comments are
+    /// skipped.
+    pub async fn next(&mut self, limit: Duration) -> Option<(String, Value)> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field =
+                    |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start().to_owned());
+                if let (Some(name), Some(data)) = (field("event:"), field("data:")) {
+                    return Some((name, serde_json::from_str(&data).unwrap()));
+                }
+            }
+            let chunk = tokio::time::timeout_at(until, self.response.chunk()).await.ok()?.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads events until one for which `wanted` holds, within `limit`.
+    pub async fn until(&mut self, limit: Duration, wanted: impl Fn(&str, &Value) -> bool) -> (String, Value) {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some((name, data)) if wanted(&name, &data) => return (name, data),
+                Some(_) => {}
+                None => panic!("no such live event within {limit:?}"),
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! confirmed; a host that cannot be reached gets the change when it answers.
 
 use super::{client_view, Admin, Panel};
+use crate::api::live::LiveEvent;
 use crate::api::ClientView;
 use crate::domain::policy::DisableReason;
 use crate::domain::ClientId;
@@ -58,6 +59,7 @@ impl Panel {
         }
         let event = self.access_event(admin, record, action, reason);
         self.store.set_client_access(record.id, reason, &event).await?;
+        self.announce(LiveEvent::ClientChanged { server: record.server_id, client: record.id });
         let reason_text = reason.map(|r| r.as_str()).unwrap_or("");
         let pending = match self.poller.carry_out(record.server_id, record.id).await {
             Ok(_) => None,
@@ -111,6 +113,7 @@ impl Panel {
         let mut event = self.access_event(admin, &record, "delete", None);
         event.figures = Some(if keep_history { "usage history kept" } else { "usage history removed" }.to_owned());
         self.store.delete_client(id, keep_history, &event).await?;
+        self.announce(LiveEvent::ClientChanged { server: record.server_id, client: id });
         tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "delete", keep_history, "client deleted");
         Ok(())
     }

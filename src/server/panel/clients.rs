@@ -1,6 +1,7 @@
 //! Changing a client's name, owner and policy, and reading the event log.
 
 use super::{client_view, event_view, Admin, Panel};
+use crate::api::live::LiveEvent;
 use crate::api::{ClientView, EventView};
 use crate::domain::client_change::{parse_change, ClientPolicy};
 use crate::domain::policy::LimitPeriod;
@@ -120,6 +121,7 @@ impl Panel {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(admin = %admin.username, client_id = %id, server_id = %record.server_id, action = "update", %figures, "client updated");
+        self.announce(LiveEvent::ClientChanged { server: record.server_id, client: id });
         let updated = self.store.client(id, &month).await?.ok_or_else(|| AppError::not_found("Client"))?;
         Ok(client_view(&updated, now, &self.config.timezone))
     }

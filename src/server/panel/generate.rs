@@ -1,6 +1,7 @@
 //! Generating peers, and showing a generated peer's config again.
 
 use super::{client_view, worker_error, Admin, Panel};
+use crate::api::live::LiveEvent;
 use crate::api::ClientView;
 use crate::domain::client_config::parse_new_peer;
 use crate::domain::{ClientId, ServerId, UserId};
@@ -33,6 +34,7 @@ impl Panel {
         }
         let request = PeerRequest { name: peer.name, email: peer.email, user_id, actor: admin.username.to_string() };
         let generated = self.poller.generate(server, request).await.map_err(worker_error)?;
+        self.announce(LiveEvent::ClientChanged { server, client: generated.client });
         let config = generated.config.to_string();
         let qr_svg = qr_svg(&config).map_err(AppError::bad_request)?;
         let record = self.store.client(generated.client, &self.month(Utc::now())).await?;

@@ -32,7 +32,8 @@ async fn adding_a_server_reads_it_through_the_factorys_transport_and_polls_on_wi
         Box::new(FakeHost::new(Behaviour::Answer, c.clone()))
     });
     let config = Config { database_url: url, ssh_key_dir: Some(keys.clone()), ..Config::default() };
-    let poller = Supervisor::with_factory(store.clone(), poll_settings(&config), factory);
+    let bus = Arc::new(crate::server::bus::LocalBus::default());
+    let poller = Supervisor::with_factory(store.clone(), bus, poll_settings(&config), factory);
     let panel = Panel::new(store, config, poller.clone());
 
     let request = AddServerRequest {

@@ -1,6 +1,7 @@
 //! Users: create, change, delete, and whether one may connect a device.
 
 use super::{Admin, Panel};
+use crate::api::live::LiveEvent;
 use crate::api::UserView;
 use crate::domain::users::{can_connect, parse_user};
 use crate::domain::UserId;
@@ -70,6 +71,7 @@ impl Panel {
         };
         let id = self.store.create_user(&fields, &event(admin, "create_user", None, &fields)).await?;
         tracing::info!(admin = %admin.username, user_id = %id, action = "create_user", "user created");
+        self.announce(LiveEvent::UserChanged { user: id });
         self.user(id).await
     }
 
@@ -88,6 +90,7 @@ impl Panel {
         };
         self.store.update_user(id, &fields, &event(admin, "update_user", Some(id), &fields)).await?;
         tracing::info!(admin = %admin.username, user_id = %id, action = "update_user", "user updated");
+        self.announce(LiveEvent::UserChanged { user: id });
         self.user(id).await
     }
 
@@ -96,6 +99,7 @@ impl Panel {
         let fields = UserFields { name: record.name, email: record.email, max_connections: record.max_connections };
         self.store.delete_user(id, &event(admin, "delete_user", Some(id), &fields)).await?;
         tracing::info!(admin = %admin.username, user_id = %id, action = "delete_user", "user deleted");
+        self.announce(LiveEvent::UserChanged { user: id });
         Ok(())
     }
 

@@ -1,7 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::api::live::LiveEvent;
 use crate::domain::Protocol;
+use crate::server::bus::LocalBus;
+use crate::server::poll::poll_server;
 use crate::server::store::sqlite::SqliteStore;
 use crate::server::store::test_support::test_server;
 use crate::server::store::ServerStore;
@@ -63,7 +66,8 @@ async fn a_poller_that_panics_is_restarted_and_the_panic_is_recorded() {
     let calls = Arc::new(AtomicUsize::new(0));
     let made = calls.clone();
     let factory: TransportFactory = Arc::new(move |_| Box::new(FakeHost::new(Behaviour::Answer, made.clone())));
-    let supervisor = Supervisor::with_factory(store.clone(), settings(Duration::from_secs(5)), factory);
+    let bus = Arc::new(LocalBus::default());
+    let supervisor = Supervisor::with_factory(store.clone(), bus.clone(), settings(Duration::from_secs(5)), factory);
     let panicking = FakeHost::new(Behaviour::PanicFirst, calls.clone());
     supervisor.spawn(record, Box::new(panicking), FirstPoll::Jittered);
 
@@ -84,6 +88,37 @@ async fn a_poller_that_panics_is_restarted_and_the_panic_is_recorded() {
     assert!(calls.load(Ordering::SeqCst) >= 2);
     assert_eq!(last_error(&store, id).await, None, "a good poll clears the error");
     assert!(supervisor.shutdown(Duration::from_secs(5)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_poll_and_a_first_failure_are_announced_on_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, answering) = store_with_server(&dir).await;
+    let hung = store.insert_server(&test_server("hung", Protocol::Wireguard), Utc::now()).await.unwrap();
+    let hung = store.server(hung, Utc::now(), "2026-11").await.unwrap().unwrap();
+    let (good, bad) = (answering.id, hung.id);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let made = calls.clone();
+    let factory: TransportFactory = Arc::new(move |_| Box::new(FakeHost::new(Behaviour::Answer, made.clone())));
+    let bus = Arc::new(LocalBus::default());
+    let mut events = bus.subscribe();
+    let supervisor =
+        Supervisor::with_factory(store.clone(), bus.clone(), settings(Duration::from_millis(300)), factory);
+    supervisor.spawn(answering, Box::new(FakeHost::new(Behaviour::Answer, calls.clone())), FirstPoll::Now);
+    // Hangs until each poll's deadline: failures in a row, announced once.
+    supervisor.spawn(hung, Box::new(FakeHost::new(Behaviour::Hang, calls.clone())), FirstPoll::Now);
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(event)) = tokio::time::timeout_at(until, events.recv()).await {
+        seen.push(event);
+    }
+    assert!(supervisor.shutdown(Duration::from_secs(5)).await);
+    let failed = LiveEvent::ServerPolled { server: bad, ok: false, sessions_opened: 0, sessions_closed: 0 };
+    assert_eq!(seen.iter().filter(|e| **e == failed).count(), 1, "{seen:?}");
+    let applied =
+        seen.iter().filter(|e| matches!(e, LiveEvent::ServerPolled { server, ok: true, .. } if *server == good));
+    assert!(applied.count() >= 2, "every applied poll is announced: {seen:?}");
+    assert!(seen.iter().all(|e| e.server() == Some(good) || *e == failed), "{seen:?}");
 }
 
 #[tokio::test]

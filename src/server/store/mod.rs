@@ -3,6 +3,8 @@
 
 #[cfg(test)]
 mod access_tests;
+#[cfg(test)]
+mod bus_tests;
 pub(crate) mod cluster;
 #[cfg(test)]
 mod cluster_tests;

@@ -3,8 +3,10 @@
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::{Store, StoreError};
+use crate::server::bus::{EventBus, LocalBus};
 use crate::server::sealer::Sealer;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// The store of either backend, with what only opening and closing need.
 #[derive(Clone)]
@@ -44,6 +46,16 @@ impl AnyStore {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// The event bus of this store's panel (`me`: this replica's id):
+    /// in-process on SQLite; across replicas on PostgreSQL, its tasks
+    /// running until `cancel`.
+    pub fn bus(&self, me: &str, cancel: CancellationToken) -> Arc<dyn EventBus> {
+        match self {
+            Self::Sqlite(_) => Arc::new(LocalBus::default()),
+            Self::Postgres(s) => s.bus(me, cancel),
         }
     }
 

@@ -23,6 +23,7 @@ mod cluster;
 mod events;
 mod generated;
 mod ingest;
+pub mod notify;
 mod openvpn;
 mod reports;
 mod servers;

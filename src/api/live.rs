@@ -1,0 +1,73 @@
+//! The live updates a page receives over its event stream (`GET
+//! /api/live`): small typed notices that something changed, after which a
+//! page refetches what it shows of it. Shared by the server, which
+//! publishes them, and the pages, which apply them.
+
+use crate::domain::{ClientId, ServerId, UserId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A poll of `server` ended: its figures were stored (`ok`), or it
+    /// failed and the server's health changed.
+    ServerPolled { server: ServerId, ok: bool, sessions_opened: u32, sessions_closed: u32 },
+    /// A server was added, changed or removed.
+    ServerChanged { server: ServerId },
+    /// A client was generated, changed, revoked, restored, disabled or
+    /// deleted (by an admin or by enforcement); an event was logged.
+    ClientChanged { server: ServerId, client: ClientId },
+    /// Several clients of `server` changed at once (an enforcement pass
+    /// disabled or re-enabled them).
+    ClientsChanged { server: ServerId },
+    /// A session was ended by an admin.
+    SessionEnded { server: ServerId },
+    /// A user was created, changed or removed.
+    UserChanged { user: UserId },
+    /// Events may have been missed (the page fell behind, or a replica's
+    /// link to the others was down): refetch everything once.
+    Resync,
+}
+
+impl LiveEvent {
+    /// The name of the event in the stream (`event:` field).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ServerPolled { .. } => "server_polled",
+            Self::ServerChanged { .. } => "server_changed",
+            Self::ClientChanged { .. } => "client_changed",
+            Self::ClientsChanged { .. } => "clients_changed",
+            Self::SessionEnded { .. } => "session_ended",
+            Self::UserChanged { .. } => "user_changed",
+            Self::Resync => "resync",
+        }
+    }
+
+    /// The server it concerns, if one.
+    pub fn server(&self) -> Option<ServerId> {
+        match *self {
+            Self::ServerPolled { server, .. }
+            | Self::ServerChanged { server }
+            | Self::ClientChanged { server, .. }
+            | Self::ClientsChanged { server }
+            | Self::SessionEnded { server } => Some(server),
+            Self::UserChanged { .. } | Self::Resync => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_travels_as_a_small_tagged_json_object() {
+        let event = LiveEvent::ClientChanged { server: ServerId::new(3), client: ClientId::new(41) };
+        let text = serde_json::to_string(&event).unwrap();
+        assert_eq!(text, r#"{"kind":"client_changed","server":3,"client":41}"#);
+        assert_eq!(serde_json::from_str::<LiveEvent>(&text).unwrap(), event);
+        assert_eq!(event.name(), "client_changed");
+        assert_eq!(event.server(), Some(ServerId::new(3)));
+        assert_eq!(serde_json::to_string(&LiveEvent::Resync).unwrap(), r#"{"kind":"resync"}"#);
+    }
+}
