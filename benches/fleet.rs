@@ -151,7 +151,7 @@ async fn main() {
         let mut out = Vec::new();
         for r in 0..a.replicas {
             let store = AnyStore::open(&url).await.unwrap();
-            out.push((Replica { id: format!("replica-{r}"), name: format!("bench:{r}") }, store));
+            out.push((Replica { id: format!("replica-{r}"), name: format!("bench:{r}"), address: None }, store));
         }
         out
     };

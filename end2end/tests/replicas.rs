@@ -122,7 +122,9 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
     let mut servers = Vec::new();
     for host in &hosts {
         let url = format!("{}/api/servers", a.base);
-        let res = http.post(url).json(&host.add_request(&format!("Host {}", host.n))).send().await.unwrap();
+        let mut body = host.add_request(&format!("Host {}", host.n));
+        body["config_path"] = serde_json::json!(host.get("TESTHOST_WG_CONF"));
+        let res = http.post(url).json(&body).send().await.unwrap();
         assert_eq!(res.status(), reqwest::StatusCode::CREATED, "{}", res.text().await.unwrap());
         servers.push((res.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap(), host));
     }
@@ -136,6 +138,10 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
         (held.len() == 2 && owners.len() == 2).then_some(held)
     })
     .await;
+    let pid_of = |id: &str, cluster: &[tollgate::server::store::ReplicaRecord]| {
+        let name = &cluster.iter().find(|r| r.id == id).unwrap().name;
+        name.rsplit(':').next().unwrap().parse::<u32>().unwrap()
+    };
     // Each replica's pages hear of every poll, its own and the other's.
     for (http, base) in [(&http, &a.base), (&http_b, &b.base)] {
         let mut live = LiveStream::open(http, base).await;
@@ -146,6 +152,25 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
             .await;
         }
     }
+    // A change on a host asked of the replica that does not poll it is
+    // carried out by the one that does.
+    let cluster = store.cluster().await.unwrap();
+    for &(server, host) in &servers {
+        let owner_pid = pid_of(&shared[&server].0, &cluster);
+        let (other, other_http) = if a.child.id() == owner_pid { (&b, &http_b) } else { (&a, &http) };
+        let url = format!("{}/api/servers/{server}/sync-stats", other.base);
+        let res = other_http.post(url).send().await.unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::OK, "sync of {server}: {}", res.text().await.unwrap());
+        let synced: serde_json::Value = res.json().await.unwrap();
+        assert!(synced["synced"].as_u64().unwrap() >= 1, "{synced}");
+        let url = format!("{}/api/servers/{server}/clients", other.base);
+        let res = other_http.post(url).json(&serde_json::json!({ "name": "Forwarded" })).send().await.unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::CREATED, "generate on {server}: {}", res.text().await.unwrap());
+        let made: serde_json::Value = res.json().await.unwrap();
+        assert!(made["config"].as_str().unwrap().contains("PrivateKey = "), "{made}");
+        let key = made["client"]["public_key"].as_str().unwrap();
+        assert!(host.wg_dump().contains(key), "the new peer is on host {}", host.n);
+    }
     for host in &hosts {
         host.ping(20, 1000);
     }
@@ -155,10 +180,6 @@ async fn replicas_share_the_fleet_take_over_a_killed_ones_hosts_and_count_every_
     // that did not commit is rolled back with its connection).
     let (first, _) = servers[0];
     let victim_id = shared[&first].0.clone();
-    let pid_of = |id: &str, cluster: &[tollgate::server::store::ReplicaRecord]| {
-        let name = &cluster.iter().find(|r| r.id == id).unwrap().name;
-        name.rsplit(':').next().unwrap().parse::<u32>().unwrap()
-    };
     let victim_pid = pid_of(&victim_id, &store.cluster().await.unwrap());
     let (victim, survivor) = if a.child.id() == victim_pid { (a, b) } else { (b, a) };
     assert_eq!(victim.child.id(), victim_pid);

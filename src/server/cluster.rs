@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// This process as a replica: a new random id at every start.
-pub fn this_replica() -> Replica {
+/// This process as a replica on machine `host`, reached at `address`: a
+/// new random id at every start.
+pub fn this_replica(host: &str, address: Option<String>) -> Replica {
     let id: u128 = rand::thread_rng().gen();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    Replica { id: format!("{id:032x}"), name: format!("{}:{}", host.trim(), std::process::id()) }
+    Replica { id: format!("{id:032x}"), name: format!("{}:{}", host.trim(), std::process::id()), address }
 }
 
 /// Runs lease rounds until `cancel`. Pollers run only while their lease

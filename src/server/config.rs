@@ -52,6 +52,11 @@ pub struct Config {
     pub hourly_retention: Duration,
     /// How long ended VPN sessions are kept (open ones always are).
     pub session_history: Duration,
+    /// Where the other replicas reach this one (`http://host:port`), to
+    /// have it carry out changes on the hosts it polls. `None`: the
+    /// listening address, or this machine's host name when listening on
+    /// every interface.
+    pub replica_url: Option<String>,
 }
 
 impl Default for Config {
@@ -77,6 +82,7 @@ impl Default for Config {
             sample_retention: Duration::from_secs(6 * 3600),
             hourly_retention: Duration::from_secs(35 * 86_400),
             session_history: Duration::from_secs(180 * 86_400),
+            replica_url: None,
         }
     }
 }
@@ -109,10 +115,11 @@ pub struct Layer {
     pub hourly_retention_days: Option<u64>,
     /// Days.
     pub session_history_days: Option<u64>,
+    pub replica_url: Option<String>,
 }
 
 /// Environment variables and the keys they set.
-pub const ENV_KEYS: [(&str, &str); 20] = [
+pub const ENV_KEYS: [(&str, &str); 21] = [
     ("DATABASE_URL", "database_url"),
     ("LEPTOS_SITE_ADDR", "site_addr"),
     ("LEPTOS_SITE_ROOT", "site_root"),
@@ -133,6 +140,7 @@ pub const ENV_KEYS: [(&str, &str); 20] = [
     ("TOLLGATE_SAMPLE_RETENTION_HOURS", "sample_retention_hours"),
     ("TOLLGATE_HOURLY_RETENTION_DAYS", "hourly_retention_days"),
     ("TOLLGATE_SESSION_HISTORY_DAYS", "session_history_days"),
+    ("TOLLGATE_REPLICA_URL", "replica_url"),
 ];
 
 impl Layer {
@@ -187,6 +195,7 @@ impl Layer {
             "sample_retention_hours" => self.sample_retention_hours = Some(secs(value)?),
             "hourly_retention_days" => self.hourly_retention_days = Some(secs(value)?),
             "session_history_days" => self.session_history_days = Some(secs(value)?),
+            "replica_url" => self.replica_url = Some(value.to_owned()),
             "trusted_proxies" => {
                 self.trusted_proxies = Some(
                     value
@@ -266,6 +275,14 @@ impl Config {
         }
         if let Some(v) = layer.session_history_days {
             self.session_history = Duration::from_secs(v.saturating_mul(86_400));
+        }
+        if let Some(v) = layer.replica_url {
+            let url = v.trim().trim_end_matches('/');
+            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['/', '?', '#', ' '])) {
+                bail!("replica_url {v:?} is not http(s)://host:port");
+            }
+            self.replica_url = Some(url.to_owned());
         }
         Ok(self)
     }
@@ -357,6 +374,20 @@ impl Config {
             }
             (None, _) => self.beside_database("keys"),
         }
+    }
+
+    /// Where the other replicas reach this one, listening on `bound`:
+    /// `replica_url`; else the listening address; on every interface
+    /// (`0.0.0.0`, `::`), this machine's host name at the listening port.
+    pub fn replica_address(&self, bound: SocketAddr, host_name: &str) -> Option<String> {
+        if let Some(url) = &self.replica_url {
+            return Some(url.clone());
+        }
+        if !bound.ip().is_unspecified() {
+            return Some(format!("http://{bound}"));
+        }
+        let host = host_name.trim();
+        (!host.is_empty()).then(|| format!("http://{host}:{}", bound.port()))
     }
 
     /// The secrets key file: `secrets_key_file`, or `tollgate.key` beside
@@ -467,5 +498,23 @@ mod tests {
         assert_eq!(Config::default().database_display(), "sqlite://tollgate.db");
         let param = Config { database_url: "postgres://db/t?user=u&password=s3cret&sslmode=require".into(), ..pg };
         assert_eq!(param.database_display(), "postgres://db/t?user=u&password=***&sslmode=require");
+    }
+
+    #[test]
+    fn a_replica_is_reached_at_its_set_url_its_listening_address_or_its_host_name() {
+        let layer = |v: &str| Layer { replica_url: Some(v.into()), ..Layer::default() };
+        let set = Config::default().apply(layer("http://10.0.0.5:3000/")).unwrap();
+        let any: SocketAddr = "0.0.0.0:3000".parse().unwrap();
+        assert_eq!(set.replica_address(any, "panel-1").as_deref(), Some("http://10.0.0.5:3000"));
+        for bad in ["10.0.0.5:3000", "ftp://x", "http://", "http://x/path", "http://a b"] {
+            assert!(Config::default().apply(layer(bad)).is_err(), "{bad}");
+        }
+        let c = Config::default();
+        let bound: SocketAddr = "127.0.0.1:4100".parse().unwrap();
+        assert_eq!(c.replica_address(bound, "panel-1").as_deref(), Some("http://127.0.0.1:4100"));
+        let v6: SocketAddr = "[fd00::5]:3000".parse().unwrap();
+        assert_eq!(c.replica_address(v6, "x").as_deref(), Some("http://[fd00::5]:3000"));
+        assert_eq!(c.replica_address(any, "panel-1\n").as_deref(), Some("http://panel-1:3000"));
+        assert_eq!(c.replica_address(any, ""), None);
     }
 }

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// What an admin asks for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerRequest {
     pub name: String,
     pub email: Option<String>,

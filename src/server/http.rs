@@ -2,6 +2,7 @@
 //! Every handler except login takes [`Admin`], so no route forgets the session.
 
 mod generate;
+mod internal;
 mod live;
 
 use crate::api::{AddServerRequest, ClientView};
@@ -423,6 +424,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/dashboard", get(dashboard))
         .route("/api/cluster", get(cluster))
         .route("/api/live", get(live::live))
+        .route(crate::server::forward::PATH, post(internal::host_call))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found).patch(api_not_found).delete(api_not_found))
         .route("/healthz", get(|| async { "ok" }))
 }
@@ -437,6 +439,7 @@ fn is_public(path: &str) -> bool {
         || path == "/favicon.ico"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")
+        || path == crate::server::forward::PATH
 }
 
 /// Sends browsers without a live session to the login page. Server functions

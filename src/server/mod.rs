@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod enforce;
+pub mod forward;
 pub mod generate;
 pub mod http;
 pub mod maintenance;

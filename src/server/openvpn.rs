@@ -41,7 +41,7 @@ pub enum ManagementError {
 }
 
 /// Which session to end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KillTarget {
     ClientId(u64),
     Address(SocketAddr),

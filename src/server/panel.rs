@@ -12,6 +12,7 @@ use crate::domain::{ClientId, Protocol, Secret, ServerId, Username};
 use crate::error::{AppError, ErrorKind};
 use crate::server::auth;
 use crate::server::config::Config;
+use crate::server::forward::{run_here, Forwarder, HostCall, HostReply};
 use crate::server::openvpn::KillTarget;
 use crate::server::poll::{read_server, store_reading, PollError, PollTarget};
 use crate::server::poller::{FirstPoll, Supervisor, WorkerError};
@@ -39,6 +40,8 @@ pub struct Panel {
     pub store: Arc<dyn Store>,
     pub config: Config,
     pub poller: Arc<Supervisor>,
+    /// Hands changes on hosts polled by another replica to it.
+    pub forwarder: Option<Arc<Forwarder>>,
     throttle: Mutex<LoginThrottle>,
 }
 
@@ -78,17 +81,43 @@ pub(crate) fn worker_error(e: WorkerError) -> AppError {
     match e {
         WorkerError::Poll(e) => poll_error(e),
         WorkerError::Failed(message) => AppError::host_unavailable(message),
-        // With replicas, the one holding the server's lease carries out
-        // changes to its host; this one does not poll it.
+        // No replica holds the server's lease right now (one stopped and
+        // the next takes over within a poll interval).
         WorkerError::NotRunning => AppError::host_unavailable(
-            "this server is polled by another replica, which carries out changes to its host; try again there",
+            "no replica polls this server at the moment (it is being handed over); try again in a few seconds",
         ),
     }
 }
 
 impl Panel {
     pub fn new(store: Arc<dyn Store>, config: Config, poller: Arc<Supervisor>) -> Self {
-        Self { store, config, poller, throttle: Mutex::new(LoginThrottle::default()) }
+        Self { store, config, poller, forwarder: None, throttle: Mutex::new(LoginThrottle::default()) }
+    }
+
+    /// The panel, forwarding changes on hosts it does not poll with `forwarder`.
+    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Self {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    /// Carries `call` out on `server`'s host: here if this replica polls
+    /// it, else by the replica that does.
+    pub(crate) async fn on_host(&self, server: ServerId, call: HostCall) -> Result<HostReply, WorkerError> {
+        if self.forwarder.is_none() {
+            return run_here(&self.poller, server, call).await;
+        }
+        match run_here(&self.poller, server, call.clone()).await {
+            Err(WorkerError::NotRunning) => self.forward(server, call).await,
+            done => done,
+        }
+    }
+
+    /// Has the replica polling `server` carry `call` out.
+    pub(crate) async fn forward(&self, server: ServerId, call: HostCall) -> Result<HostReply, WorkerError> {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.ask(server, call).await,
+            None => Err(WorkerError::NotRunning),
+        }
     }
 
     /// The ledger month of `now`.
@@ -273,7 +302,7 @@ impl Panel {
     /// Polls a server now.
     pub async fn sync_now(&self, id: ServerId) -> Result<PollOutcome, AppError> {
         self.record(id).await?;
-        self.poller.poll_now(id).await.map_err(worker_error)
+        self.on_host(id, HostCall::PollNow).await.and_then(HostReply::polled).map_err(worker_error)
     }
 
     /// Ends an open OpenVPN session on its server. With `halt` the client is
@@ -293,7 +322,8 @@ impl Panel {
             (None, Some(addr)) => KillTarget::Address(addr),
             (None, None) => return Err(AppError::bad_request("The session has no client id or address to end it by.")),
         };
-        let reply = self.poller.kill(session.server_id, target, halt).await.map_err(worker_error)?;
+        let call = HostCall::Kill { target, halt };
+        let reply = self.on_host(session.server_id, call).await.and_then(HostReply::killed).map_err(worker_error)?;
         tracing::info!(session = session_id, key = %session.session_key, halt, "ended a session");
         self.announce(LiveEvent::SessionEnded { server: session.server_id });
         Ok(reply)

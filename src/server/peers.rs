@@ -66,7 +66,7 @@ pub fn default_config_path(protocol: Protocol, interface: &InterfaceName) -> Opt
 }
 
 /// What the change did on the host, for the event log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     /// The wg-quick file was changed (false: it already was as wanted).
     pub file_changed: bool,

@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use std::time::Duration;
 
 /// Why a poll failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PollError {
     /// The host could not be reached, or stopped answering.
     #[error("{0}")]

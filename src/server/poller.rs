@@ -135,7 +135,7 @@ pub struct Supervisor {
     workers: Mutex<HashMap<ServerId, Worker>>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum WorkerError {
     #[error("no poller runs for this server")]
     NotRunning,

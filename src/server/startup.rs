@@ -4,6 +4,7 @@
 use crate::app::{shell, App};
 use crate::server::cluster;
 use crate::server::config::Config;
+use crate::server::forward::Forwarder;
 use crate::server::panel::Panel;
 use crate::server::poller::{PollSettings, Supervisor};
 use crate::server::sealer::Sealer;
@@ -100,20 +101,24 @@ pub async fn run(
     let addr = listener.local_addr().context("reading the listener's address")?;
     let key = config.secrets_key_path();
     let sealer = Sealer::load(&key).with_context(|| format!("loading the secrets key {}", key.display()))?;
+    let sealer = Arc::new(sealer);
     let opened =
-        AnyStore::open(&config.database_url).await.context("opening the database")?.with_sealer(Arc::new(sealer));
+        AnyStore::open(&config.database_url).await.context("opening the database")?.with_sealer(sealer.clone());
     let sealed = opened.seal_plaintext_secrets().await.context("sealing stored secrets")?;
     if sealed > 0 {
         tracing::info!(sealed, "secrets stored in plaintext were sealed");
     }
     let store: Arc<dyn Store> = opened.shared();
-    let me = cluster::this_replica();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let me = cluster::this_replica(&host_name, config.replica_address(addr, &host_name));
     let background = CancellationToken::new();
     let bus = opened.bus(&me.id, background.clone());
     let poller = Supervisor::new(store.clone(), bus, poll_settings(&config));
     let state = AppState {
         leptos_options: leptos_options(&config, addr)?,
-        panel: Arc::new(Panel::new(store.clone(), config.clone(), poller.clone())),
+        panel: Arc::new(Panel::new(store.clone(), config.clone(), poller.clone()).with_forwarder(Arc::new(
+            Forwarder::new(store.clone(), sealer, &me.id, config.poll_deadline + Duration::from_secs(10)),
+        ))),
         closing: CancellationToken::new(),
     };
     let closing = state.closing.clone();

@@ -9,6 +9,7 @@ use crate::domain::policy::DisableReason;
 use crate::domain::ClientId;
 use crate::error::AppError;
 use crate::server::enforce::restore_refusal;
+use crate::server::forward::{HostCall, HostReply};
 use crate::server::poll::PollError;
 use crate::server::poller::WorkerError;
 use crate::server::reconcile::can_block;
@@ -61,7 +62,8 @@ impl Panel {
         self.store.set_client_access(record.id, reason, &event).await?;
         self.announce(LiveEvent::ClientChanged { server: record.server_id, client: record.id });
         let reason_text = reason.map(|r| r.as_str()).unwrap_or("");
-        let pending = match self.poller.carry_out(record.server_id, record.id).await {
+        let call = HostCall::CarryOut { client: record.id };
+        let pending = match self.on_host(record.server_id, call).await.and_then(HostReply::applied) {
             Ok(_) => None,
             Err(WorkerError::Poll(PollError::Internal(e))) => return Err(AppError::internal(e)),
             Err(e) => Some(e.to_string()),
@@ -109,7 +111,8 @@ impl Panel {
                 "This OpenVPN server has no client_config_dir set, so a deleted client could not be refused.",
             ));
         }
-        self.poller.remove(record.server_id, id).await.map_err(super::worker_error)?;
+        let call = HostCall::Remove { client: id };
+        self.on_host(record.server_id, call).await.and_then(HostReply::applied).map_err(super::worker_error)?;
         let mut event = self.access_event(admin, &record, "delete", None);
         event.figures = Some(if keep_history { "usage history kept" } else { "usage history removed" }.to_owned());
         self.store.delete_client(id, keep_history, &event).await?;

@@ -6,6 +6,7 @@ use crate::api::ClientView;
 use crate::domain::client_config::parse_new_peer;
 use crate::domain::{ClientId, ServerId, UserId};
 use crate::error::AppError;
+use crate::server::forward::{HostCall, HostReply};
 use crate::server::generate::{qr_svg, PeerRequest};
 use chrono::Utc;
 use serde_json::{Map, Value};
@@ -33,11 +34,12 @@ impl Panel {
             self.store.user(user).await?.ok_or_else(|| AppError::bad_request("user_id: no such user"))?;
         }
         let request = PeerRequest { name: peer.name, email: peer.email, user_id, actor: admin.username.to_string() };
-        let generated = self.poller.generate(server, request).await.map_err(worker_error)?;
-        self.announce(LiveEvent::ClientChanged { server, client: generated.client });
-        let config = generated.config.to_string();
+        let call = HostCall::Generate(request);
+        let client = self.on_host(server, call).await.and_then(HostReply::generated).map_err(worker_error)?;
+        self.announce(LiveEvent::ClientChanged { server, client });
+        let config = self.client_config(client).await?;
         let qr_svg = qr_svg(&config).map_err(AppError::bad_request)?;
-        let record = self.store.client(generated.client, &self.month(Utc::now())).await?;
+        let record = self.store.client(client, &self.month(Utc::now())).await?;
         let record = record.ok_or_else(|| AppError::internal("a generated peer vanished"))?;
         Ok(GeneratedPeer { client: client_view(&record, Utc::now(), &self.config.timezone), config, qr_svg })
     }

@@ -8,7 +8,9 @@ use super::{worker_error, Admin, Panel};
 use crate::domain::ServerId;
 use crate::error::AppError;
 use crate::server::auth::{new_session_token, token_hash};
+use crate::server::forward::{HostCall, HostReply};
 use crate::server::poll::parse_reading;
+use crate::server::poller::WorkerError;
 use crate::server::store::{NewEvent, PollOutcome, Store, StoreError};
 use chrono::Utc;
 
@@ -70,6 +72,13 @@ impl Panel {
         }
         let record = self.record(server).await?;
         let reading = parse_reading(record.protocol, body).map_err(|e| AppError::bad_request(e.to_string()))?;
-        self.poller.push(server, reading).await.map_err(worker_error)
+        let outcome = match self.poller.push(server, reading).await {
+            Err(WorkerError::NotRunning) => {
+                let call = HostCall::Push { protocol: record.protocol, body: body.to_owned() };
+                self.forward(server, call).await.and_then(HostReply::polled)
+            }
+            done => done,
+        };
+        outcome.map_err(worker_error)
     }
 }

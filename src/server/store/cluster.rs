@@ -15,6 +15,15 @@ pub struct Replica {
     pub id: String,
     /// Host name and process id, for people.
     pub name: String,
+    /// Where the others reach it (`http://host:port`), if they can.
+    pub address: Option<String>,
+}
+
+/// The replica that holds a server's live lease, and where it is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseOwner {
+    pub replica: String,
+    pub address: Option<String>,
 }
 
 /// The right to write one server's polls: the owner and the fencing number
@@ -40,6 +49,7 @@ pub struct LeaseRound {
 pub struct ReplicaRecord {
     pub id: String,
     pub name: String,
+    pub address: Option<String>,
     pub started_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
     pub leases: Vec<LeaseRecord>,
@@ -69,6 +79,9 @@ pub trait ClusterStore: Send + Sync + 'static {
 
     /// The replicas with a heartbeat and their leases.
     async fn cluster(&self) -> Result<Vec<ReplicaRecord>, StoreError>;
+
+    /// Who holds `server`'s lease at `now`, if anyone.
+    async fn lease_owner(&self, server: ServerId, now: DateTime<Utc>) -> Result<Option<LeaseOwner>, StoreError>;
 }
 
 /// `now + ttl` in Unix milliseconds.
@@ -79,8 +92,9 @@ pub(super) fn until_ms(now: DateTime<Utc>, ttl: Duration) -> i64 {
 /// The statements of a lease round, the same text on both backends
 /// (SQLite binds `$N` by number too).
 pub(super) mod sql {
-    pub const HEARTBEAT: &str = "INSERT INTO replicas (id, name, started_at, heartbeat_at) VALUES ($1, $2, $3, $3) \
-        ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at";
+    pub const HEARTBEAT: &str = "INSERT INTO replicas (id, name, started_at, heartbeat_at, address) \
+        VALUES ($1, $2, $3, $3, $4) \
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at, address = EXCLUDED.address";
     /// Heartbeat rows of replicas gone for ten lease times are forgotten.
     pub const FORGET: &str = "DELETE FROM replicas WHERE heartbeat_at < $1";
     pub const SERVERS: &str = "SELECT id FROM servers ORDER BY id";
@@ -98,7 +112,10 @@ pub(super) mod sql {
     pub const CLAIM: &str = "INSERT INTO job_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
         ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
         WHERE job_leases.owner = EXCLUDED.owner OR job_leases.expires_at <= $4 RETURNING name";
-    pub const REPLICAS: &str = "SELECT id, name, started_at, heartbeat_at FROM replicas ORDER BY started_at, id";
+    pub const REPLICAS: &str =
+        "SELECT id, name, address, started_at, heartbeat_at FROM replicas ORDER BY started_at, id";
+    pub const OWNER: &str = "SELECT l.owner, r.address FROM server_leases l LEFT JOIN replicas r ON r.id = l.owner \
+        WHERE l.server_id = $1 AND l.expires_at > $2";
     pub const HELD: &str = "SELECT server_id, owner, fence, expires_at FROM server_leases ORDER BY server_id";
 }
 
@@ -121,6 +138,7 @@ pub(super) fn records(
         }
         out.push(ReplicaRecord {
             name: r.text("name")?,
+            address: r.opt_text("address")?,
             started_at: ms(r.int("started_at")?)?,
             heartbeat_at: ms(r.int("heartbeat_at")?)?,
             leases: held,
@@ -157,6 +175,11 @@ pub(super) fn plan_round(
         .collect::<Result<Vec<_>, StoreError>>()?;
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     Ok(plan_leases(me, now_ms, ttl_ms, servers, &leases, &beats))
+}
+
+/// The lease owner from its row ([`sql::OWNER`]).
+pub(super) fn owner_of(row: Option<&impl super::rows::Columns>) -> Result<Option<LeaseOwner>, StoreError> {
+    row.map(|r| Ok(LeaseOwner { replica: r.text("owner")?, address: r.opt_text("address")? })).transpose()
 }
 
 /// The fences of the leases read, by server.

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::test_support::{test_server, test_stores};
-use super::{Fence, Replica, StoreError, WireguardPoll};
+use super::{Fence, LeaseOwner, Replica, StoreError, WireguardPoll};
 use crate::domain::wg_dump::{parse_dump, DumpFlavor};
 use crate::domain::Protocol;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,7 +14,7 @@ use std::time::Duration;
 const TTL: Duration = Duration::from_secs(30);
 
 fn replica(id: &str) -> Replica {
-    Replica { id: id.into(), name: format!("test:{id}") }
+    Replica { id: id.into(), name: format!("test:{id}"), address: None }
 }
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -34,7 +34,8 @@ async fn a_lapsed_lease_is_taken_under_a_higher_fence_and_the_old_owners_poll_is
         for name in ["one", "two", "three"] {
             servers.push(store.insert_server(&test_server(name, Protocol::Wireguard), Utc::now()).await.unwrap());
         }
-        let (a, c) = (replica("a"), replica("c"));
+        let (a, c) = (replica("a"), Replica { address: Some("http://10.0.0.3:3000".into()), ..replica("c") });
+        assert_eq!(store.lease_owner(servers[0], at(0)).await.unwrap(), None, "{b}: no lease yet");
         let first = store.lease_round(&a, at(0), TTL).await.unwrap();
         assert_eq!(
             first.held.iter().map(|(s, f)| (*s, *f)).collect::<Vec<_>>(),
@@ -47,6 +48,13 @@ async fn a_lapsed_lease_is_taken_under_a_higher_fence_and_the_old_owners_poll_is
         assert_eq!((a_round.held.len(), a_round.released.clone()), (2, vec![servers[2]]), "{b}");
         let c_round = store.lease_round(&c, at(3), TTL).await.unwrap();
         assert_eq!(c_round.held, [(servers[2], 2)], "{b}");
+        // Who to ask to change a host: the lease's owner, where it is reached.
+        let owner = |replica: &str, address: Option<&str>| {
+            Some(LeaseOwner { replica: replica.into(), address: address.map(Into::into) })
+        };
+        assert_eq!(store.lease_owner(servers[2], at(4)).await.unwrap(), owner("c", Some("http://10.0.0.3:3000")));
+        assert_eq!(store.lease_owner(servers[0], at(4)).await.unwrap(), owner("a", None), "{b}");
+        assert_eq!(store.lease_owner(servers[0], at(33)).await.unwrap(), None, "{b}: a's lease lapsed");
 
         // a stalls past its lease (c renews its own); c takes a's servers
         // under new fences.

@@ -318,6 +318,14 @@ macro_rules! impl_store_ports {
                 cluster::claim_job(self, name, me, now, ttl).await
             }
 
+            async fn lease_owner(
+                &self,
+                server: ServerId,
+                now: DateTime<Utc>,
+            ) -> Result<Option<LeaseOwner>, StoreError> {
+                cluster::lease_owner(self, server, now).await
+            }
+
             async fn cluster(&self) -> Result<Vec<ReplicaRecord>, StoreError> {
                 cluster::cluster(self).await
             }

@@ -45,7 +45,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-pub use cluster::{ClusterStore, Fence, LeaseRecord, LeaseRound, Replica, ReplicaRecord};
+pub use cluster::{ClusterStore, Fence, LeaseOwner, LeaseRecord, LeaseRound, Replica, ReplicaRecord};
 pub use open::AnyStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -364,7 +364,7 @@ pub struct OpenvpnPoll<'a> {
 }
 
 /// What applying a poll did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PollOutcome {
     /// False when the poll was not newer than the last one applied.
     pub applied: bool,
@@ -374,7 +374,9 @@ pub struct PollOutcome {
     pub carried: Counters,
     pub sessions_opened: usize,
     pub sessions_closed: usize,
-    /// Every client's figures after the poll (`None` when not applied).
+    /// Every client's figures after the poll (`None` when not applied, and
+    /// in a reply from another replica).
+    #[serde(skip)]
     pub figures: Option<PollFigures>,
 }
 

@@ -1,8 +1,9 @@
 //! [`ClusterStore`](crate::server::store::ClusterStore) on SQLite.
 
 use super::SqliteStore;
-use crate::server::store::cluster::{leases_fences, plan_round, records, round_of, sql, until_ms};
-use crate::server::store::{LeaseRound, Replica, ReplicaRecord, StoreError};
+use crate::domain::ServerId;
+use crate::server::store::cluster::{leases_fences, owner_of, plan_round, records, round_of, sql, until_ms};
+use crate::server::store::{LeaseOwner, LeaseRound, Replica, ReplicaRecord, StoreError};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -15,7 +16,13 @@ pub(super) async fn lease_round(
     let now_ms = now.timestamp_millis();
     let until = until_ms(now, ttl);
     let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(sql::HEARTBEAT).bind(&me.id).bind(&me.name).bind(now_ms).execute(&mut *tx).await?;
+    sqlx::query(sql::HEARTBEAT)
+        .bind(&me.id)
+        .bind(&me.name)
+        .bind(now_ms)
+        .bind(me.address.as_deref())
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(sql::FORGET).bind(now_ms.saturating_sub((until - now_ms).saturating_mul(10))).execute(&mut *tx).await?;
     let servers: Vec<i64> = sqlx::query_scalar(sql::SERVERS).fetch_all(&mut *tx).await?;
     let leases = sqlx::query(sql::LEASES).fetch_all(&mut *tx).await?;
@@ -62,4 +69,14 @@ pub(super) async fn cluster(store: &SqliteStore) -> Result<Vec<ReplicaRecord>, S
     let replicas = sqlx::query(sql::REPLICAS).fetch_all(&store.read).await?;
     let leases = sqlx::query(sql::HELD).fetch_all(&store.read).await?;
     records(&replicas, &leases)
+}
+
+pub(super) async fn lease_owner(
+    store: &SqliteStore,
+    server: ServerId,
+    now: DateTime<Utc>,
+) -> Result<Option<LeaseOwner>, StoreError> {
+    let row =
+        sqlx::query(sql::OWNER).bind(server.get()).bind(now.timestamp_millis()).fetch_optional(&store.read).await?;
+    owner_of(row.as_ref())
 }

@@ -20,9 +20,9 @@ mod wireguard;
 
 use super::{
     AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, ClusterStore, EnforcementStamp, EventFilter,
-    EventRecord, EventStore, GeneratedClient, IngestStore, LeaseRound, LiveDevice, NewEvent, NewServer, OpenvpnPoll,
-    PendingSamples, PollOutcome, Replica, ReplicaRecord, ReportStore, ServerRecord, ServerStore, SessionFilter,
-    SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
+    EventRecord, EventStore, GeneratedClient, IngestStore, LeaseOwner, LeaseRound, LiveDevice, NewEvent, NewServer,
+    OpenvpnPoll, PendingSamples, PollOutcome, Replica, ReplicaRecord, ReportStore, ServerRecord, ServerStore,
+    SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow, UserFields, UserRecord, UserStore, WireguardPoll,
 };
 use crate::domain::accounting::Counters;
 use crate::domain::policy::PeriodMark;
