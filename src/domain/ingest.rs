@@ -10,12 +10,15 @@ use super::wg_dump::{WgDump, WgPeer};
 use chrono::{DateTime, Utc};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// A WireGuard peer as the panel knew it before the poll.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerBefore {
     pub client_id: i64,
+    /// Where the caller keeps the client (an index into its own list), so
+    /// it finds it again without a lookup.
+    pub slot: usize,
     pub counters: Counters,
     pub on_host: bool,
     pub open_session: Option<i64>,
@@ -25,19 +28,27 @@ pub struct PeerBefore {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerPlan<'a> {
     pub peer: &'a WgPeer,
-    /// The public key in base64: the client's identity.
-    pub identity: String,
     pub client_id: Option<i64>,
+    /// The known client's [`PeerBefore::slot`].
+    pub slot: Option<usize>,
     pub delta: Delta,
     pub session: SessionStep,
     pub open_session: Option<i64>,
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+impl PeerPlan<'_> {
+    /// The public key in base64: the client's identity.
+    pub fn identity(&self) -> String {
+        self.peer.public_key.to_base64()
+    }
+}
+
 /// A known peer missing from the poll.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gone {
     pub client_id: i64,
+    pub slot: usize,
     pub open_session: Option<i64>,
     pub session: SessionStep,
 }
@@ -54,8 +65,8 @@ pub struct WireguardPlan<'a> {
 
 /// Plans a WireGuard or AmneziaWG poll. `before` is keyed by public key
 /// (base64); `first_poll` is true when the server never had a poll applied.
-pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq>(
-    before: &HashMap<K, PeerBefore>,
+pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq, S: BuildHasher>(
+    before: &HashMap<K, PeerBefore, S>,
     dump: &'a WgDump,
     at: DateTime<Utc>,
     first_poll: bool,
@@ -67,10 +78,10 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq>(
         new: Counters::ZERO,
         carried: Counters::ZERO,
     };
-    let mut seen = HashSet::with_capacity(dump.peers.len());
+    let mut seen = vec![false; before.values().map(|k| k.slot + 1).max().unwrap_or(0)];
+    let mut key = [0u8; 44];
     for peer in &dump.peers {
-        let identity = peer.public_key.to_base64();
-        let known = before.get(identity.as_str());
+        let known = before.get(peer.public_key.write_base64(&mut key));
         let now = Counters::new(peer.rx.get(), peer.tx.get());
         let d = delta(known.map(|k| SourceState { last: k.counters, present: k.on_host }), now, first_sight);
         let open = known.and_then(|k| k.open_session);
@@ -80,12 +91,12 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq>(
         plan.new += d.new;
         plan.carried += d.carried;
         if let Some(k) = known {
-            seen.insert(k.client_id);
+            seen[k.slot] = true;
         }
         plan.peers.push(PeerPlan {
             peer,
-            identity,
             client_id: known.map(|k| k.client_id),
+            slot: known.map(|k| k.slot),
             delta: d,
             session,
             open_session: open,
@@ -94,9 +105,10 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq>(
     }
     let mut gone: Vec<Gone> = before
         .values()
-        .filter(|k| k.on_host && !seen.contains(&k.client_id))
+        .filter(|k| k.on_host && !seen[k.slot])
         .map(|k| Gone {
             client_id: k.client_id,
+            slot: k.slot,
             open_session: k.open_session,
             session: gone_step(k.open_session.is_some(), k.last_seen, at),
         })
@@ -341,6 +353,7 @@ mod tests {
             ACTIVE.to_owned(),
             PeerBefore {
                 client_id: 1,
+                slot: 0,
                 counters: Counters::new(5000, 5000),
                 on_host: true,
                 open_session: Some(9),
@@ -351,6 +364,7 @@ mod tests {
             "removedremovedremovedremovedremovedremoved0=".to_owned(),
             PeerBefore {
                 client_id: 2,
+                slot: 1,
                 counters: Counters::new(1, 1),
                 on_host: true,
                 open_session: Some(10),
@@ -368,6 +382,7 @@ mod tests {
             plan.gone,
             vec![Gone {
                 client_id: 2,
+                slot: 1,
                 open_session: Some(10),
                 session: SessionStep::Close { disconnected_at: at(-30) }
             }]

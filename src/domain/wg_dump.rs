@@ -29,7 +29,7 @@
 //! and no error message ever repeats their text.
 
 use super::bytes::{digits, ByteCount};
-use super::keys::{decode_key, KeyError, PublicKey};
+use super::keys::{decode_key, KeyError, KeyHashing, PublicKey};
 use super::net::IpNetwork;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -173,48 +173,6 @@ fn blank(line: &str) -> bool {
         None => true,
         Some(b) if b.is_ascii() && !b.is_ascii_whitespace() => false,
         Some(_) => line.trim().is_empty(),
-    }
-}
-
-/// Hashes public keys for the duplicate check: they are 32 uniformly
-/// random bytes, so eight of them, mixed with a seed per parse, make a good
-/// hash at a fraction of SipHash's cost.
-#[derive(Clone, Copy)]
-struct KeyHashing(u64);
-
-impl KeyHashing {
-    fn new() -> Self {
-        use std::hash::BuildHasher;
-        Self(std::collections::hash_map::RandomState::new().hash_one(0u8))
-    }
-}
-
-impl std::hash::BuildHasher for KeyHashing {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(self.0)
-    }
-}
-
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    /// MurmurHash3's 64-bit finaliser: every input bit reaches every output
-    /// bit, so no set of keys shares a bucket by construction.
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
     }
 }
 

@@ -18,7 +18,7 @@ pub(crate) trait Columns {
     fn text(&self, column: &str) -> Result<String, StoreError>;
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
-    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn opt_blob(&self, column: &str) -> Result<Option<&[u8]>, StoreError>;
 }
 
 impl Columns for SqliteRow {
@@ -38,7 +38,7 @@ impl Columns for SqliteRow {
     fn flag(&self, column: &str) -> Result<bool, StoreError> {
         Ok(self.try_get::<i64, _>(column)? != 0)
     }
-    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn opt_blob(&self, column: &str) -> Result<Option<&[u8]>, StoreError> {
         Ok(self.try_get(column)?)
     }
 }
@@ -59,7 +59,7 @@ impl Columns for PgRow {
     fn flag(&self, column: &str) -> Result<bool, StoreError> {
         Ok(self.try_get(column)?)
     }
-    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn opt_blob(&self, column: &str) -> Result<Option<&[u8]>, StoreError> {
         Ok(self.try_get(column)?)
     }
 }

@@ -124,14 +124,39 @@ pub(super) enum StateError {
 /// FNV-1a over the parts, each followed by a separator: a stable
 /// fingerprint (unlike `std`'s hasher, the same in every build).
 pub(super) fn fingerprint(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = Fingerprint::default();
     for part in parts {
-        for byte in part.iter().chain(std::iter::once(&0xff)) {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        hash.write(part);
+        hash.end_part();
+    }
+    hash.0
+}
+
+/// [`fingerprint`] fed piece by piece (nothing to gather first): bytes
+/// written up to [`Fingerprint::end_part`] are one part.
+pub(super) struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fingerprint {
+    pub fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    hash
+
+    pub fn end_part(&mut self) {
+        self.write(&[0xff]);
+    }
+
+    pub fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {
@@ -162,7 +187,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 pub(super) fn encode(state: &ServerState) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + state.clients.len() * 110);
+    let mut out = Vec::with_capacity(16 + state.clients.len() * 128);
     out.push(FORMAT);
     put_u64(&mut out, state.clients.len() as u64);
     for c in &state.clients {
@@ -363,5 +388,12 @@ mod tests {
     fn fingerprints_separate_their_parts() {
         assert_ne!(fingerprint(&[b"ab", b"c"]), fingerprint(&[b"a", b"bc"]));
         assert_eq!(fingerprint(&[b"x"]), fingerprint(&[b"x"]));
+        let mut fed = Fingerprint::default();
+        fed.write(b"a");
+        fed.write(b"b");
+        fed.end_part();
+        fed.write(b"c");
+        fed.end_part();
+        assert_eq!(fed.finish(), fingerprint(&[b"ab", b"c"]), "fed in pieces, the same value as stored before");
     }
 }

@@ -33,7 +33,7 @@ pub(in crate::server::store) fn stored_state(
     let state_version = row.opt_int("state_version")?;
     let stored = row
         .opt_blob("data")?
-        .map(|d| decode(&d))
+        .map(decode)
         .transpose()
         .map_err(|e| StoreError::Corrupt(format!("state of server {id}: {e}")))?;
     Ok(match (stored, state_version) {

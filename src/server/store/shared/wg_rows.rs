@@ -4,11 +4,12 @@
 
 use crate::domain::accounting::Counters;
 use crate::domain::ingest::{plan_wireguard, wireguard_virtual_ip, PeerBefore, WireguardPlan};
+use crate::domain::keys::KeyHashing;
 use crate::domain::sessions::SessionStep;
 use crate::domain::wg_dump::{WgDump, WgPeer};
 use crate::server::store::rows::{db_bytes, opt_instant, secs};
 use crate::server::store::shared::poll_rows::sample;
-use crate::server::store::state::{fingerprint, ClientState, ServerState};
+use crate::server::store::state::{fingerprint, ClientState, Fingerprint, ServerState};
 use crate::server::store::{PollFigures, PollOutcome, StoreError, DELETED_MARK};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -27,17 +28,19 @@ fn endpoint_fingerprint(endpoint: SocketAddr) -> u64 {
 /// Fingerprint of a peer's allowed IPs, preshared key and keepalive (see
 /// [`ClientState::attributes`]).
 fn peer_attributes(peer: &WgPeer) -> u64 {
-    let mut bytes = Vec::with_capacity(8 + peer.allowed_ips.len() * 18);
-    bytes.push(u8::from(peer.has_preshared_key));
-    bytes.extend_from_slice(&peer.persistent_keepalive.map_or(-1, i32::from).to_le_bytes());
+    // One part, as `fingerprint(&[&bytes])` of these bytes gathered.
+    let mut hash = Fingerprint::default();
+    hash.write(&[u8::from(peer.has_preshared_key)]);
+    hash.write(&peer.persistent_keepalive.map_or(-1, i32::from).to_le_bytes());
     for net in &peer.allowed_ips {
         match net.addr() {
-            IpAddr::V4(v4) => bytes.extend_from_slice(&v4.octets()),
-            IpAddr::V6(v6) => bytes.extend_from_slice(&v6.octets()),
+            IpAddr::V4(v4) => hash.write(&v4.octets()),
+            IpAddr::V6(v6) => hash.write(&v6.octets()),
         }
-        bytes.push(net.prefix());
+        hash.write(&[net.prefix()]);
     }
-    fingerprint(&[&bytes])
+    hash.end_part();
+    hash.finish()
 }
 
 /// A peer's row attributes as written to `clients`, after `head` (its
@@ -58,7 +61,12 @@ fn peer_row(head: Value, peer: &WgPeer) -> Value {
 /// The key of a deleted peer's identity (`<key>#deleted-<id>`, see
 /// `delete_client`).
 fn deleted_key(identity: &str) -> Option<&str> {
-    identity.split_once(DELETED_MARK).map(|(key, _)| key)
+    // A key alone is 44 characters: most identities end there.
+    if identity.len() <= 44 {
+        return None;
+    }
+    let at = identity.find('#')?;
+    identity[at..].starts_with(DELETED_MARK).then(|| &identity[..at])
 }
 
 /// A session to close: `[connection, disconnected_at, client total rx, tx,
@@ -75,11 +83,12 @@ pub(in crate::server::store) fn plan_poll<'a>(
     at: DateTime<Utc>,
     first_poll: bool,
 ) -> Result<WireguardPlan<'a>, StoreError> {
-    let mut before: HashMap<&str, PeerBefore> = HashMap::with_capacity(state.clients.len());
+    let mut before = HashMap::with_capacity_and_hasher(state.clients.len(), KeyHashing::new());
     let mut deleted = Vec::new();
-    for c in &state.clients {
+    for (slot, c) in state.clients.iter().enumerate() {
         let known = PeerBefore {
             client_id: c.client_id,
+            slot,
             counters: c.counters,
             on_host: c.on_host,
             open_session: c.open_session,
@@ -104,7 +113,7 @@ pub(in crate::server::store) fn plan_poll<'a>(
 /// else (everything else refers to their ids): [`peer_row`]s headed by the
 /// identity.
 pub(in crate::server::store) fn fresh_rows(plan: &WireguardPlan<'_>) -> Vec<Value> {
-    plan.peers.iter().filter(|p| p.client_id.is_none()).map(|p| peer_row(json!(p.identity), p.peer)).collect()
+    plan.peers.iter().filter(|p| p.client_id.is_none()).map(|p| peer_row(json!(p.identity()), p.peer)).collect()
 }
 
 /// What a WireGuard poll writes after the client rows of new peers.
@@ -119,14 +128,14 @@ pub(in crate::server::store) struct WireguardWrites {
     pub opens: Vec<Value>,
     /// Sessions to close ([`close_row`]).
     pub closes: Vec<Value>,
-    /// Each client's position in the state.
-    index: HashMap<i64, usize>,
+    /// The position in the state of each client a session opens for.
+    opening: HashMap<i64, usize>,
 }
 
 impl WireguardWrites {
     /// Records in the state the session just opened for `client`.
     pub fn opened(&self, state: &mut ServerState, client: i64, connection: i64) {
-        if let Some(c) = self.index.get(&client).and_then(|&i| state.clients.get_mut(i)) {
+        if let Some(c) = self.opening.get(&client).and_then(|&i| state.clients.get_mut(i)) {
             c.open_session = Some(connection);
         }
     }
@@ -155,25 +164,22 @@ pub(in crate::server::store) fn apply_plan(
     state: &mut ServerState,
     fresh: Vec<(i64, String)>,
 ) -> Result<WireguardWrites, StoreError> {
-    let mut index: HashMap<i64, usize> = HashMap::with_capacity(state.clients.len() + fresh.len());
-    for (i, c) in state.clients.iter().enumerate() {
-        index.insert(c.client_id, i);
-    }
-    let mut fresh_ids: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+    // New peers' slots: after the known clients, in the order inserted.
+    let mut fresh_slots: HashMap<String, usize> = HashMap::with_capacity(fresh.len());
     for (client_id, identity) in fresh {
-        index.insert(client_id, state.clients.len());
-        fresh_ids.insert(identity.clone(), client_id);
+        fresh_slots.insert(identity.clone(), state.clients.len());
         state.clients.push(ClientState::new(client_id, identity, month, at));
     }
 
     let mut changed = Vec::new();
-    let mut samples = Vec::new();
+    let mut samples = Vec::with_capacity(plan.peers.len());
     let mut opens = Vec::new();
     let mut closes = Vec::new();
+    let mut opening = HashMap::new();
     for p in &plan.peers {
-        let client_id = p.client_id.or_else(|| fresh_ids.get(&p.identity).copied());
-        let Some(c) = client_id.and_then(|id| index.get(&id)).and_then(|&i| state.clients.get_mut(i)) else {
-            return Err(StoreError::Corrupt(format!("peer {} has no client row", p.identity)));
+        let slot = p.slot.or_else(|| fresh_slots.get(&p.identity()).copied());
+        let Some((slot, c)) = slot.and_then(|i| Some((i, state.clients.get_mut(i)?))) else {
+            return Err(StoreError::Corrupt(format!("peer {} has no client row", p.identity())));
         };
         if let (SessionStep::Close { disconnected_at }, Some(conn)) = (p.session, p.open_session) {
             // As before this poll, but with its traffic.
@@ -205,9 +211,10 @@ pub(in crate::server::store) fn apply_plan(
             // The session's bytes from here on: the client's total minus
             // what it was before this poll's new bytes.
             let base = c.total.saturating_sub(p.delta.new);
+            opening.insert(c.client_id, slot);
             opens.push(json!([
                 c.client_id,
-                p.identity,
+                p.identity(),
                 secs(connected_at),
                 p.last_seen.map(secs).unwrap_or_else(|| secs(connected_at)),
                 p.peer.endpoint.map(|e| e.to_string()),
@@ -218,12 +225,12 @@ pub(in crate::server::store) fn apply_plan(
         }
     }
     for g in &plan.gone {
-        let Some(c) = index.get(&g.client_id).and_then(|&i| state.clients.get_mut(i)) else { continue };
+        let Some(c) = state.clients.get_mut(g.slot) else { continue };
         c.on_host = false;
         if let (SessionStep::Close { disconnected_at }, Some(conn)) = (g.session, g.open_session) {
             closes.push(close_row(conn, disconnected_at, c));
             c.open_session = None;
         }
     }
-    Ok(WireguardWrites { changed, samples, opens, closes, index })
+    Ok(WireguardWrites { changed, samples, opens, closes, opening })
 }
