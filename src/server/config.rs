@@ -278,9 +278,10 @@ impl Config {
         }
         if let Some(v) = layer.replica_url {
             let url = v.trim().trim_end_matches('/');
-            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            // Replicas talk plain HTTP: every call and reply is sealed.
+            let rest = url.strip_prefix("http://");
             if rest.is_none_or(|r| r.is_empty() || r.contains(['/', '?', '#', ' '])) {
-                bail!("replica_url {v:?} is not http(s)://host:port");
+                bail!("replica_url {v:?} is not http://host:port");
             }
             self.replica_url = Some(url.to_owned());
         }
@@ -506,7 +507,7 @@ mod tests {
         let set = Config::default().apply(layer("http://10.0.0.5:3000/")).unwrap();
         let any: SocketAddr = "0.0.0.0:3000".parse().unwrap();
         assert_eq!(set.replica_address(any, "panel-1").as_deref(), Some("http://10.0.0.5:3000"));
-        for bad in ["10.0.0.5:3000", "ftp://x", "http://", "http://x/path", "http://a b"] {
+        for bad in ["10.0.0.5:3000", "ftp://x", "https://x:3000", "http://", "http://x/path", "http://a b"] {
             assert!(Config::default().apply(layer(bad)).is_err(), "{bad}");
         }
         let c = Config::default();

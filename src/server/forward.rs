@@ -3,7 +3,7 @@
 //! connection and polls under the lease's fence), so any other replica
 //! forwards the call to it and waits for the reply.
 //!
-//! Calls travel over plain HTTP to `POST /internal/host-call` at the
+//! Calls travel over plain HTTP (no TLS between replicas is needed) to `POST /internal/host-call` at the
 //! owner's address (`replicas.address`). Both the call and the reply are
 //! sealed with the secrets key every replica shares (XChaCha20-Poly1305):
 //! only a replica can make a call, nobody on the path can read or alter
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The internal endpoint's path.
 pub const PATH: &str = "/internal/host-call";
@@ -149,13 +150,21 @@ pub enum Refusal {
     Seal,
 }
 
+/// How long a call may take on the owner, given the poll deadline: a
+/// request waits behind a running poll and its enforcement pass, then runs
+/// (a poll now runs its pass too), each bounded by the deadline.
+pub fn owner_time(deadline: Duration) -> Duration {
+    deadline.saturating_mul(4)
+}
+
 pub struct Forwarder {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
     /// This replica's id.
     me: String,
     http: reqwest::Client,
-    /// How long the owner may take (its poll deadline and some).
+    /// How long a call may take on the owner ([`owner_time`]); the caller
+    /// waits a little longer, so the owner's answer always arrives.
     wait: Duration,
     /// Calls served lately, by id, with their time (replays are refused).
     seen: Mutex<HashMap<String, i64>>,
@@ -179,43 +188,61 @@ impl Forwarder {
             Envelope { id: id.clone(), to: replica.clone(), at_ms: Utc::now().timestamp_millis(), server, call };
         let plain = serde_json::to_string(&envelope).map_err(PollError::internal)?;
         let sealed = self.sealer.seal(CALL_AAD, &plain).map_err(PollError::internal)?;
-        let unreachable = |cause: String| {
+        let failed = |cause: String, sent: bool| {
             tracing::warn!(%server, owner = %replica, %address, %cause, "the replica polling this server did not answer");
-            WorkerError::Failed("the replica that polls this server did not answer; try again in a moment".to_owned())
+            WorkerError::Failed(
+                if sent {
+                    "the replica that polls this server did not answer in time; \
+                 the change may or may not have been made: check before trying again"
+                } else {
+                    "the replica that polls this server could not be reached; try again in a moment"
+                }
+                .to_owned(),
+            )
         };
         let response = self
             .http
             .post(format!("{address}{PATH}"))
             .header(reqwest::header::CONTENT_TYPE, "text/plain")
-            .timeout(self.wait)
+            .timeout(self.wait + Duration::from_secs(10))
             .body(sealed)
             .send()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| failed(e.to_string(), !e.is_connect()))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| unreachable(e.to_string()))?;
+        let text = response.text().await.map_err(|e| failed(e.to_string(), true))?;
         if status == reqwest::StatusCode::CONFLICT {
             // Its lease moved on meanwhile.
             return Err(WorkerError::NotRunning);
         }
         if !status.is_success() {
-            return Err(unreachable(format!("{status}: {text}")));
+            return Err(failed(format!("{status}: {text}"), true));
         }
-        let reply = self.sealer.open(&reply_aad(&id), &text).map_err(|e| unreachable(e.to_string()))?;
+        let reply = self.sealer.open(&reply_aad(&id), &text).map_err(|e| failed(e.to_string(), true))?;
         serde_json::from_str::<Result<HostReply, WorkerError>>(reply.expose())
-            .map_err(|e| unreachable(format!("unreadable reply: {e}")))?
+            .map_err(|e| failed(format!("unreadable reply: {e}"), true))?
     }
 
-    /// Serves a sealed call from another replica with `poller`; returns the
-    /// sealed reply.
-    pub async fn serve(&self, poller: &Supervisor, sealed: &str) -> Result<String, Refusal> {
+    /// Serves a sealed call from another replica with `poller`, within the
+    /// owner's time and until `closing`; returns the sealed reply.
+    pub async fn serve(
+        &self,
+        poller: &Supervisor,
+        sealed: &str,
+        closing: &CancellationToken,
+    ) -> Result<String, Refusal> {
         let plain = self.sealer.open(CALL_AAD, sealed).map_err(|_| Refusal::Unauthentic)?;
         let envelope: Envelope = serde_json::from_str(plain.expose()).map_err(|_| Refusal::Unauthentic)?;
         if envelope.to != self.me {
             return Err(Refusal::NotForMe);
         }
         self.first_sight(&envelope.id, envelope.at_ms, Utc::now().timestamp_millis())?;
-        let result = run_here(poller, envelope.server, envelope.call).await;
+        let result = tokio::select! {
+            _ = closing.cancelled() => Err(WorkerError::Interrupted),
+            done = tokio::time::timeout(self.wait, run_here(poller, envelope.server, envelope.call)) => {
+                done.unwrap_or(Err(WorkerError::Interrupted))
+            }
+        };
         let text = serde_json::to_string(&result).map_err(|_| Refusal::Seal)?;
         self.sealer.seal(&reply_aad(&envelope.id), &text).map_err(|_| Refusal::Seal)
     }

@@ -424,7 +424,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/dashboard", get(dashboard))
         .route("/api/cluster", get(cluster))
         .route("/api/live", get(live::live))
-        .route(crate::server::forward::PATH, post(internal::host_call))
+        .route(
+            crate::server::forward::PATH,
+            post(internal::host_call).layer(axum::extract::DefaultBodyLimit::max(internal::BODY_LIMIT)),
+        )
         .route("/api/{*rest}", get(api_not_found).post(api_not_found).patch(api_not_found).delete(api_not_found))
         .route("/healthz", get(|| async { "ok" }))
 }

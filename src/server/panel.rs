@@ -81,6 +81,10 @@ pub(crate) fn worker_error(e: WorkerError) -> AppError {
     match e {
         WorkerError::Poll(e) => poll_error(e),
         WorkerError::Failed(message) => AppError::host_unavailable(message),
+        WorkerError::Interrupted => AppError::host_unavailable(
+            "the server's poller stopped before it finished (another replica is taking it over); \
+             the change may or may not have been made: check before trying again",
+        ),
         // No replica holds the server's lease right now (one stopped and
         // the next takes over within a poll interval).
         WorkerError::NotRunning => AppError::host_unavailable(

@@ -139,6 +139,11 @@ pub struct Supervisor {
 pub enum WorkerError {
     #[error("no poller runs for this server")]
     NotRunning,
+    /// The poller took the request but stopped before it answered (its
+    /// lease moved, or the panel is stopping): the change may or may not
+    /// have been made, so it is not handed on.
+    #[error("the poller stopped before it finished; the change may or may not have been made")]
+    Interrupted,
     #[error(transparent)]
     Poll(#[from] PollError),
     #[error("{0}")]
@@ -240,7 +245,7 @@ impl Supervisor {
         };
         let (reply, outcome) = oneshot::channel();
         sender.send(make(reply)).await.map_err(|_| WorkerError::NotRunning)?;
-        outcome.await.map_err(|_| WorkerError::NotRunning)
+        outcome.await.map_err(|_| WorkerError::Interrupted)
     }
 
     /// The servers polled here, with the fence each is polled under.

@@ -4,7 +4,7 @@
 use crate::app::{shell, App};
 use crate::server::cluster;
 use crate::server::config::Config;
-use crate::server::forward::Forwarder;
+use crate::server::forward::{self, Forwarder};
 use crate::server::panel::Panel;
 use crate::server::poller::{PollSettings, Supervisor};
 use crate::server::sealer::Sealer;
@@ -111,13 +111,22 @@ pub async fn run(
     let store: Arc<dyn Store> = opened.shared();
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let me = cluster::this_replica(&host_name, config.replica_address(addr, &host_name));
+    match &me.address {
+        Some(a) if a.starts_with("http://127.") || a.starts_with("http://[::1]") => tracing::warn!(
+            address = %a,
+            "other replicas reach this one at a loopback address: only replicas on this machine can; \
+             set TOLLGATE_REPLICA_URL if others run elsewhere"
+        ),
+        Some(_) => {}
+        None => tracing::warn!("no address for other replicas to reach this one; set TOLLGATE_REPLICA_URL"),
+    }
     let background = CancellationToken::new();
     let bus = opened.bus(&me.id, background.clone());
     let poller = Supervisor::new(store.clone(), bus, poll_settings(&config));
     let state = AppState {
         leptos_options: leptos_options(&config, addr)?,
         panel: Arc::new(Panel::new(store.clone(), config.clone(), poller.clone()).with_forwarder(Arc::new(
-            Forwarder::new(store.clone(), sealer, &me.id, config.poll_deadline + Duration::from_secs(10)),
+            Forwarder::new(store.clone(), sealer, &me.id, forward::owner_time(config.poll_deadline)),
         ))),
         closing: CancellationToken::new(),
     };

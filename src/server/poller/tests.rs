@@ -157,3 +157,27 @@ async fn a_database_failure_is_shown_as_a_reference_and_host_failures_as_they_ar
     let e = poll_server(&mut host, &mut record, store.as_ref(), settings(Duration::from_secs(5)).limits(), None).await;
     assert!(matches!(e, Err(PollError::Internal(_))), "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_short_by_a_lost_lease_is_interrupted_not_handed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, record) = store_with_server(&dir).await;
+    let id = record.id;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let made = calls.clone();
+    let factory: TransportFactory = Arc::new(move |_| Box::new(FakeHost::new(Behaviour::Hang, made.clone())));
+    let bus = Arc::new(LocalBus::default());
+    let supervisor = Supervisor::with_factory(store.clone(), bus, settings(Duration::from_secs(60)), factory);
+    supervisor.spawn(record, Box::new(FakeHost::new(Behaviour::Hang, calls.clone())), FirstPoll::AfterInterval);
+    // The poller takes the request and hangs on the host; then its lease goes.
+    let asking = supervisor.clone();
+    let asked = tokio::spawn(async move { asking.poll_now(id).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    supervisor.stop(id);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), asked).await.unwrap().unwrap();
+    // Not `NotRunning`, which would send it to the next owner while the
+    // change may have been made here.
+    assert_eq!(outcome.unwrap_err(), WorkerError::Interrupted);
+    assert_eq!(supervisor.poll_now(id).await.unwrap_err(), WorkerError::NotRunning, "now nothing runs it");
+    assert!(supervisor.shutdown(Duration::from_secs(5)).await);
+}

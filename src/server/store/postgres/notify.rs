@@ -7,7 +7,11 @@
 //! batches (one `pg_notify` per batch, well under PostgreSQL's 8,000-byte
 //! payload limit). If the queue overflows, or the listening connection is
 //! lost and re-established, the pages that may have missed something are
-//! told to resync.
+//! told to resync. Every replica also sends an empty notification every
+//! [`HEARTBEAT`]: a listener that hears nothing for [`SILENCE`] (its own
+//! heartbeats come back too) takes its connection for dead — a half-open
+//! TCP link after a failover would otherwise go unnoticed — and
+//! reconnects.
 
 use super::PostgresStore;
 use crate::api::live::LiveEvent;
@@ -24,8 +28,20 @@ use tracing::Instrument;
 /// The channel every replica listens on.
 pub const CHANNEL: &str = "tollgate_live";
 
-/// Events in one notification: ~60 bytes each, so a few KB at most.
-const BATCH: usize = 64;
+/// Events in one notification: at most ~120 bytes each as JSON, so under
+/// 4 KB, well below PostgreSQL's 8,000-byte payload limit.
+const BATCH: usize = 32;
+
+/// Each replica sends a notification at least this often (an empty one if
+/// nothing happened), which also carries a pending resync.
+const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// A listener that hears nothing this long (not even its own heartbeat)
+/// takes its connection for dead, reconnects and resyncs.
+const SILENCE: Duration = Duration::from_secs(60);
+
+/// Connecting and `LISTEN`, at most.
+const CONNECT: Duration = Duration::from_secs(10);
 
 /// Events waiting to be sent before the queue counts as overflowing.
 const QUEUE: usize = 4096;
@@ -89,12 +105,14 @@ struct Sender {
 
 impl Sender {
     async fn run(self, mut outbox: mpsc::Receiver<LiveEvent>, cancel: CancellationToken) {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
-            let first = tokio::select! {
+            let mut events = Vec::with_capacity(BATCH);
+            tokio::select! {
                 _ = cancel.cancelled() => break,
-                event = outbox.recv() => match event { Some(e) => e, None => break },
+                event = outbox.recv() => match event { Some(e) => events.push(e), None => break },
+                _ = heartbeat.tick() => {}
             };
-            let mut events = vec![first];
             while events.len() < BATCH {
                 match outbox.try_recv() {
                     Ok(e) => events.push(e),
@@ -167,16 +185,26 @@ impl Listener {
     }
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANNEL).await?;
-        Ok(listener)
+        let connect = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok(listener)
+        };
+        tokio::time::timeout(CONNECT, connect).await.map_err(|_| sqlx::Error::PoolTimedOut)?
     }
 
     /// Hands the other replicas' events to the subscribers here until the
     /// connection is lost.
     async fn relay(&self, listener: &mut PgListener) {
         loop {
-            let notification = match listener.try_recv().await {
+            let notification = match tokio::time::timeout(SILENCE, listener.try_recv()).await {
+                Err(_) => {
+                    tracing::warn!("no live events, not even a heartbeat, for a minute; reconnecting");
+                    return;
+                }
+                Ok(received) => received,
+            };
+            let notification = match notification {
                 Ok(Some(n)) => n,
                 Ok(None) => {
                     tracing::warn!("lost the connection that listens for live events; reconnecting");
