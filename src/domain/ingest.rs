@@ -8,17 +8,12 @@ use super::openvpn::{OvpnSession, OvpnStatus};
 use super::sessions::{gone_step, last_seen_after, wireguard_step, SessionStep};
 use super::wg_dump::{WgDump, WgPeer};
 use chrono::{DateTime, Utc};
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hash};
 
 /// A WireGuard peer as the panel knew it before the poll.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerBefore {
     pub client_id: i64,
-    /// Where the caller keeps the client (an index into its own list), so
-    /// it finds it again without a lookup.
-    pub slot: usize,
     pub counters: Counters,
     pub on_host: bool,
     pub open_session: Option<i64>,
@@ -29,7 +24,7 @@ pub struct PeerBefore {
 pub struct PeerPlan<'a> {
     pub peer: &'a WgPeer,
     pub client_id: Option<i64>,
-    /// The known client's [`PeerBefore::slot`].
+    /// The known client's position in the peers known before.
     pub slot: Option<usize>,
     pub delta: Delta,
     pub session: SessionStep,
@@ -63,10 +58,14 @@ pub struct WireguardPlan<'a> {
     pub carried: Counters,
 }
 
-/// Plans a WireGuard or AmneziaWG poll. `before` is keyed by public key
-/// (base64); `first_poll` is true when the server never had a poll applied.
-pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq, S: BuildHasher>(
-    before: &HashMap<K, PeerBefore, S>,
+/// Plans a WireGuard or AmneziaWG poll. `before` lists the peers known
+/// before, and `find` gives the position in it of the client a reported
+/// peer is (by its key), if any; `first_poll` is true when the server never
+/// had a poll applied. A peer known before that is on the host and that no
+/// reported peer is found to be has gone.
+pub fn plan_wireguard<'a>(
+    before: &[PeerBefore],
+    mut find: impl FnMut(&WgPeer) -> Option<usize>,
     dump: &'a WgDump,
     at: DateTime<Utc>,
     first_poll: bool,
@@ -78,10 +77,10 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq, S: BuildHasher>(
         new: Counters::ZERO,
         carried: Counters::ZERO,
     };
-    let mut seen = vec![false; before.values().map(|k| k.slot + 1).max().unwrap_or(0)];
-    let mut key = [0u8; 44];
+    let mut seen = vec![false; before.len()];
     for peer in &dump.peers {
-        let known = before.get(peer.public_key.write_base64(&mut key));
+        let slot = find(peer).filter(|&i| i < before.len());
+        let known = slot.map(|i| &before[i]);
         let now = Counters::new(peer.rx.get(), peer.tx.get());
         let d = delta(known.map(|k| SourceState { last: k.counters, present: k.on_host }), now, first_sight);
         let open = known.and_then(|k| k.open_session);
@@ -90,13 +89,13 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq, S: BuildHasher>(
         let last_seen = last_seen_after(last_seen_before, peer.latest_handshake, !d.new.is_zero(), at);
         plan.new += d.new;
         plan.carried += d.carried;
-        if let Some(k) = known {
-            seen[k.slot] = true;
+        if let Some(i) = slot {
+            seen[i] = true;
         }
         plan.peers.push(PeerPlan {
             peer,
             client_id: known.map(|k| k.client_id),
-            slot: known.map(|k| k.slot),
+            slot,
             delta: d,
             session,
             open_session: open,
@@ -104,11 +103,12 @@ pub fn plan_wireguard<'a, K: Borrow<str> + Hash + Eq, S: BuildHasher>(
         });
     }
     let mut gone: Vec<Gone> = before
-        .values()
-        .filter(|k| k.on_host && !seen[k.slot])
-        .map(|k| Gone {
+        .iter()
+        .enumerate()
+        .filter(|&(i, k)| k.on_host && !seen[i])
+        .map(|(slot, k)| Gone {
             client_id: k.client_id,
-            slot: k.slot,
+            slot,
             open_session: k.open_session,
             session: gone_step(k.open_session.is_some(), k.last_seen, at),
         })
@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn the_first_poll_carries_counters_in_and_opens_sessions_for_fresh_handshakes() {
         let dump = parse_wg_dump(SERVER).unwrap();
-        let plan = plan_wireguard(&HashMap::<String, _>::new(), &dump, at(10), true);
+        let plan = plan_wireguard(&[], |_| None, &dump, at(10), true);
         assert_eq!(plan.new, Counters::ZERO);
         assert_eq!(plan.carried, Counters::new(5572 + 612, 5452 + 524));
         let active = plan.peers.iter().find(|p| p.peer.public_key.to_string() == ACTIVE).unwrap();
@@ -348,30 +348,26 @@ mod tests {
     #[test]
     fn a_later_poll_counts_growth_and_notices_a_removed_peer() {
         let dump = parse_wg_dump(SERVER).unwrap();
-        let mut before = HashMap::new();
-        before.insert(
-            ACTIVE.to_owned(),
+        let removed = "removedremovedremovedremovedremovedremoved0=";
+        let keys = [ACTIVE, removed];
+        let before = [
             PeerBefore {
                 client_id: 1,
-                slot: 0,
                 counters: Counters::new(5000, 5000),
                 on_host: true,
                 open_session: Some(9),
                 last_seen: Some(at(0)),
             },
-        );
-        before.insert(
-            "removedremovedremovedremovedremovedremoved0=".to_owned(),
             PeerBefore {
                 client_id: 2,
-                slot: 1,
                 counters: Counters::new(1, 1),
                 on_host: true,
                 open_session: Some(10),
                 last_seen: Some(at(-30)),
             },
-        );
-        let plan = plan_wireguard(&before, &dump, at(20), false);
+        ];
+        let find = |peer: &WgPeer| keys.iter().position(|k| *k == peer.public_key.to_base64());
+        let plan = plan_wireguard(&before, find, &dump, at(20), false);
         let active = plan.peers.iter().find(|p| p.client_id == Some(1)).unwrap();
         assert_eq!(active.delta.new, Counters::new(572, 452));
         assert_eq!(active.session, SessionStep::Continue);

@@ -75,38 +75,66 @@ fn close_row(conn: i64, disconnected_at: DateTime<Utc>, c: &ClientState) -> Valu
     json!([conn, secs(disconnected_at), db_bytes(c.total.rx), db_bytes(c.total.tx), c.last_seen])
 }
 
-/// Plans the poll of `dump` at `at` against the server's state: the peers
-/// it knows, by key.
+/// Where each known client is found by the key a host reports: live
+/// clients by their identity; a deleted peer no poll has seen gone yet (a
+/// reading taken before the delete still lists its key, and it is that
+/// peer) by its key, unless a live client has that key again.
+fn key_index(state: &ServerState) -> HashMap<&str, usize, KeyHashing> {
+    let mut index = HashMap::with_capacity_and_hasher(state.clients.len(), KeyHashing::new());
+    let mut deleted = Vec::new();
+    for (slot, c) in state.clients.iter().enumerate() {
+        match deleted_key(&c.identity) {
+            Some(key) if c.on_host => deleted.push((key, slot)),
+            _ => {
+                index.insert(c.identity.as_str(), slot);
+            }
+        }
+    }
+    for (key, slot) in deleted {
+        index.entry(key).or_insert(slot);
+    }
+    index
+}
+
+/// Plans the poll of `dump` at `at` against the server's state. A host
+/// lists its peers in the order they were added, which is the state's
+/// order: each peer is first compared with the client after the last one
+/// found, and only when that is not it is the key looked up (an index
+/// built on the first such miss).
 pub(in crate::server::store) fn plan_poll<'a>(
     state: &ServerState,
     dump: &'a WgDump,
     at: DateTime<Utc>,
     first_poll: bool,
 ) -> Result<WireguardPlan<'a>, StoreError> {
-    let mut before = HashMap::with_capacity_and_hasher(state.clients.len(), KeyHashing::new());
-    let mut deleted = Vec::new();
-    for (slot, c) in state.clients.iter().enumerate() {
-        let known = PeerBefore {
-            client_id: c.client_id,
-            slot,
-            counters: c.counters,
-            on_host: c.on_host,
-            open_session: c.open_session,
-            last_seen: opt_instant(c.last_seen)?,
+    let before = state
+        .clients
+        .iter()
+        .map(|c| {
+            Ok(PeerBefore {
+                client_id: c.client_id,
+                counters: c.counters,
+                on_host: c.on_host,
+                open_session: c.open_session,
+                last_seen: opt_instant(c.last_seen)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut index = None;
+    let mut next = 0;
+    let mut key = [0u8; 44];
+    let find = |peer: &WgPeer| {
+        let text = peer.public_key.write_base64(&mut key);
+        let slot = match state.clients.get(next) {
+            Some(c) if c.identity == text => Some(next),
+            _ => index.get_or_insert_with(|| key_index(state)).get(text).copied(),
         };
-        match deleted_key(&c.identity) {
-            // A deleted peer no poll has seen gone yet: a reading taken
-            // before the delete still lists its key, and it is that peer.
-            Some(key) if c.on_host => deleted.push((key, known)),
-            _ => {
-                before.insert(c.identity.as_str(), known);
-            }
+        if let Some(slot) = slot {
+            next = slot + 1;
         }
-    }
-    for (key, known) in deleted {
-        before.entry(key).or_insert(known);
-    }
-    Ok(plan_wireguard(&before, dump, at, first_poll))
+        slot
+    };
+    Ok(plan_wireguard(&before, find, dump, at, first_poll))
 }
 
 /// The client rows of peers new in this poll, to insert before anything
@@ -233,4 +261,54 @@ pub(in crate::server::store) fn apply_plan(
         }
     }
     Ok(WireguardWrites { changed, samples, opens, closes, opening })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::domain::wg_dump::{parse_dump, DumpFlavor};
+
+    const DUMP: &str = include_str!("../../../domain/fixtures/wg_show_server_dump.txt");
+
+    fn state(identities: &[(i64, String, bool)]) -> ServerState {
+        let clients = identities
+            .iter()
+            .map(|(id, identity, on_host)| ClientState {
+                on_host: *on_host,
+                ..ClientState::new(*id, identity.clone(), "2026-11", 0)
+            })
+            .collect();
+        ServerState { clients }
+    }
+
+    #[test]
+    fn peers_are_found_in_the_states_order_or_out_of_it_and_a_deleted_key_only_when_no_live_client_has_it() {
+        let dump = parse_dump(DUMP, DumpFlavor::WireGuard).unwrap();
+        let keys: Vec<String> = dump.peers.iter().map(|p| p.public_key.to_base64()).collect();
+        let at = DateTime::from_timestamp(1_795_357_400, 0).unwrap();
+        let found = |s: &ServerState| {
+            let plan = plan_poll(s, &dump, at, false).unwrap();
+            let ids = plan.peers.iter().map(|p| p.client_id).collect::<Vec<_>>();
+            (ids, plan.gone.iter().map(|g| g.client_id).collect::<Vec<_>>())
+        };
+        // The host's order, then reversed: the same clients either way.
+        let in_order: Vec<_> = keys.iter().enumerate().map(|(i, k)| (i as i64 + 1, k.clone(), true)).collect();
+        let expected: Vec<_> = (1..=keys.len() as i64).map(Some).collect();
+        assert_eq!(found(&state(&in_order)), (expected.clone(), vec![]));
+        let reversed: Vec<_> = in_order.iter().rev().cloned().collect();
+        assert_eq!(found(&state(&reversed)), (expected, vec![]));
+
+        // The first key deleted (client 7), not yet seen gone: a reading
+        // that still lists the key is that peer.
+        let mut deleted = in_order.clone();
+        deleted[0] = (7, format!("{}{DELETED_MARK}7", keys[0]), true);
+        assert_eq!(found(&state(&deleted)).0[0], Some(7));
+        // The key added again as client 9: the live client is the peer,
+        // and the deleted one has gone from the host.
+        deleted.push((9, keys[0].clone(), true));
+        let (ids, gone) = found(&state(&deleted));
+        assert_eq!((ids[0], gone), (Some(9), vec![7]));
+    }
 }
