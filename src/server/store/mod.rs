@@ -25,6 +25,9 @@ mod secrets_tests;
 mod shared;
 pub mod sqlite;
 mod state;
+mod state_cache;
+#[cfg(test)]
+mod state_cache_tests;
 #[cfg(test)]
 pub mod test_support;
 #[cfg(test)]

@@ -94,6 +94,9 @@ impl ClientState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct ServerState {
     pub clients: Vec<ClientState>,
+    /// The stamp of the row it was last written as (0: not written here;
+    /// see `state_cache`). Not part of the encoding.
+    pub stamp: i64,
 }
 
 impl ServerState {
@@ -322,7 +325,7 @@ pub(super) fn decode(data: &[u8]) -> Result<ServerState, StateError> {
     if r.at != data.len() {
         return Err(StateError::Invalid);
     }
-    Ok(ServerState { clients })
+    Ok(ServerState { clients, stamp: 0 })
 }
 
 #[cfg(test)]
@@ -349,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_state_comes_back_exactly_as_it_was_stored() {
-        let state = ServerState { clients: (0..50).map(client).collect() };
+        let state = ServerState { clients: (0..50).map(client).collect(), stamp: 0 };
         assert_eq!(decode(&encode(&state)), Ok(state));
         let empty = ServerState::default();
         assert_eq!(decode(&encode(&empty)), Ok(empty));
@@ -357,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_damaged_state_is_an_error_not_a_panic() {
-        let data = encode(&ServerState { clients: (0..3).map(client).collect() });
+        let data = encode(&ServerState { clients: (0..3).map(client).collect(), stamp: 0 });
         for len in 0..data.len() {
             assert!(decode(&data[..len]).is_err(), "truncated to {len}");
         }

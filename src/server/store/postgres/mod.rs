@@ -30,6 +30,7 @@ mod servers;
 mod users;
 mod wireguard;
 
+use super::state_cache::StateCache;
 use super::{
     AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, ClusterStore, EnforcementStamp, EventFilter,
     EventRecord, EventStore, GeneratedClient, IngestStore, LeaseOwner, LeaseRound, LiveDevice, NewEvent, NewServer,
@@ -63,6 +64,8 @@ pub struct PostgresStore {
     write: PgPool,
     /// Seals and opens secrets at rest; without it none can be stored.
     sealer: Option<Arc<Sealer>>,
+    /// Big servers' states between polls (`state_cache`).
+    states: Arc<StateCache>,
 }
 
 impl PostgresStore {
@@ -93,7 +96,7 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.options([("lock_timeout", lock_timeout)]))
             .await?;
-        let store = Self { pool, write, sealer: None };
+        let store = Self { pool, write, sealer: None, states: Arc::default() };
         clients::free_deleted_keys(&store).await?;
         Ok(store)
     }

@@ -1,6 +1,6 @@
 //! Applying a WireGuard or AmneziaWG poll.
 
-use super::ingest::{begin, current_state, finish, roll_month, to_json};
+use super::ingest::{begin, finish, poll_state, roll_month, to_json};
 use super::{PostgresStore, Tx};
 use crate::domain::ingest::WireguardPlan;
 use crate::domain::ServerId;
@@ -19,10 +19,11 @@ pub(super) async fn apply_wireguard(
     let Some((mut tx, first_poll)) = begin(store, id, poll.at, poll.fence).await? else {
         return Ok(PollOutcome { applied: false, sources: poll.dump.peers.len(), ..PollOutcome::default() });
     };
-    let mut state = current_state(&mut tx, id).await?;
+    let mut state = poll_state(store, &mut tx, id).await?;
     let plan = plan_poll(&state, poll.dump, poll.at, first_poll)?;
     let outcome = write_wireguard(&mut tx, id, poll, &plan, &mut state).await?;
     tx.commit().await?;
+    store.states.keep(id, state);
     Ok(outcome)
 }
 

@@ -78,7 +78,7 @@ pub(in crate::server::store) fn refresh_state<R: Columns>(
             attributes: 0,
         });
     }
-    Ok(ServerState { clients })
+    Ok(ServerState { clients, stamp: 0 })
 }
 
 /// Moves bytes of months other than `month` out of the state, which then

@@ -280,7 +280,7 @@ mod tests {
                 ..ClientState::new(*id, identity.clone(), "2026-11", 0)
             })
             .collect();
-        ServerState { clients }
+        ServerState { clients, stamp: 0 }
     }
 
     #[test]

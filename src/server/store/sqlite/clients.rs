@@ -265,7 +265,7 @@ pub(super) async fn delete_client(
     .await?;
     if let Some(entry) = state.clients.iter_mut().find(|c| c.client_id == id.get() && c.identity != identity) {
         entry.identity = identity;
-        store_state(&mut tx, server, &state).await?;
+        store_state(&mut tx, server, &mut state).await?;
     }
     commit_with_event(tx, 1, event).await
 }
@@ -298,7 +298,7 @@ pub(super) async fn free_deleted_keys(store: &SqliteStore) -> Result<u64, StoreE
                 entry.identity = identity.clone();
             }
         }
-        store_state(&mut tx, server, &state).await?;
+        store_state(&mut tx, server, &mut state).await?;
         tx.commit().await?;
         freed += renamed.len() as u64;
     }

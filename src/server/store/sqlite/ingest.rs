@@ -15,6 +15,7 @@ use crate::server::store::shared::poll_rows::{
     poll_start, refresh_state, roll_rows, stored_state, PollStart, POLL_START,
 };
 use crate::server::store::state::{encode, ServerState};
+use crate::server::store::state_cache::new_stamp;
 use crate::server::store::{Fence, PollFigures, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
@@ -111,7 +112,7 @@ pub(super) async fn finish(
     samples: &[[i64; 3]],
     new: Counters,
     carried: Counters,
-    state: &ServerState,
+    state: &mut ServerState,
 ) -> Result<PollFigures, StoreError> {
     if !samples.is_empty() {
         sqlx::query("INSERT INTO traffic_polls (server_id, at, data) VALUES (?, ?, ?)")
@@ -151,16 +152,45 @@ pub(super) async fn finish(
 }
 
 /// Writes a server's state, stamped with the client-row version as of now
-/// (after the transaction's own insertions).
-pub(super) async fn store_state(tx: &mut Tx, id: ServerId, state: &ServerState) -> Result<(), StoreError> {
+/// (after the transaction's own insertions) and a new random stamp, which
+/// `state` takes (see `state_cache`).
+pub(super) async fn store_state(tx: &mut Tx, id: ServerId, state: &mut ServerState) -> Result<(), StoreError> {
+    let stamp = new_stamp();
     sqlx::query(
-        "INSERT INTO server_state (server_id, clients_version, data) \
-         VALUES (?1, (SELECT clients_version FROM servers WHERE id = ?1), ?2) \
-         ON CONFLICT (server_id) DO UPDATE SET clients_version = excluded.clients_version, data = excluded.data",
+        "INSERT INTO server_state (server_id, clients_version, data, stamp) \
+         VALUES (?1, (SELECT clients_version FROM servers WHERE id = ?1), ?2, ?3) \
+         ON CONFLICT (server_id) DO UPDATE SET clients_version = excluded.clients_version, \
+           data = excluded.data, stamp = excluded.stamp",
     )
     .bind(id.get())
     .bind(encode(state))
+    .bind(stamp)
     .execute(&mut **tx)
     .await?;
+    state.stamp = stamp;
     Ok(())
+}
+
+/// The server's live state for a poll of it: the one kept in memory since
+/// this replica's last poll if the row still holds it and is current
+/// (`state_cache`), else [`current_state`].
+pub(super) async fn poll_state(
+    store: &SqliteStore,
+    conn: &mut SqliteConnection,
+    id: ServerId,
+) -> Result<ServerState, StoreError> {
+    let (version, state_version, stamp): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT s.clients_version, st.clients_version, st.stamp \
+         FROM servers s LEFT JOIN server_state st ON st.server_id = s.id WHERE s.id = ?",
+    )
+    .bind(id.get())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound("server"))?;
+    if state_version == Some(version) {
+        if let Some(kept) = store.states.take(id, stamp.unwrap_or(0)) {
+            return Ok(kept);
+        }
+    }
+    current_state(conn, id).await
 }

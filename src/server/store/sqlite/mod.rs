@@ -18,6 +18,7 @@ mod servers;
 mod users;
 mod wireguard;
 
+use super::state_cache::StateCache;
 use super::{
     AccessChange, AdminRecord, AuthStore, ClientRecord, ClientUpdate, ClusterStore, EnforcementStamp, EventFilter,
     EventRecord, EventStore, GeneratedClient, IngestStore, LeaseOwner, LeaseRound, LiveDevice, NewEvent, NewServer,
@@ -54,6 +55,8 @@ pub struct SqliteStore {
     checkpointer: SqlitePool,
     /// Seals and opens secrets at rest; without it none can be stored.
     sealer: Option<Arc<Sealer>>,
+    /// Big servers' states between polls (`state_cache`).
+    states: Arc<StateCache>,
 }
 
 impl SqliteStore {
@@ -84,7 +87,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        let store = Self { write, read, checkpointer, sealer: None };
+        let store = Self { write, read, checkpointer, sealer: None, states: Arc::default() };
         clients::free_deleted_keys(&store).await?;
         Ok(store)
     }

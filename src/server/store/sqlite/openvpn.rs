@@ -1,6 +1,6 @@
 //! Applying an OpenVPN poll.
 
-use super::ingest::{begin, current_state, finish, roll_month, to_json, Tx};
+use super::ingest::{begin, finish, poll_state, roll_month, to_json, Tx};
 use super::SqliteStore;
 use crate::domain::ingest::{plan_openvpn, OpenvpnPlan};
 use crate::domain::ServerId;
@@ -20,7 +20,7 @@ pub(super) async fn apply_openvpn(
     let Some((mut tx, first_poll)) = begin(store, id, poll.at, poll.fence).await? else {
         return Ok(PollOutcome { applied: false, sources: poll.status.sessions.len(), ..PollOutcome::default() });
     };
-    let mut state = current_state(&mut tx, id).await?;
+    let mut state = poll_state(store, &mut tx, id).await?;
     // Open sessions, and closed ones the poll reports again: by source, or
     // by exact start (a client whose address changed).
     let (sources, starts) = session_keys(poll.status);
@@ -40,6 +40,7 @@ pub(super) async fn apply_openvpn(
     let plan = plan_openvpn(&before, poll.status, first_poll);
     let outcome = write_openvpn(&mut tx, id, poll, &plan, &mut state).await?;
     tx.commit().await?;
+    store.states.keep(id, state);
     Ok(outcome)
 }
 
