@@ -28,7 +28,26 @@ pub(super) fn new_stamp() -> i64 {
     rand::thread_rng().gen_range(1..i64::MAX)
 }
 
+/// What tells whether a kept state is current: the server's client-row
+/// version, and its state row's version and stamp (`$1`: the server).
+pub(super) const STAMPS: &str = "SELECT s.clients_version, st.clients_version, st.stamp \
+    FROM servers s LEFT JOIN server_state st ON st.server_id = s.id WHERE s.id = $1";
+
 impl StateCache {
+    /// The state kept for `id`, taken out, if the row ([`STAMPS`]: client
+    /// version, state's client version, stamp) still holds it and it is
+    /// current (no client row changed since it was written).
+    pub fn take_current(
+        &self,
+        id: ServerId,
+        (version, state_version, stamp): (i64, Option<i64>, Option<i64>),
+    ) -> Option<ServerState> {
+        if state_version != Some(version) {
+            return None;
+        }
+        self.take(id, stamp.unwrap_or(0))
+    }
+
     /// The state kept for `id`, taken out, if it is the one stored under
     /// `stamp`.
     pub fn take(&self, id: ServerId, stamp: i64) -> Option<ServerState> {

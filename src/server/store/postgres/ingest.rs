@@ -16,7 +16,7 @@ use crate::server::store::shared::poll_rows::{
     poll_start, refresh_state, roll_rows, stored_state, PollStart, POLL_START,
 };
 use crate::server::store::state::{encode, ServerState};
-use crate::server::store::state_cache::new_stamp;
+use crate::server::store::state_cache::{new_stamp, STAMPS};
 use crate::server::store::{Fence, PollFigures, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -182,18 +182,9 @@ pub(super) async fn poll_state(
     conn: &mut PgConnection,
     id: ServerId,
 ) -> Result<ServerState, StoreError> {
-    let (version, state_version, stamp): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT s.clients_version, st.clients_version, st.stamp \
-         FROM servers s LEFT JOIN server_state st ON st.server_id = s.id WHERE s.id = $1",
-    )
-    .bind(id.get())
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound("server"))?;
-    if state_version == Some(version) {
-        if let Some(kept) = store.states.take(id, stamp.unwrap_or(0)) {
-            return Ok(kept);
-        }
+    let stamps = sqlx::query_as(STAMPS).bind(id.get()).fetch_optional(&mut *conn).await?;
+    match store.states.take_current(id, stamps.ok_or(StoreError::NotFound("server"))?) {
+        Some(kept) => Ok(kept),
+        None => current_state(conn, id).await,
     }
-    current_state(conn, id).await
 }
