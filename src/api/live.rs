@@ -30,6 +30,17 @@ pub enum LiveEvent {
 }
 
 impl LiveEvent {
+    /// Every event's name in the stream.
+    pub const NAMES: [&'static str; 7] = [
+        "server_polled",
+        "server_changed",
+        "client_changed",
+        "clients_changed",
+        "session_ended",
+        "user_changed",
+        "resync",
+    ];
+
     /// The name of the event in the stream (`event:` field).
     pub fn name(&self) -> &'static str {
         match self {
@@ -69,5 +80,17 @@ mod tests {
         assert_eq!(event.name(), "client_changed");
         assert_eq!(event.server(), Some(ServerId::new(3)));
         assert_eq!(serde_json::to_string(&LiveEvent::Resync).unwrap(), r#"{"kind":"resync"}"#);
+        let (server, client) = (ServerId::new(1), ClientId::new(2));
+        let every = [
+            LiveEvent::ServerPolled { server, ok: true, sessions_opened: 0, sessions_closed: 0 },
+            LiveEvent::ServerChanged { server },
+            LiveEvent::ClientChanged { server, client },
+            LiveEvent::ClientsChanged { server },
+            LiveEvent::SessionEnded { server },
+            LiveEvent::UserChanged { user: UserId::new(3) },
+            LiveEvent::Resync,
+        ];
+        let names: Vec<&str> = every.iter().map(LiveEvent::name).collect();
+        assert_eq!(names, LiveEvent::NAMES, "a page listens for every event by name");
     }
 }

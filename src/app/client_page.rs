@@ -4,7 +4,7 @@
 
 use super::access::{expiry_text, AccessBadge, AccessButtons, UsageBar};
 use super::components::{Ago, ConnectionBadge, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
-use super::{live_resource, Page};
+use super::{any_event, live_resource, Page};
 use crate::api::fns::{client_detail, ClientPolicy};
 use crate::api::{ClientDetail, ClientView, EventView};
 use crate::domain::{ByteCount, ClientId};
@@ -17,12 +17,16 @@ use leptos_router::hooks::use_params_map;
 pub fn ClientPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|v| v.parse::<i64>().ok());
-    let detail = live_resource(id, |id| async move {
-        match id {
-            Some(id) => client_detail(id).await,
-            None => Err(AppError::not_found("Client")),
-        }
-    });
+    let detail = live_resource(
+        id,
+        |id| async move {
+            match id {
+                Some(id) => client_detail(id).await,
+                None => Err(AppError::not_found("Client")),
+            }
+        },
+        any_event,
+    );
     view! {
         <Transition fallback=|| view! { <Page title="Client"><p>"Loading…"</p></Page> }>
             {move || Suspend::new(async move {

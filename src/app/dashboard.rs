@@ -1,14 +1,14 @@
 //! The dashboard: the fleet at a glance, refreshed every 5 s.
 
 use super::components::{loaded, Ago, Card, HealthBadge, SessionTable, TableFrame, TD, TH};
-use super::{live_resource, Page};
+use super::{any_event, live_resource, Page};
 use crate::api::fns::dashboard;
 use crate::domain::ByteCount;
 use leptos::prelude::*;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let data = live_resource(|| (), |_| dashboard());
+    let data = live_resource(|| (), |_| dashboard(), any_event);
     view! {
         <Page title="Dashboard">
             {loaded(data, |d| {

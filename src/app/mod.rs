@@ -1,6 +1,7 @@
 //! The browser UI: server-rendered pages that hydrate and then refresh
-//! themselves. Every page renders completely on the server (`SsrMode::Async`),
-//! so it is usable with JavaScript disabled.
+//! themselves when the server says something changed. Every page renders
+//! completely on the server (`SsrMode::Async`), so it is usable with
+//! JavaScript disabled.
 
 mod access;
 mod client_page;
@@ -13,6 +14,7 @@ mod servers;
 mod users;
 
 use crate::api::fns::Logout;
+use crate::api::live::LiveEvent;
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
@@ -44,33 +46,89 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct Now(pub ReadSignal<Option<DateTime<Utc>>>);
 
-/// How often pages refetch their data in the browser.
-pub const REFRESH: Duration = Duration::from_secs(5);
+/// The live events of this tab (`GET /api/live`): how many arrived so far
+/// and the latest. Set only in the browser, after hydration.
+#[derive(Clone, Copy)]
+pub struct Live(pub ReadSignal<(u64, Option<LiveEvent>)>);
 
-/// A resource keyed by `key` that also refetches every [`REFRESH`] once the
-/// page has hydrated (on the server it loads once).
+/// How long a page waits after an event before it refetches, so that a
+/// burst of events (a fleet's polls) costs one refetch, not one each.
+pub const COALESCE: Duration = Duration::from_millis(400);
+
+/// A resource keyed by `key` that, once the page has hydrated, refetches
+/// when a live event that `concerns` it arrives (at most once per
+/// [`COALESCE`]), after a `resync`, and when events may have been missed.
+/// On the server it loads once; an idle page costs the server nothing.
 pub fn live_resource<K, T, Fut>(
     key: impl Fn() -> K + Send + Sync + 'static,
     fetch: impl Fn(K) -> Fut + Send + Sync + 'static,
+    concerns: impl Fn(&LiveEvent) -> bool + Send + Sync + 'static,
 ) -> Resource<Result<T, crate::error::AppError>>
 where
     K: PartialEq + Clone + Send + Sync + 'static,
     T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<T, crate::error::AppError>> + Send + 'static,
 {
-    let tick = use_ticker(REFRESH);
+    let (tick, set_tick) = signal(0u64);
+    let pending = StoredValue::new(false);
+    if let Some(Live(live)) = use_context::<Live>() {
+        Effect::new(move |seen: Option<u64>| {
+            let (count, last) = live.get();
+            let missed = seen.is_some_and(|s| count > s + 1);
+            let wanted = last.as_ref().is_some_and(|e| *e == LiveEvent::Resync || concerns(e));
+            if seen.is_some_and(|s| count > s) && (missed || wanted) && !pending.get_value() {
+                pending.set_value(true);
+                set_timeout(
+                    move || {
+                        pending.set_value(false);
+                        set_tick.update(|t| *t += 1);
+                    },
+                    COALESCE,
+                );
+            }
+            count
+        });
+    }
     Resource::new(move || (key(), tick.get()), move |(k, _)| fetch(k))
 }
 
-/// A counter that goes up every `period` in the browser (never on the server).
-pub fn use_ticker(period: Duration) -> ReadSignal<u64> {
-    let (tick, set_tick) = signal(0u64);
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(move || set_tick.update(|t| *t += 1), period) {
-            on_cleanup(move || handle.clear());
+/// Every event concerns it (fleet-wide pages).
+pub fn any_event(_: &LiveEvent) -> bool {
+    true
+}
+
+/// Opens this tab's live stream and counts its events into `set`. After
+/// the stream was down (the panel restarted, the network dropped) it
+/// counts one `resync`: what happened meanwhile is unknown.
+#[cfg(feature = "hydrate")]
+fn open_live_stream(set: WriteSignal<(u64, Option<LiveEvent>)>) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let Ok(source) = web_sys::EventSource::new("/api/live") else { return };
+    let count = move |event: LiveEvent| set.update(|(n, last)| (*n, *last) = (*n + 1, Some(event)));
+    let on_event = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+        let event = e.data().as_string().and_then(|d| serde_json::from_str::<LiveEvent>(&d).ok());
+        count(event.unwrap_or(LiveEvent::Resync));
+    });
+    for name in LiveEvent::NAMES {
+        let _ = source.add_event_listener_with_callback(name, on_event.as_ref().unchecked_ref());
+    }
+    let down = Rc::new(Cell::new(false));
+    let went_down = down.clone();
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| went_down.set(true));
+    let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+        if down.replace(false) {
+            count(LiveEvent::Resync);
         }
     });
-    tick
+    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    // The stream lives as long as the tab.
+    on_event.forget();
+    on_error.forget();
+    on_open.forget();
 }
 
 #[component]
@@ -84,6 +142,14 @@ pub fn App() -> impl IntoView {
         }
     });
     provide_context(Now(now));
+    let (live, set_live) = signal((0u64, None::<LiveEvent>));
+    provide_context(Live(live));
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        open_live_stream(set_live);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = set_live;
+    });
 
     view! {
         <Stylesheet id="leptos" href="/pkg/tollgate.css" />

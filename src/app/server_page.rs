@@ -18,12 +18,16 @@ use leptos_router::hooks::use_params_map;
 pub fn ServerPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|v| crate::domain::ServerId::parse(&v));
-    let detail = live_resource(id, |id| async move {
-        match id {
-            Some(id) => server_detail(id.get()).await,
-            None => Err(AppError::not_found("Server")),
-        }
-    });
+    let detail = live_resource(
+        id,
+        |id| async move {
+            match id {
+                Some(id) => server_detail(id.get()).await,
+                None => Err(AppError::not_found("Server")),
+            }
+        },
+        move |e| e.server().is_none_or(|s| Some(s) == id()),
+    );
     view! {
         <Transition fallback=|| view! { <Page title="Server"><p>"Loading…"</p></Page> }>
             {move || Suspend::new(async move {

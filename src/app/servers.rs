@@ -1,13 +1,13 @@
 //! The servers list and the add-server form.
 
 use super::components::{loaded, Ago, ErrorNote, HealthBadge, TableFrame, BUTTON, INPUT, TD, TH};
-use super::{live_resource, Page};
+use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_servers, AddServer};
 use leptos::prelude::*;
 
 #[component]
 pub fn ServersPage() -> impl IntoView {
-    let servers = live_resource(|| (), |_| list_servers());
+    let servers = live_resource(|| (), |_| list_servers(), any_event);
     view! {
         <Page title="Servers">
             {loaded(servers, |list| match list {

@@ -2,13 +2,13 @@
 //! devices connected now against `max_connections`.
 
 use super::components::{loaded, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
-use super::{live_resource, Page};
+use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_users, CreateUser};
 use leptos::prelude::*;
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    let users = live_resource(|| (), |_| list_users());
+    let users = live_resource(|| (), |_| list_users(), any_event);
     let create = ServerAction::<CreateUser>::new();
     view! {
         <Page title="Users">

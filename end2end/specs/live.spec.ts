@@ -1,0 +1,21 @@
+// Pushed updates: a page open in the browser shows a change made elsewhere
+// (here through the JSON API, as another admin or replica would) within
+// two seconds, without a reload. Without JavaScript pages are plain
+// server-rendered HTML and refresh when reloaded.
+import { expect, logIn, test } from './fixtures';
+
+test('an open page shows a change made elsewhere within two seconds, without a reload', async ({ page }, info) => {
+  test.skip(info.project.use.javaScriptEnabled === false, 'live updates need JavaScript');
+  await logIn(page);
+  const streaming = page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+  await page.goto('/users');
+  await streaming;
+  await page.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
+
+  const name = `Live ${info.project.name} ${Date.now()}`;
+  const made = await page.request.post('/api/users', { data: { name } });
+  expect(made.status()).toBe(201);
+  await expect(page.getByRole('cell', { name, exact: true })).toBeVisible({ timeout: 2_000 });
+  // The same document: the page applied the event, nothing reloaded it.
+  expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(7);
+});
