@@ -1,4 +1,4 @@
-//! The dashboard: the fleet at a glance, refreshed every 5 s.
+//! The dashboard: the fleet at a glance, refreshed on every live event.
 
 use super::components::{loaded, Ago, Card, HealthBadge, SessionTable, TableFrame, TD, TH};
 use super::{any_event, live_resource, Page};

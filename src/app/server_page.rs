@@ -1,4 +1,4 @@
-//! One server: its clients (refreshing every 5 s), its open sessions and who
+//! One server: its clients (refreshed on its live events), its open sessions and who
 //! just disconnected.
 
 use super::access::{AccessBadge, AccessButtons};
