@@ -102,7 +102,9 @@ async fn main() {
             .await
             .unwrap();
         let user = res.json::<serde_json::Value>().await.unwrap()["user"]["id"].as_i64().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
         let arrivals = loop {
+            assert!(Instant::now() < deadline, "not every tab heard user {user} within 10 s");
             let got: Vec<Instant> = seen.lock().unwrap().iter().filter(|(u, _)| *u == user).map(|(_, t)| *t).collect();
             if got.len() == tabs {
                 break got;

@@ -19,3 +19,21 @@ test('an open page shows a change made elsewhere within two seconds, without a r
   // The same document: the page applied the event, nothing reloaded it.
   expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(7);
 });
+
+test('after logging in without a reload, pages still get live updates', async ({ page }, info) => {
+  test.skip(info.project.use.javaScriptEnabled === false, 'live updates need JavaScript');
+  // The login page's stream is refused (no session yet); logging in moves
+  // to the dashboard inside the same document, so the stream must reopen.
+  const streaming = page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+  await logIn(page);
+  await streaming;
+  await page.evaluate(() => ((window as unknown as { marker: number }).marker = 9));
+  await page.getByRole('link', { name: 'Users', exact: true }).click();
+  await expect(page.getByRole('heading', { name: 'Users' })).toBeVisible();
+
+  const name = `Relogged ${info.project.name} ${Date.now()}`;
+  const made = await page.request.post('/api/users', { data: { name } });
+  expect(made.status()).toBe(201);
+  await expect(page.getByRole('cell', { name, exact: true })).toBeVisible({ timeout: 2_000 });
+  expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(9);
+});

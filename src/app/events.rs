@@ -2,13 +2,15 @@
 
 use super::client_page::EventTable;
 use super::components::loaded;
-use super::{any_event, live_resource, Page};
+use super::{live_resource, Page};
 use crate::api::fns::recent_events;
+use crate::api::live::LiveEvent;
 use leptos::prelude::*;
 
 #[component]
 pub fn EventsPage() -> impl IntoView {
-    let events = live_resource(|| (), |_| recent_events(), any_event);
+    // Polls log no events; everything else may.
+    let events = live_resource(|| (), |_| recent_events(), |e| !matches!(e, LiveEvent::ServerPolled { .. }));
     view! {
         <Page title="Events">
             {loaded(events, |list| view! { <EventTable events=list /> }.into_any())}

@@ -55,9 +55,14 @@ pub struct Live(pub ReadSignal<(u64, Option<LiveEvent>)>);
 /// burst of events (a fleet's polls) costs one refetch, not one each.
 pub const COALESCE: Duration = Duration::from_millis(400);
 
+/// The least time between two refetches of one page's data, however busy
+/// the fleet.
+pub const MIN_GAP: Duration = Duration::from_secs(1);
+
 /// A resource keyed by `key` that, once the page has hydrated, refetches
-/// when a live event that `concerns` it arrives (at most once per
-/// [`COALESCE`]), after a `resync`, and when events may have been missed.
+/// when a live event that `concerns` it arrives, after a `resync`, and
+/// when events may have been missed: [`COALESCE`] after the event, and at
+/// least [`MIN_GAP`] after its last refetch.
 /// On the server it loads once; an idle page costs the server nothing.
 pub fn live_resource<K, T, Fut>(
     key: impl Fn() -> K + Send + Sync + 'static,
@@ -71,6 +76,7 @@ where
 {
     let (tick, set_tick) = signal(0u64);
     let pending = StoredValue::new(false);
+    let fetched = StoredValue::new(None::<DateTime<Utc>>);
     if let Some(Live(live)) = use_context::<Live>() {
         Effect::new(move |seen: Option<u64>| {
             let (count, last) = live.get();
@@ -78,12 +84,15 @@ where
             let wanted = last.as_ref().is_some_and(|e| *e == LiveEvent::Resync || concerns(e));
             if seen.is_some_and(|s| count > s) && (missed || wanted) && !pending.get_value() {
                 pending.set_value(true);
+                let since = fetched.get_value().map(|l| (Utc::now() - l).to_std().unwrap_or_default());
+                let wait = since.map_or(COALESCE, |since| COALESCE.max(MIN_GAP.saturating_sub(since)));
                 set_timeout(
                     move || {
                         pending.set_value(false);
+                        fetched.set_value(Some(Utc::now()));
                         set_tick.update(|t| *t += 1);
                     },
-                    COALESCE,
+                    wait,
                 );
             }
             count
@@ -97,13 +106,15 @@ pub fn any_event(_: &LiveEvent) -> bool {
     true
 }
 
-/// Opens this tab's live stream and counts its events into `set`. After
-/// the stream was down (the panel restarted, the network dropped) it
-/// counts one `resync`: what happened meanwhile is unknown.
+/// Opens this tab's live stream and counts its events into `set`. Every
+/// time the stream opens it counts one `resync`: what happened before
+/// (between the page's render and now, or while the stream was down) is
+/// unknown. A stream the browser gave up on (an error status, such as 401
+/// after the session ended or 502 while a replica restarts) is opened
+/// again after a growing, jittered wait; the resync's refetch then shows
+/// the page's own error, such as the login note.
 #[cfg(feature = "hydrate")]
-fn open_live_stream(set: WriteSignal<(u64, Option<LiveEvent>)>) {
-    use std::cell::Cell;
-    use std::rc::Rc;
+fn open_live_stream(set: WriteSignal<(u64, Option<LiveEvent>)>, failures: u32) {
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
     let Ok(source) = web_sys::EventSource::new("/api/live") else { return };
@@ -115,20 +126,30 @@ fn open_live_stream(set: WriteSignal<(u64, Option<LiveEvent>)>) {
     for name in LiveEvent::NAMES {
         let _ = source.add_event_listener_with_callback(name, on_event.as_ref().unchecked_ref());
     }
-    let down = Rc::new(Cell::new(false));
-    let went_down = down.clone();
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| went_down.set(true));
+    let failed = std::rc::Rc::new(std::cell::Cell::new(failures));
+    let opened = failed.clone();
     let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-        if down.replace(false) {
-            count(LiveEvent::Resync);
-        }
+        opened.set(0);
+        count(LiveEvent::Resync);
     });
-    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let closing = source.clone();
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+        // The browser retries a dropped connection itself; an error status
+        // closes the stream for good.
+        if closing.ready_state() != web_sys::EventSource::CLOSED {
+            return;
+        }
+        let failures = failed.get().saturating_add(1);
+        let wait = 1000u64.saturating_mul(1 << failures.min(5)).min(30_000);
+        let jitter = u64::from(Utc::now().timestamp_subsec_millis()) % 1000;
+        set_timeout(move || open_live_stream(set, failures), Duration::from_millis(wait + jitter));
+    });
     source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    // The stream lives as long as the tab.
+    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    // They live as long as their stream, which is the tab's unless it fails.
     on_event.forget();
-    on_error.forget();
     on_open.forget();
+    on_error.forget();
 }
 
 #[component]
@@ -146,7 +167,7 @@ pub fn App() -> impl IntoView {
     provide_context(Live(live));
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
-        open_live_stream(set_live);
+        open_live_stream(set_live, 0);
         #[cfg(not(feature = "hydrate"))]
         let _ = set_live;
     });

@@ -8,20 +8,33 @@
 //!
 //! A state is taken out of the cache for the poll that changes it and put
 //! back only after that poll committed: a poll that fails leaves nothing
-//! behind, and the next one reads the row.
+//! behind, and the next one reads the row. A state not taken for ten
+//! minutes (its server went to another replica) is dropped. A row
+//! rewritten without a new stamp (by a panel from before stamps) loses its
+//! stamp, by a trigger, so nothing kept matches it.
 
 use super::state::ServerState;
 use crate::domain::ServerId;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Smaller states are cheap enough to read (a 1,000-client one in about
 /// 0.2 ms) not to be kept: a fleet of 200 such servers would double the
 /// panel's memory for 0.1 ms a poll.
 pub(super) const MIN_CLIENTS: usize = 5000;
 
+/// A kept state not taken for this long is dropped (its server went to
+/// another replica, or was deleted).
+const UNUSED_FOR: Duration = Duration::from_secs(600);
+
 #[derive(Default)]
-pub(crate) struct StateCache(Mutex<HashMap<ServerId, ServerState>>);
+pub(crate) struct StateCache {
+    states: Mutex<HashMap<ServerId, (Instant, ServerState)>>,
+    /// States given back so far.
+    hits: AtomicU64,
+}
 
 /// A new stamp for a state row (never 0, the stamp of rows written before
 /// stamps existed).
@@ -53,8 +66,12 @@ impl StateCache {
     /// The state kept for `id`, taken out, if it is the one stored under
     /// `stamp`.
     pub fn take(&self, id: ServerId, stamp: i64) -> Option<ServerState> {
-        let state = self.0.lock().ok()?.remove(&id)?;
-        (stamp != 0 && state.stamp == stamp).then_some(state)
+        let (_, state) = self.states.lock().ok()?.remove(&id)?;
+        let current = stamp != 0 && state.stamp == stamp;
+        if current {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        current.then_some(state)
     }
 
     /// Keeps `state` (as just committed) for the next poll of `id`.
@@ -62,9 +79,17 @@ impl StateCache {
         if state.clients.len() < MIN_CLIENTS || state.stamp == 0 {
             return;
         }
-        if let Ok(mut states) = self.0.lock() {
-            states.insert(id, state);
+        if let Ok(mut states) = self.states.lock() {
+            let now = Instant::now();
+            states.retain(|_, (kept, _)| now.duration_since(*kept) < UNUSED_FOR);
+            states.insert(id, (now, state));
         }
+    }
+
+    /// How many kept states were given back to polls.
+    #[cfg(test)]
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 }
 

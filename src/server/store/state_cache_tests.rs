@@ -38,6 +38,39 @@ async fn poll(store: &AnyStore, server: crate::domain::ServerId, bytes: u64, at:
     assert!(store.apply_wireguard_poll(server, &p).await.unwrap().applied);
 }
 
+fn hits(store: &AnyStore) -> u64 {
+    match store {
+        AnyStore::Sqlite(s) => s.states.hits(),
+        AnyStore::Postgres(s) => s.states.hits(),
+    }
+}
+
+#[tokio::test]
+async fn a_state_row_rewritten_without_a_new_stamp_loses_its_stamp() {
+    for store in test_stores("state_stamp_guard").await {
+        let b = store.backend();
+        let t0 = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let server = store.insert_server(&test_server("big", Protocol::Wireguard), t0).await.unwrap();
+        poll(&store.store, server, 1000, t0).await;
+        let stamp = |rows: Vec<Vec<Option<i64>>>| rows[0][0].unwrap();
+        let sql = "SELECT stamp FROM server_state WHERE server_id = $1";
+        assert_ne!(stamp(store.ints(sql, &[server.get()]).await), 0, "{b}");
+        // As a panel from before stamps writes it.
+        store
+            .exec(
+                "UPDATE server_state SET data = data, clients_version = clients_version WHERE server_id = $1",
+                &[server.get()],
+            )
+            .await;
+        assert_eq!(stamp(store.ints(sql, &[server.get()]).await), 0, "{b}: nothing kept can match it now");
+        // The next poll reads the row (no hit) and stamps it again.
+        poll(&store.store, server, 1100, t0 + TimeDelta::seconds(30)).await;
+        assert_eq!(hits(&store.store), 0, "{b}");
+        assert_ne!(stamp(store.ints(sql, &[server.get()]).await), 0, "{b}");
+        store.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn a_kept_state_counts_as_the_stored_one_and_another_processs_write_is_noticed() {
     for store in test_stores("state_cache").await {
@@ -49,6 +82,7 @@ async fn a_kept_state_counts_as_the_stored_one_and_another_processs_write_is_not
         // from the state it kept.
         poll(&store.store, server, 1000, at(0)).await;
         poll(&store.store, server, 1100, at(30)).await;
+        assert_eq!(hits(&store.store), 1, "{b}: the second poll took the state it kept");
         // Another process polls in between (its own memory, its own stamp).
         let other = AnyStore::open(store.url()).await.unwrap();
         poll(&other, server, 1300, at(60)).await;

@@ -56,7 +56,7 @@ pub struct SqliteStore {
     /// Seals and opens secrets at rest; without it none can be stored.
     sealer: Option<Arc<Sealer>>,
     /// Big servers' states between polls (`state_cache`).
-    states: Arc<StateCache>,
+    pub(in crate::server::store) states: Arc<StateCache>,
 }
 
 impl SqliteStore {
