@@ -37,3 +37,36 @@ test('after logging in without a reload, pages still get live updates', async ({
   await expect(page.getByRole('cell', { name, exact: true })).toBeVisible({ timeout: 2_000 });
   expect(await page.evaluate(() => (window as unknown as { marker: number }).marker)).toBe(9);
 });
+
+test('tabs in the background give their connection back, and catch up when shown', async ({ page, context }, info) => {
+  test.skip(info.project.use.javaScriptEnabled === false, 'live updates need JavaScript');
+  await logIn(page);
+  // A browser allows six HTTP/1.1 connections per site: seven tabs that all
+  // kept their stream open would leave none for the seventh's own page.
+  const setHidden = (p: typeof page, hidden: boolean) =>
+    p.evaluate((h) => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+  const background = [];
+  for (let i = 0; i < 6; i++) {
+    const tab = i === 0 ? page : await context.newPage();
+    const streaming = tab.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+    await tab.goto('/users');
+    await streaming;
+    await setHidden(tab, true);
+    background.push(tab);
+  }
+  const front = await context.newPage();
+  const streaming = front.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+  await front.goto('/users');
+  await streaming;
+
+  const name = `Background ${info.project.name} ${Date.now()}`;
+  const made = await front.request.post('/api/users', { data: { name } });
+  expect(made.status()).toBe(201);
+  await expect(front.getByRole('cell', { name, exact: true })).toBeVisible({ timeout: 2_000 });
+  // A background tab shown again reopens its stream and refetches what it missed.
+  await setHidden(background[1], false);
+  await expect(background[1].getByRole('cell', { name, exact: true })).toBeVisible({ timeout: 3_000 });
+});

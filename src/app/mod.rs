@@ -11,6 +11,8 @@ mod events;
 mod login;
 mod server_page;
 mod servers;
+#[cfg(feature = "hydrate")]
+mod stream;
 mod users;
 
 use crate::api::fns::Logout;
@@ -106,52 +108,6 @@ pub fn any_event(_: &LiveEvent) -> bool {
     true
 }
 
-/// Opens this tab's live stream and counts its events into `set`. Every
-/// time the stream opens it counts one `resync`: what happened before
-/// (between the page's render and now, or while the stream was down) is
-/// unknown. A stream the browser gave up on (an error status, such as 401
-/// after the session ended or 502 while a replica restarts) is opened
-/// again after a growing, jittered wait; the resync's refetch then shows
-/// the page's own error, such as the login note.
-#[cfg(feature = "hydrate")]
-fn open_live_stream(set: WriteSignal<(u64, Option<LiveEvent>)>, failures: u32) {
-    use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::JsCast;
-    let Ok(source) = web_sys::EventSource::new("/api/live") else { return };
-    let count = move |event: LiveEvent| set.update(|(n, last)| (*n, *last) = (*n + 1, Some(event)));
-    let on_event = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-        let event = e.data().as_string().and_then(|d| serde_json::from_str::<LiveEvent>(&d).ok());
-        count(event.unwrap_or(LiveEvent::Resync));
-    });
-    for name in LiveEvent::NAMES {
-        let _ = source.add_event_listener_with_callback(name, on_event.as_ref().unchecked_ref());
-    }
-    let failed = std::rc::Rc::new(std::cell::Cell::new(failures));
-    let opened = failed.clone();
-    let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-        opened.set(0);
-        count(LiveEvent::Resync);
-    });
-    let closing = source.clone();
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-        // The browser retries a dropped connection itself; an error status
-        // closes the stream for good.
-        if closing.ready_state() != web_sys::EventSource::CLOSED {
-            return;
-        }
-        let failures = failed.get().saturating_add(1);
-        let wait = 1000u64.saturating_mul(1 << failures.min(5)).min(30_000);
-        let jitter = u64::from(Utc::now().timestamp_subsec_millis()) % 1000;
-        set_timeout(move || open_live_stream(set, failures), Duration::from_millis(wait + jitter));
-    });
-    source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    // They live as long as their stream, which is the tab's unless it fails.
-    on_event.forget();
-    on_open.forget();
-    on_error.forget();
-}
-
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -167,7 +123,7 @@ pub fn App() -> impl IntoView {
     provide_context(Live(live));
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
-        open_live_stream(set_live, 0);
+        stream::start(set_live);
         #[cfg(not(feature = "hydrate"))]
         let _ = set_live;
     });
