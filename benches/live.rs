@@ -17,19 +17,10 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tollgate::server::config::Config;
 use tollgate::server::store::AnyStore;
 
 mod common;
-use common::percentile;
-
-const ADMIN: &str = "bench";
-const PASSWORD: &str = "a bench password of some length";
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use common::{add_admin, arg, percentile, Panel};
 
 /// The process's user + system CPU time.
 fn cpu_time() -> Duration {
@@ -46,27 +37,10 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("live.db").display());
     let store = AnyStore::open(&url).await.unwrap();
-    let hash = tollgate::server::auth::hash_password(PASSWORD).unwrap();
-    store.create_admin(&tollgate::domain::Username::parse(ADMIN).unwrap(), &hash, chrono::Utc::now()).await.unwrap();
+    add_admin(&*store).await;
     store.close().await;
-    let config = Config { database_url: url, ..Config::default() };
-    tollgate::server::sealer::Sealer::create(&config.secrets_key_path()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let panel = tokio::spawn(tollgate::server::startup::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
-
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let login = serde_json::json!({ "username": ADMIN, "password": PASSWORD });
-    for _ in 0..50 {
-        if http.post(format!("{base}/api/auth/login")).json(&login).send().await.is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let panel = Panel::start(url).await;
+    let (base, http) = (panel.base.clone(), panel.http.clone());
 
     // Each tab notes when it saw each user's event.
     let seen: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
@@ -131,8 +105,7 @@ async fn main() {
         percentile(&end_to_end, 95.0),
         idle.as_millis(),
     );
-    let _ = stop.send(());
-    panel.await.unwrap().unwrap();
+    panel.stop().await;
     for reader in readers {
         reader.abort();
     }

@@ -73,11 +73,16 @@ pub fn render(peers: &[Peer]) -> String {
 
 /// A WireGuard server named `name` that no poll ever reaches.
 pub async fn server(store: &dyn Store, name: &str) -> ServerId {
+    server_at(store, name, "198.18.0.2", 22).await
+}
+
+/// A WireGuard server named `name` at `host`:`port`.
+pub async fn server_at(store: &dyn Store, name: &str, host: &str, port: u16) -> ServerId {
     let server = NewServer {
         name: ServerName::parse(name).unwrap(),
         protocol: Protocol::Wireguard,
-        host: HostAddress::parse("198.18.0.2").unwrap(),
-        port: 22,
+        host: HostAddress::parse(host).unwrap(),
+        port,
         user: SshUser::parse("root").unwrap(),
         key: SshKeySource::File("/nonexistent".into()),
         interface: Some(InterfaceName::parse("wg0").unwrap()),
@@ -107,4 +112,57 @@ pub async fn postgres_database(bench: &str) -> String {
     let mut admin = options.disable_statement_logging().connect().await.unwrap();
     sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
     tollgate::server::store::postgres::url_with_database(&url, &name)
+}
+
+pub const ADMIN: &str = "bench";
+pub const PASSWORD: &str = "a bench password of some length";
+
+/// The value after `name` on the command line, or `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Adds the benchmark's admin to the store at `url`.
+pub async fn add_admin(store: &dyn Store) {
+    let hash = tollgate::server::auth::hash_password(PASSWORD).unwrap();
+    store.create_admin(&tollgate::domain::Username::parse(ADMIN).unwrap(), &hash, Utc::now()).await.unwrap();
+}
+
+/// The panel running in this process on the database at `url`, on a
+/// loopback port, and a client logged in to it.
+pub struct Panel {
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Panel {
+    pub async fn start(url: String) -> Panel {
+        let config = tollgate::server::config::Config { database_url: url, ..Default::default() };
+        tollgate::server::sealer::Sealer::create(&config.secrets_key_path()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tollgate::server::startup::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let login = serde_json::json!({ "username": ADMIN, "password": PASSWORD });
+        for _ in 0..50 {
+            let sent = http.post(format!("{base}/api/auth/login")).json(&login).send().await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Panel { base, http, stop, task }
+    }
+
+    /// Shuts the panel down and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
 }

@@ -29,6 +29,15 @@ export async function logIn(page: Page) {
 }
 
 /** Fills the fields every server needs in the add form. */
+/** Adds the WireGuard test host as `name` through the servers page's form; on its page after. */
+export async function addWireguardHost(page: Page, name: string, host: Record<string, string>) {
+  await page.goto('/servers');
+  await fillServerBasics(page, name, host);
+  await page.getByLabel('Interface', { exact: true }).fill(host.TESTHOST_IFACE);
+  await page.getByRole('button', { name: 'Add server' }).click();
+  await expect(page).toHaveURL(/\/servers\/\d+$/, { timeout: 30_000 });
+}
+
 export async function fillServerBasics(page: Page, name: string, host: Record<string, string>) {
   await page.getByLabel('Name', { exact: true }).fill(name);
   await page.getByLabel('Host', { exact: true }).fill(host.TESTHOST_ADDR);

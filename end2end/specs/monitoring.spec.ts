@@ -3,7 +3,7 @@
 // with JavaScript (live refresh, relative times) and without (plain forms,
 // server-rendered tables).
 import { type Page } from '@playwright/test';
-import { expect, fillServerBasics, logIn, test } from './fixtures';
+import { addWireguardHost, expect, logIn, test } from './fixtures';
 import { hostEnv, panelState, ping } from '../state';
 
 function uploadOf(page: Page, publicKey: string) {
@@ -24,12 +24,7 @@ test('an admin adds a WireGuard host and watches its client', async ({ page }, i
   const js = info.project.use.javaScriptEnabled !== false;
   await logIn(page);
 
-  await page.goto('/servers');
-  await fillServerBasics(page, `Test host (${info.project.name})`, host);
-  await page.getByLabel('Interface', { exact: true }).fill(host.TESTHOST_IFACE);
-  await page.getByRole('button', { name: 'Add server' }).click();
-
-  await expect(page).toHaveURL(/\/servers\/\d+$/, { timeout: 30_000 });
+  await addWireguardHost(page, `Test host (${info.project.name})`, host);
   await expect(page.getByTestId('host-key')).toHaveText(host.TESTHOST_HOST_KEY_FINGERPRINT);
 
   const row = page.locator(`[data-testid=client-row][data-public-key="${host.TESTHOST_CLIENT_PUBLIC_KEY}"]`);
@@ -78,4 +73,56 @@ test('an admin adds a WireGuard host and watches its client', async ({ page }, i
 
   await page.goto('/');
   await expect(page.getByTestId('total-online')).not.toHaveText('0');
+});
+
+test('the client list is searched, filtered, sorted and paged by the server, with links that keep it', async ({
+  page,
+}, info) => {
+  const host = hostEnv();
+  await logIn(page);
+  await addWireguardHost(page, `Listing host (${info.project.name})`, host);
+  const serverUrl = page.url();
+  const rows = page.getByTestId('client-row');
+  const client = page.locator(`[data-testid=client-row][data-public-key="${host.TESTHOST_CLIENT_PUBLIC_KEY}"]`);
+  const idle = page.locator(`[data-testid=client-row][data-public-key="${host.TESTHOST_IDLE_PUBLIC_KEY}"]`);
+  await expect(client.getByTestId('connection')).toHaveText('Online');
+  const all = await rows.count();
+  expect(all).toBeGreaterThanOrEqual(2);
+
+  // Search: part of the idle peer's key, in any case.
+  await page.getByTestId('client-search').fill(host.TESTHOST_IDLE_PUBLIC_KEY.slice(0, 12).toLowerCase());
+  await page.getByTestId('client-filter').click();
+  await expect(page).toHaveURL(/[?&]q=/);
+  await expect(idle).toHaveCount(1);
+  await expect(client).toHaveCount(0);
+  await expect(page.getByTestId('online-count')).toContainText('1 match');
+
+  // Status: online only (the search cleared first).
+  await page.goto(serverUrl);
+  await page.getByTestId('client-status-filter').selectOption('online');
+  await page.getByTestId('client-filter').click();
+  await expect(page).toHaveURL(/status=online/);
+  await expect(client).toHaveCount(1);
+  await expect(idle).toHaveCount(0);
+
+  // Sort by total upload, largest first; the header says so.
+  await page.goto(serverUrl);
+  await page.locator('th a[data-sort=total_up]').click();
+  await expect(page).toHaveURL(/sort=total_up&dir=desc/);
+  await expect(page.locator('th[aria-sort=descending] a[data-sort=total_up]')).toHaveCount(1);
+  const ups = await rows.getByTestId('upload').evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-bytes'))));
+  expect(ups).toEqual([...ups].sort((a, b) => b - a));
+
+  // One client a page: every client once over the pages.
+  await page.goto(`${serverUrl}?per_page=1`);
+  await expect(page.getByTestId('page-of')).toHaveText(`Page 1 of ${all}`);
+  const seen = new Set<string>();
+  for (let i = 1; i <= all; i++) {
+    await expect(page.getByTestId('page-of')).toHaveText(`Page ${i} of ${all}`);
+    await expect(rows).toHaveCount(1);
+    seen.add((await rows.getAttribute('data-identity')) ?? '');
+    if (i < all) await page.getByTestId('page-next').click();
+  }
+  expect(seen.size).toBe(all);
+  await expect(page).toHaveURL(new RegExp(`page=${all}&per_page=1`));
 });

@@ -108,6 +108,19 @@ async fn an_openvpn_server_shows_both_sessions_growing_and_a_kill_from_the_panel
     assert_eq!(alice["connection"], "online");
     assert!(month(&alice).0 >= 10 * 1000, "{alice}");
 
+    // A page of the list, as the API serves it: a search in any case and the online filter.
+    let (status, page) = get_json(&http, &panel.url(&format!("/api/servers/{id}/clients?q=ALI&status=online"))).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let found: Vec<&str> =
+        page["clients"].as_array().unwrap().iter().map(|c| c["identity"].as_str().unwrap()).collect();
+    assert_eq!(found, ["alice"], "{page}");
+    assert_eq!((page["matched"].as_u64(), page["page"].as_u64(), page["pages"].as_u64()), (Some(1), Some(1), Some(1)));
+    assert!(page["online"].as_u64().unwrap() >= 2, "alice and bob: {page}");
+    let sent = |c: &serde_json::Value| c["bytes_sent"].as_u64().unwrap();
+    assert!(sent(&page["clients"][0]) >= sent(&alice), "live figures, as in the full list: {page}");
+    let (status, refused) = get_json(&http, &panel.url(&format!("/api/servers/{id}/clients?sort=size"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+
     // The panel ends alice's session (HALT: her client exits rather than reconnecting).
     let open = sessions(&panel, &http, id, "open").await;
     let alice_session = open_of(&open, "alice").unwrap().clone();

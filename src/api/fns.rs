@@ -53,23 +53,47 @@ pub async fn list_servers() -> Result<Vec<ServerView>, AppError> {
     state.panel.servers().await
 }
 
-/// A server and its clients, for the server page.
+/// A server and a page of its clients, for the server page: the listing's
+/// query fields as in its URL (blank: the default).
 #[server(prefix = "/rpc", endpoint = "server_detail")]
-pub async fn server_detail(id: i64) -> Result<super::ServerDetail, AppError> {
+pub async fn server_detail(
+    id: i64,
+    q: String,
+    status: String,
+    sort: String,
+    dir: String,
+    page: String,
+    per_page: String,
+) -> Result<super::ServerDetail, AppError> {
+    use crate::domain::listing::ClientQuery;
     use crate::server::store::SessionFilter;
     let (state, _) = crate::server::rpc::require_admin().await?;
     let id = crate::domain::ServerId::new(id);
+    let pairs = [
+        ("q", q.as_str()),
+        ("status", &status),
+        ("sort", &sort),
+        ("dir", &dir),
+        ("page", &page),
+        ("per_page", &per_page),
+    ];
+    let query = ClientQuery::parse(pairs).map_err(|e| AppError::bad_request(e.0))?;
     let server = state.panel.server(id).await?;
-    let clients = state.panel.clients(id).await?;
-    let open =
-        state.panel.sessions(SessionFilter { server: Some(id), open: true, limit: 500, ..Default::default() }).await?;
+    let clients = state.panel.client_page(id, &query).await?;
+    let open = state
+        .panel
+        .sessions(SessionFilter { server: Some(id), open: true, limit: SESSIONS_SHOWN, ..Default::default() })
+        .await?;
     let since = chrono::Utc::now() - crate::server::panel::RECENT;
     let recent = state
         .panel
         .sessions(SessionFilter { server: Some(id), ended_since: Some(since), limit: 20, ..Default::default() })
         .await?;
-    Ok(super::ServerDetail { server, clients, open_sessions: open, recently_disconnected: recent })
+    Ok(super::ServerDetail { server, clients, query, open_sessions: open, recently_disconnected: recent })
 }
+
+/// The newest open sessions a server page shows.
+pub const SESSIONS_SHOWN: u32 = 50;
 
 /// Ends an OpenVPN session (the dashboard's and server page's button).
 #[server(prefix = "/rpc", endpoint = "disconnect")]

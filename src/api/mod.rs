@@ -256,11 +256,30 @@ pub struct SessionView {
     pub openvpn_client_id: Option<u64>,
 }
 
+/// One page of a server's clients (`GET /api/servers/{id}/clients` with
+/// any of `q`, `status`, `sort`, `dir`, `page`, `per_page`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientListing {
+    pub clients: Vec<ClientView>,
+    /// The page shown (the last when the one asked for is past the end), from 1.
+    pub page: u32,
+    pub pages: u32,
+    pub per_page: u32,
+    /// Clients the search and status filter kept.
+    pub matched: usize,
+    /// Every client the server lists.
+    pub total: usize,
+    /// Of all of them, online now.
+    pub online: usize,
+}
+
 /// Everything the server page shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerDetail {
     pub server: ServerView,
-    pub clients: Vec<ClientView>,
+    pub clients: ClientListing,
+    /// The listing's query as the server understood it.
+    pub query: crate::domain::listing::ClientQuery,
     pub open_sessions: Vec<SessionView>,
     pub recently_disconnected: Vec<SessionView>,
 }

@@ -1,28 +1,31 @@
 //! One server: its clients (refreshed on its live events), its open sessions and who
 //! just disconnected.
 
-use super::access::{AccessBadge, AccessButtons};
-use super::components::{
-    Ago, ConnectionBadge, ErrorNote, HealthBadge, SessionTable, TableFrame, BUTTON, INPUT, TD, TH,
-};
+use super::client_list::ClientList;
+use super::components::{Ago, ErrorNote, HealthBadge, SessionTable, BUTTON, INPUT};
 use super::{live_resource, Page};
-use crate::api::fns::{server_detail, GeneratePeer};
-use crate::api::{ClientView, ServerView};
+use crate::api::fns::{server_detail, GeneratePeer, SESSIONS_SHOWN};
+use crate::api::ServerView;
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
 use crate::error::AppError;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn ServerPage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let id = move || params.read().get("id").and_then(|v| crate::domain::ServerId::parse(&v));
+    let listing = move || {
+        let q = query.read();
+        ["q", "status", "sort", "dir", "page", "per_page"].map(|k| q.get(k).unwrap_or_default())
+    };
     let detail = live_resource(
-        id,
-        |id| async move {
+        move || (id(), listing()),
+        |(id, [q, status, sort, dir, page, per_page])| async move {
             match id {
-                Some(id) => server_detail(id.get()).await,
+                Some(id) => server_detail(id.get(), q, status, sort, dir, page, per_page).await,
                 None => Err(AppError::not_found("Server")),
             }
         },
@@ -38,9 +41,12 @@ pub fn ServerPage() -> impl IntoView {
                         view! {
                             <Page title=d.server.name.clone()>
                                 {(!openvpn).then(|| view! { <GeneratePeerForm server=d.server.id.get() /> })}
-                                <ServerFacts server=d.server />
-                                <ClientTable clients=d.clients />
+                                <ServerFacts server=d.server.clone() />
+                                <ClientList server=d.server.id.get() listing=d.clients query=d.query />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
+                                {(d.open_sessions.len() >= SESSIONS_SHOWN as usize).then(|| view! {
+                                    <p class="mb-2 text-sm text-slate-500">{format!("The {SESSIONS_SHOWN} newest.")}</p>
+                                })}
                                 <SessionTable sessions=d.open_sessions open=true can_disconnect=openvpn testid="open-sessions" />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Recently disconnected"</h2>
                                 <SessionTable sessions=d.recently_disconnected open=false can_disconnect=false testid="recent-sessions" />
@@ -100,68 +106,6 @@ fn ServerFacts(server: ServerView) -> impl IntoView {
             })}
         </dl>
     }
-}
-
-fn bytes_cell(testid: &'static str, bytes: u64) -> impl IntoView {
-    view! {
-        <td class=format!("{TD} text-right tabular-nums") data-testid=testid data-bytes=bytes.to_string()>
-            {ByteCount::new(bytes).human()}
-        </td>
-    }
-}
-
-#[component]
-fn ClientTable(clients: Vec<ClientView>) -> impl IntoView {
-    if clients.is_empty() {
-        return view! { <p class="text-slate-500">"No clients yet."</p> }.into_any();
-    }
-    let online = clients.iter().filter(|c| c.stats.is_online).count();
-    let total = clients.len();
-    view! {
-        <p class="mb-2 text-sm text-slate-500" data-testid="online-count">{format!("{online} of {total} online")}</p>
-        <TableFrame testid="clients">
-            <thead><tr>
-                <th class=TH>"Client"</th>
-                <th class=TH>"IP"</th>
-                <th class=format!("{TH} hidden lg:table-cell")>"Endpoint"</th>
-                <th class=format!("{TH} text-right")>"Month ↑"</th>
-                <th class=format!("{TH} text-right")>"Month ↓"</th>
-                <th class=format!("{TH} text-right")>"Total ↑"</th>
-                <th class=format!("{TH} text-right")>"Total ↓"</th>
-                <th class=format!("{TH} hidden sm:table-cell")>"Last seen"</th>
-                <th class=TH>"Status"</th>
-                <th class=TH>"Access"</th>
-            </tr></thead>
-            <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
-                {clients.into_iter().map(|c| {
-                    let last_seen = if c.protocol == Protocol::Openvpn { c.last_seen } else { c.last_handshake };
-                    view! {
-                        <tr data-testid="client-row" data-identity=c.identity.clone() data-public-key=c.public_key.map(|k| k.to_string())>
-                            <td class=TD title=c.identity.clone()>
-                                <a class="font-medium underline-offset-2 hover:underline" href=format!("/clients/{}", c.id)>{c.display_name()}</a>
-                                {(!c.on_host && c.protocol != Protocol::Openvpn).then(|| view! {
-                                    <div class="text-xs text-amber-700 dark:text-amber-300">"missing from the host"</div>
-                                })}
-                            </td>
-                            <td class=format!("{TD} font-mono text-xs")>{c.client_ip.clone().unwrap_or_default()}</td>
-                            <td class=format!("{TD} hidden lg:table-cell font-mono text-xs")>{c.endpoint.clone().unwrap_or_default()}</td>
-                            {bytes_cell("month-upload", c.month.bytes_sent)}
-                            {bytes_cell("month-download", c.month.bytes_received)}
-                            {bytes_cell("upload", c.bytes_sent)}
-                            {bytes_cell("download", c.bytes_received)}
-                            <td class=format!("{TD} hidden sm:table-cell")><Ago at=last_seen never="never" /></td>
-                            <td class=TD><ConnectionBadge status=c.connection /></td>
-                            <td class=format!("{TD} whitespace-nowrap")>
-                                <AccessBadge client=c.clone() />
-                                <div class="mt-1"><AccessButtons client=c.clone() /></div>
-                            </td>
-                        </tr>
-                    }
-                }).collect_view()}
-            </tbody>
-        </TableFrame>
-    }
-    .into_any()
 }
 
 /// Generates a peer on this WireGuard/AmneziaWG server, then opens its page

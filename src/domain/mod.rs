@@ -15,6 +15,7 @@ pub mod host;
 pub mod ids;
 pub mod ingest;
 pub mod keys;
+pub mod listing;
 pub mod names;
 pub mod net;
 pub mod openvpn;

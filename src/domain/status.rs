@@ -50,6 +50,21 @@ impl ConnectionStatus {
         }
     }
 
+    /// A client's status and when it was last seen: OpenVPN clients by
+    /// their session (`on_host`: connected), the others by their handshake.
+    pub fn of(
+        protocol: crate::domain::Protocol,
+        on_host: bool,
+        handshake: Option<DateTime<Utc>>,
+        last_seen: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> (Self, Option<DateTime<Utc>>) {
+        match protocol {
+            crate::domain::Protocol::Openvpn => (Self::connected(on_host, last_seen, now), last_seen),
+            _ => (Self::at(handshake, now), handshake),
+        }
+    }
+
     pub fn is_online(self) -> bool {
         self == Self::Online
     }

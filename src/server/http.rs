@@ -9,6 +9,7 @@ mod live;
 pub use guard::{require_session, same_origin_only, security_headers};
 
 use crate::api::{AddServerRequest, ClientView};
+use crate::domain::listing::ClientQuery;
 use crate::domain::net::request_origin;
 use crate::domain::{ClientId, ServerId, UserId};
 use crate::error::AppError;
@@ -111,9 +112,26 @@ async fn get_server(State(state): State<AppState>, _: Admin, Path(id): Path<Stri
     Ok(Json(json!({ "success": true, "server": server })).into_response())
 }
 
-async fn server_clients(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
-    let clients = state.panel.clients(server_id(&id)?).await?;
-    Ok(Json(json!({ "success": true, "clients": clients })).into_response())
+/// A server's clients: all of them, or one page when the query has any of
+/// `q`, `status`, `sort`, `dir`, `page`, `per_page`.
+async fn server_clients(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    const LISTING: [&str; 6] = ["q", "status", "sort", "dir", "page", "per_page"];
+    let id = server_id(&id)?;
+    if !params.iter().any(|(k, _)| LISTING.contains(&k.as_str())) {
+        let clients = state.panel.clients(id).await?;
+        return Ok(Json(json!({ "success": true, "clients": clients })).into_response());
+    }
+    let query = ClientQuery::parse(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| AppError::bad_request(e.0))?;
+    let listing = state.panel.client_page(id, &query).await?;
+    let mut body = serde_json::to_value(&listing).map_err(AppError::internal)?;
+    body["success"] = json!(true);
+    Ok(Json(body).into_response())
 }
 
 async fn sync_stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {

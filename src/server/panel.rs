@@ -212,6 +212,27 @@ impl Panel {
             .collect())
     }
 
+    /// One page of a server's clients, as `query` asks.
+    pub async fn client_page(
+        &self,
+        id: ServerId,
+        query: &crate::domain::listing::ClientQuery,
+    ) -> Result<crate::api::ClientListing, AppError> {
+        let server = self.record(id).await?;
+        let now = Utc::now();
+        let page = self.store.client_page(id, server.protocol, &self.month(now), query, now).await?;
+        let s = page.selection;
+        Ok(crate::api::ClientListing {
+            clients: page.clients.iter().map(|c| client_view(c, now, &self.config.timezone)).collect(),
+            page: s.page,
+            pages: s.pages,
+            per_page: query.per_page,
+            matched: s.matched,
+            total: s.total,
+            online: s.online,
+        })
+    }
+
     pub async fn client(&self, id: ClientId) -> Result<ClientView, AppError> {
         let now = Utc::now();
         let record = self.store.client(id, &self.month(now)).await?.ok_or_else(|| AppError::not_found("Client"))?;

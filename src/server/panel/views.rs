@@ -47,10 +47,7 @@ pub fn server_view(r: &ServerRecord) -> ServerView {
 
 /// A client as the API and pages show it; `tz` places its limit period.
 pub fn client_view(c: &ClientRecord, now: DateTime<Utc>, tz: &chrono_tz::Tz) -> ClientView {
-    let (connection, last_seen) = match c.protocol {
-        Protocol::Openvpn => (ConnectionStatus::connected(c.on_host, c.last_seen, now), c.last_seen),
-        _ => (ConnectionStatus::at(c.latest_handshake, now), c.latest_handshake),
-    };
+    let (connection, last_seen) = ConnectionStatus::of(c.protocol, c.on_host, c.latest_handshake, c.last_seen, now);
     let public_key = match c.protocol {
         Protocol::Openvpn => None,
         _ => PublicKey::parse(&c.identity).ok(),

@@ -91,6 +91,17 @@ macro_rules! impl_store_ports {
                 clients::client(self, id, month).await
             }
 
+            async fn client_page(
+                &self,
+                server: ServerId,
+                protocol: crate::domain::Protocol,
+                month: &str,
+                query: &crate::domain::listing::ClientQuery,
+                now: DateTime<Utc>,
+            ) -> Result<crate::server::store::ClientPage, StoreError> {
+                clients::client_page(self, server, protocol, month, query, now).await
+            }
+
             async fn update_client(
                 &self,
                 id: ClientId,

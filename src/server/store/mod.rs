@@ -10,6 +10,8 @@ pub(crate) mod cluster;
 mod cluster_tests;
 mod delegate;
 #[cfg(test)]
+mod listing_tests;
+#[cfg(test)]
 mod model_tests;
 mod open;
 #[cfg(test)]
@@ -134,6 +136,17 @@ pub trait ServerStore: Send + Sync + 'static {
     /// OpenVPN user ever seen. `month` picks the monthly figures.
     async fn clients(&self, server: ServerId, month: &str) -> Result<Vec<ClientRecord>, StoreError>;
     async fn client(&self, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// One page of the clients [`clients`](Self::clients) lists, chosen by
+    /// `query` as they are at `now`, with the counts around it; only the
+    /// page's rows are read in full.
+    async fn client_page(
+        &self,
+        server: ServerId,
+        protocol: crate::domain::Protocol,
+        month: &str,
+        query: &crate::domain::listing::ClientQuery,
+        now: DateTime<Utc>,
+    ) -> Result<ClientPage, StoreError>;
     /// Writes a client's new name, email, owner and policy, and `event`, in
     /// one transaction. An unknown `user_id` is `NotFound("user")`.
     async fn update_client(&self, id: ClientId, update: &ClientUpdate, event: &NewEvent) -> Result<(), StoreError>;

@@ -120,6 +120,13 @@ pub struct ClientRecord {
     pub last_sync_at: DateTime<Utc>,
 }
 
+/// One page of a server's clients and the counts around it.
+#[derive(Debug, Clone)]
+pub struct ClientPage {
+    pub clients: Vec<ClientRecord>,
+    pub selection: crate::domain::listing::Selection,
+}
+
 impl ClientRecord {
     /// The client's name, else its identity: how events and messages name it.
     pub fn label(&self) -> String {

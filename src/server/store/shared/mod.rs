@@ -3,6 +3,7 @@
 
 pub(crate) mod clients;
 pub(crate) mod events;
+pub(crate) mod listing;
 pub(crate) mod ovpn_rows;
 pub(crate) mod poll_rows;
 pub(crate) mod reports;

@@ -2,13 +2,17 @@
 
 use super::ingest::{current_state, store_state};
 use super::SqliteStore;
+use crate::domain::listing::{select, ClientQuery};
 use crate::domain::policy::{DisableReason, PeriodMark};
+use crate::domain::Protocol;
 use crate::domain::{ClientId, ServerId};
 use crate::server::store::rows::{secs, Columns};
 use crate::server::store::shared::clients::{
     access_text, client_from_row, listed, managed_peers_json, period_columns, CLIENT_COLUMNS,
 };
-use crate::server::store::{AccessChange, ClientRecord, ClientUpdate, NewEvent, StoreError, DELETED_MARK};
+use crate::server::store::shared::listing::{client_facts, page_of, INDEX_COLUMNS, INDEX_FROM};
+use crate::server::store::{AccessChange, ClientPage, ClientRecord, ClientUpdate, NewEvent, StoreError, DELETED_MARK};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 pub(super) async fn clients(
@@ -33,6 +37,29 @@ pub(super) async fn clients(
         }
     }
     Ok(clients)
+}
+
+/// One page of a server's clients, as [`clients`] lists them; see
+/// `shared::listing`.
+pub(super) async fn client_page(
+    store: &SqliteStore,
+    server: ServerId,
+    protocol: Protocol,
+    month: &str,
+    query: &ClientQuery,
+    now: DateTime<Utc>,
+) -> Result<ClientPage, StoreError> {
+    let mut tx = store.read.begin().await?;
+    let sql = format!("SELECT json_group_array(json_array({INDEX_COLUMNS})) {INDEX_FROM}");
+    let json: String = sqlx::query_scalar(&sql).bind(month).bind(server.get()).fetch_one(&mut *tx).await?;
+    let state = current_state(&mut tx, server).await?;
+    let selection = select(client_facts(&json, &state, protocol, month, now)?, query);
+    let ids = serde_json::to_string(&selection.ids).map_err(|e| StoreError::Corrupt(format!("page ids: {e}")))?;
+    let sql =
+        format!("SELECT {CLIENT_COLUMNS} WHERE c.id IN (SELECT value FROM json_each($2)) AND c.deleted_at IS NULL");
+    let rows = sqlx::query(&sql).bind(month).bind(ids).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    page_of(&rows, &state, month, selection)
 }
 
 pub(super) async fn client(store: &SqliteStore, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
