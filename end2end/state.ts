@@ -41,3 +41,9 @@ export function openvpnPing(client: 'alice' | 'bob', count: number, size: number
   const { execFileSync } = require('child_process');
   execFileSync(testHostScript, ['openvpn-ping', String(hostNumber), client, String(count), String(size)]);
 }
+
+/** Starts (or restarts) one OpenVPN client of the test host (alice or bob). */
+export function openvpnClient(client: 'alice' | 'bob') {
+  const { execFileSync } = require('child_process');
+  execFileSync(testHostScript, ['openvpn-client', String(hostNumber), client]);
+}

@@ -51,6 +51,8 @@ test('an admin adds an OpenVPN server, sees both sessions grow and restarts one'
   openvpnPing('alice', 10, 1000);
   await eventually(page, js, upload, (now) => now >= before + 10 * 1000);
 
+  // Ending a session asks first: "End…" opens the choice.
+  await alice.getByTestId('end-session').click();
   const restart = alice.getByRole('button', { name: 'Restart' });
   if (js) {
     await restart.click();

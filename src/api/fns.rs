@@ -41,10 +41,15 @@ pub async fn whoami() -> Result<String, AppError> {
     Ok(admin.username.to_string())
 }
 
+/// The dashboard, for the fleet or the server `server` names (blank: all).
 #[server(prefix = "/rpc", endpoint = "dashboard")]
-pub async fn dashboard() -> Result<DashboardView, AppError> {
+pub async fn dashboard(server: String) -> Result<DashboardView, AppError> {
     let (state, _) = crate::server::rpc::require_admin().await?;
-    state.panel.dashboard().await
+    let server = match server.trim() {
+        "" => None,
+        id => Some(crate::domain::ServerId::parse(id).ok_or_else(|| AppError::bad_request("server: a server id"))?),
+    };
+    state.panel.dashboard(server).await
 }
 
 #[server(prefix = "/rpc", endpoint = "servers")]

@@ -243,6 +243,9 @@ pub struct SessionView {
     pub server_name: String,
     pub client_id: ClientId,
     pub client: String,
+    /// The user the device belongs to.
+    #[serde(default)]
+    pub user: Option<String>,
     pub identity: String,
     pub session_key: String,
     pub protocol: Protocol,
@@ -286,13 +289,57 @@ pub struct ServerDetail {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DashboardView {
-    pub servers: Vec<ServerView>,
-    pub clients: u32,
-    pub online: u32,
+    /// The server the dashboard is narrowed to, if any.
+    pub server: Option<ServerId>,
+    /// Every server, for the filter.
+    pub server_names: Vec<ServerRef>,
+    /// Per-server counts: the chosen server, or the busiest (most online)
+    /// and every failing one, at most [`DashboardView::SERVERS_SHOWN`].
+    pub servers: Vec<ServerCount>,
+    pub server_count: u32,
+    /// Servers whose last poll succeeded.
+    pub servers_active: u32,
     pub servers_failing: u32,
+    pub clients: u32,
+    /// Clients online now.
+    pub online: u32,
+    /// Users with a device online now (every server).
+    pub online_users: u32,
+    pub users: u32,
+    /// Open sessions.
+    pub active_connections: u64,
+    /// The average time the open sessions have lasted so far, in seconds.
+    pub average_connection_secs: Option<u64>,
     pub month: Traffic,
+    /// The newest open sessions, at most [`DashboardView::SESSIONS_SHOWN`].
     pub active_sessions: Vec<SessionView>,
+    /// Sessions ended in the last 24 hours, newest first, at most
+    /// [`DashboardView::RECENT_SHOWN`].
     pub recently_disconnected: Vec<SessionView>,
+}
+
+impl DashboardView {
+    pub const SERVERS_SHOWN: usize = 20;
+    pub const SESSIONS_SHOWN: u32 = 15;
+    pub const RECENT_SHOWN: u32 = 10;
+}
+
+/// A server's id and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRef {
+    pub id: ServerId,
+    pub name: String,
+}
+
+/// A server's clients online and in all, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCount {
+    pub id: ServerId,
+    pub name: String,
+    pub health: ServerHealth,
+    pub online: u32,
+    pub clients: u32,
+    pub last_poll_at: Option<DateTime<Utc>>,
 }
 
 /// `POST /api/servers`: a WireGuard, AmneziaWG or OpenVPN host reached over SSH.

@@ -4,8 +4,8 @@ use super::Now;
 use crate::api::fns::DisconnectSession;
 use crate::api::{ServerHealth, SessionView};
 use crate::domain::status::ConnectionStatus;
-use crate::domain::time::{absolute, relative};
-use crate::domain::ByteCount;
+use crate::domain::time::{absolute, duration, relative};
+use crate::domain::{ByteCount, Protocol};
 use crate::error::{AppError, ErrorKind};
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
@@ -30,6 +30,23 @@ pub fn Ago(at: Option<DateTime<Utc>>, #[prop(optional, into)] never: Option<Stri
             }
             .into_any()
         }
+    }
+}
+
+/// How long since `since`: its UTC start on the server and before
+/// hydration, then a live length ("2 h 05 min"), refreshed with the clock.
+#[component]
+pub fn Lasting(since: DateTime<Utc>) -> impl IntoView {
+    let now = use_context::<Now>();
+    let exact = absolute(since);
+    let shown = exact.clone();
+    view! {
+        <time datetime=since.to_rfc3339() title=format!("since {exact}") data-testid="lasting">
+            {move || match now.and_then(|n| n.0.get()) {
+                Some(now) => duration(u64::try_from((now - since).num_seconds()).unwrap_or(0)),
+                None => shown.clone(),
+            }}
+        </time>
     }
 }
 
@@ -130,12 +147,15 @@ pub fn TableFrame(#[prop(into)] testid: String, children: Children) -> impl Into
     }
 }
 
-/// Sessions, open or ended. OpenVPN sessions can be ended from here:
-/// "Restart" makes the client reconnect, "Disconnect" tells it to exit.
+/// Sessions, open or ended: the device and its user, the server, the real
+/// and the virtual address, how long it has lasted (open) or when it ended,
+/// and its bytes. Open OpenVPN sessions can be ended from here, after a
+/// second click: "Restart" makes the client reconnect, "Disconnect" tells
+/// it to exit.
 #[component]
 pub fn SessionTable(
     sessions: Vec<SessionView>,
-    /// Open sessions show their start; ended ones their end.
+    /// Open sessions show their length; ended ones their end.
     open: bool,
     can_disconnect: bool,
     #[prop(into)] testid: String,
@@ -146,57 +166,90 @@ pub fn SessionTable(
     }
     let disconnect = ServerAction::<DisconnectSession>::new();
     let error = move || disconnect.value().get().and_then(Result::err);
+    let done = move || disconnect.value().get().and_then(Result::ok);
     view! {
         {move || error().map(|e| view! { <ErrorNote error=e /> })}
+        {move || done().map(|m| view! { <p class="mb-2 text-sm text-slate-500" role="status" data-testid="disconnect-note">{m}</p> })}
         <TableFrame testid=testid>
             <thead><tr>
-                <th class=TH>"Client"</th>
+                <th class=TH>"Device"</th>
                 <th class=format!("{TH} hidden md:table-cell")>"Server"</th>
-                <th class=format!("{TH} hidden lg:table-cell")>"From"</th>
-                <th class=TH>{if open { "Connected" } else { "Disconnected" }}</th>
+                <th class=format!("{TH} hidden lg:table-cell")>"Real IP"</th>
+                <th class=format!("{TH} hidden sm:table-cell")>"Virtual IP"</th>
+                <th class=TH>{if open { "Connected for" } else { "Disconnected" }}</th>
                 <th class=format!("{TH} text-right")>"↑"</th>
                 <th class=format!("{TH} text-right")>"↓"</th>
-                {can_disconnect.then(|| view! { <th class=TH></th> })}
+                {can_disconnect.then(|| view! { <th class=TH><span class="sr-only">"Actions"</span></th> })}
             </tr></thead>
             <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
-                {sessions.into_iter().map(|s| {
-                    let when = if open { Some(s.connected_at) } else { s.disconnected_at };
-                    let id = s.id.to_string();
-                    let (restart_id, halt_id) = (id.clone(), id.clone());
-                    view! {
-                        <tr data-testid="session-row" data-session-id=id data-identity=s.identity.clone()
-                            data-session-key=s.session_key.clone()>
-                            <td class=TD title=s.identity.clone()><span class="font-medium">{s.client.clone()}</span></td>
-                            <td class=format!("{TD} hidden md:table-cell")>
-                                <a class="underline-offset-2 hover:underline" href=format!("/servers/{}", s.server_id)>{s.server_name.clone()}</a>
-                            </td>
-                            <td class=format!("{TD} hidden lg:table-cell font-mono text-xs")>{s.endpoint.clone().unwrap_or_default()}</td>
-                            <td class=TD><Ago at=when /></td>
-                            <td class=format!("{TD} text-right tabular-nums") data-testid="session-upload" data-bytes=s.bytes_sent.to_string()>
-                                {ByteCount::new(s.bytes_sent).human()}
-                            </td>
-                            <td class=format!("{TD} text-right tabular-nums") data-testid="session-download" data-bytes=s.bytes_received.to_string()>
-                                {ByteCount::new(s.bytes_received).human()}
-                            </td>
-                            {can_disconnect.then(move || view! {
-                                <td class=format!("{TD} whitespace-nowrap")>
-                                    <ActionForm action=disconnect attr:class="inline">
-                                        <input type="hidden" name="id" value=restart_id />
-                                        <button type="submit" class="text-xs text-slate-600 underline dark:text-slate-300">"Restart"</button>
-                                    </ActionForm>
-                                    " "
-                                    <ActionForm action=disconnect attr:class="inline">
-                                        <input type="hidden" name="id" value=halt_id />
-                                        <input type="hidden" name="halt" value="on" />
-                                        <button type="submit" class="text-xs text-red-700 underline dark:text-red-300">"Disconnect"</button>
-                                    </ActionForm>
-                                </td>
-                            })}
-                        </tr>
-                    }
-                }).collect_view()}
+                {sessions.into_iter().map(|s| session_row(s, open, can_disconnect, disconnect)).collect_view()}
             </tbody>
         </TableFrame>
+    }
+    .into_any()
+}
+
+fn session_row(
+    s: SessionView,
+    open: bool,
+    can_disconnect: bool,
+    disconnect: ServerAction<DisconnectSession>,
+) -> AnyView {
+    let id = s.id.to_string();
+    let row_id = id.clone();
+    let ends = open && can_disconnect && s.protocol == Protocol::Openvpn;
+    let when = match (open, s.disconnected_at) {
+        (true, _) => view! { <Lasting since=s.connected_at /> }.into_any(),
+        (false, at) => view! { <Ago at=at /> }.into_any(),
+    };
+    view! {
+        <tr data-testid="session-row" data-session-id=row_id data-identity=s.identity.clone()
+            data-session-key=s.session_key.clone()>
+            <td class=TD title=s.identity.clone()>
+                <span class="font-medium">{s.client.clone()}</span>
+                {s.user.clone().map(|u| view! { <div class="text-xs text-slate-500" data-testid="session-user">{u}</div> })}
+            </td>
+            <td class=format!("{TD} hidden md:table-cell")>
+                <a class="underline-offset-2 hover:underline" href=format!("/servers/{}", s.server_id)>{s.server_name.clone()}</a>
+            </td>
+            <td class=format!("{TD} hidden lg:table-cell font-mono text-xs")>{s.endpoint.clone().unwrap_or_default()}</td>
+            <td class=format!("{TD} hidden sm:table-cell font-mono text-xs")>{s.virtual_ip.clone().unwrap_or_default()}</td>
+            <td class=format!("{TD} whitespace-nowrap")>{when}</td>
+            <td class=format!("{TD} text-right tabular-nums") data-testid="session-upload" data-bytes=s.bytes_sent.to_string()>
+                {ByteCount::new(s.bytes_sent).human()}
+            </td>
+            <td class=format!("{TD} text-right tabular-nums") data-testid="session-download" data-bytes=s.bytes_received.to_string()>
+                {ByteCount::new(s.bytes_received).human()}
+            </td>
+            {can_disconnect.then(move || view! {
+                <td class=format!("{TD} whitespace-nowrap")>
+                    {ends.then(move || end_session(id, s.client, disconnect))}
+                </td>
+            })}
+        </tr>
+    }
+    .into_any()
+}
+
+/// "End…", then Restart (the client reconnects) or Disconnect (it exits).
+fn end_session(id: String, client: String, disconnect: ServerAction<DisconnectSession>) -> AnyView {
+    let halt_id = id.clone();
+    view! {
+        <details class="text-xs">
+            <summary class="cursor-pointer text-red-700 underline dark:text-red-300" data-testid="end-session">"End…"</summary>
+            <div class="mt-1 flex flex-wrap items-center gap-2">
+                <span>{format!("End {client}'s session?")}</span>
+                <ActionForm action=disconnect attr:class="inline">
+                    <input type="hidden" name="id" value=id />
+                    <button type="submit" class="rounded border border-slate-300 px-2 py-0.5 dark:border-slate-700">"Restart"</button>
+                </ActionForm>
+                <ActionForm action=disconnect attr:class="inline">
+                    <input type="hidden" name="id" value=halt_id />
+                    <input type="hidden" name="halt" value="on" />
+                    <button type="submit" class="rounded bg-red-700 px-2 py-0.5 text-white">"Disconnect"</button>
+                </ActionForm>
+            </div>
+        </details>
     }
     .into_any()
 }

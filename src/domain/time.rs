@@ -25,9 +25,31 @@ pub fn absolute(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// A length of time in its two largest units: "45 s", "12 min",
+/// "2 h 05 min", "3 d 4 h".
+pub fn duration(secs: u64) -> String {
+    match secs {
+        ..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", secs / 60),
+        3600..=86_399 => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_of_time_show_their_two_largest_units() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(59), "59 s");
+        assert_eq!(duration(60), "1 min");
+        assert_eq!(duration(3599), "59 min");
+        assert_eq!(duration(3600 + 5 * 60 + 7), "1 h 05 min");
+        assert_eq!(duration(86_399), "23 h 59 min");
+        assert_eq!(duration(3 * 86_400 + 4 * 3600 + 59), "3 d 4 h");
+    }
 
     #[test]
     fn relative_times_read_naturally() {

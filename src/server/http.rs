@@ -400,8 +400,19 @@ async fn list_events(
     Ok(Json(json!({ "success": true, "events": events })).into_response())
 }
 
-async fn dashboard(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
-    let view = state.panel.dashboard().await?;
+#[derive(Deserialize)]
+struct DashboardQuery {
+    server: Option<String>,
+}
+
+/// The dashboard's figures; `?server=ID` narrows them to one server.
+async fn dashboard(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<DashboardQuery>,
+) -> Result<Response, AppError> {
+    let server = q.server.as_deref().filter(|s| !s.is_empty()).map(server_id).transpose()?;
+    let view = state.panel.dashboard(server).await?;
     Ok(Json(json!({ "success": true, "dashboard": view })).into_response())
 }
 

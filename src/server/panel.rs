@@ -3,9 +3,7 @@
 //! logged.
 
 use crate::api::live::LiveEvent;
-use crate::api::{
-    AddServerRequest, AddedServer, ClientView, DashboardView, ServerHealth, ServerView, SessionView, Traffic,
-};
+use crate::api::{AddServerRequest, AddedServer, ClientView, ServerView, SessionView};
 use crate::domain::accounting::month_key;
 use crate::domain::throttle::LoginThrottle;
 use crate::domain::{ClientId, Protocol, Secret, ServerId, Username};
@@ -25,6 +23,7 @@ use validate::validate;
 
 mod access;
 mod clients;
+mod dashboard;
 mod generate;
 mod push;
 mod users;
@@ -246,26 +245,6 @@ impl Panel {
     /// The replicas sharing the database, their leases and heartbeats.
     pub async fn cluster(&self) -> Result<Vec<crate::server::store::ReplicaRecord>, AppError> {
         Ok(self.store.cluster().await?)
-    }
-
-    pub async fn dashboard(&self) -> Result<DashboardView, AppError> {
-        let servers = self.servers().await?;
-        let active = self.sessions(SessionFilter { open: true, limit: 200, ..SessionFilter::default() }).await?;
-        let recent = self
-            .sessions(SessionFilter { ended_since: Some(Utc::now() - RECENT), limit: 20, ..SessionFilter::default() })
-            .await?;
-        Ok(DashboardView {
-            clients: servers.iter().map(|s| s.clients).sum(),
-            online: servers.iter().map(|s| s.online).sum(),
-            servers_failing: servers.iter().filter(|s| s.health == ServerHealth::Error).count() as u32,
-            month: Traffic::new(
-                servers.iter().map(|s| s.month.bytes_sent).sum(),
-                servers.iter().map(|s| s.month.bytes_received).sum(),
-            ),
-            servers,
-            active_sessions: active,
-            recently_disconnected: recent,
-        })
     }
 
     /// Validates the request, contacts the host (pinning its key, logging in,

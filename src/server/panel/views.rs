@@ -122,6 +122,7 @@ pub fn session_view(s: &SessionRecord) -> SessionView {
         server_name: s.server_name.clone(),
         client_id: s.client_id,
         client,
+        user: s.user.clone(),
         identity: s.identity.clone(),
         session_key: s.session_key.clone(),
         protocol: s.protocol,

@@ -277,6 +277,10 @@ macro_rules! impl_store_ports {
                 reports::session(self, id).await
             }
 
+            async fn open_sessions(&self, server: Option<ServerId>) -> Result<(u64, i64), StoreError> {
+                reports::open_sessions(self, server).await
+            }
+
             async fn delete_sessions_ended_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
                 reports::delete_sessions_ended_before(self, before).await
             }

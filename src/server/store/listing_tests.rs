@@ -94,6 +94,16 @@ async fn a_page_of_clients_holds_the_full_lists_clients_with_their_live_figures(
         let octets: Vec<u8> = online.clients.iter().map(octet).collect();
         assert_eq!(octets, vec![2, 9, 16], "{b}: by address, as numbers");
 
+        // The dashboard's count of open sessions and their mean start.
+        let filter = super::SessionFilter { server: Some(server), open: true, limit: 100, ..Default::default() };
+        let open = store.sessions(&filter).await.unwrap();
+        assert!(!open.is_empty(), "{b}");
+        let started: i64 = open.iter().map(|s| s.connected_at.timestamp()).sum();
+        assert_eq!(store.open_sessions(Some(server)).await.unwrap(), (open.len() as u64, started), "{b}");
+        assert_eq!(store.open_sessions(None).await.unwrap(), (open.len() as u64, started), "{b}: the only server");
+        let other = crate::domain::ServerId::new(server.get() + 1);
+        assert_eq!(store.open_sessions(Some(other)).await.unwrap(), (0, 0), "{b}");
+
         let past = page("page=40").await;
         assert_eq!((past.selection.page, past.clients.len()), (1, 8), "{b}: past the end is the last page");
         store.finish().await;

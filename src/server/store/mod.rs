@@ -238,6 +238,9 @@ pub trait IngestStore: Send + Sync + 'static {
 pub trait ReportStore: Send + Sync + 'static {
     async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError>;
     async fn session(&self, id: i64) -> Result<Option<SessionRecord>, StoreError>;
+    /// How many sessions are open (on `server`, or anywhere) and the sum of
+    /// their start times in Unix seconds.
+    async fn open_sessions(&self, server: Option<ServerId>) -> Result<(u64, i64), StoreError>;
     /// Deletes sessions that ended before `before` (open ones are kept);
     /// returns how many.
     async fn delete_sessions_ended_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -170,6 +170,8 @@ pub struct SessionRecord {
     pub client_id: ClientId,
     pub identity: String,
     pub client_name: Option<String>,
+    /// The name of the user the client belongs to.
+    pub user: Option<String>,
     pub session_key: String,
     pub protocol: Protocol,
     pub connected_at: DateTime<Utc>,

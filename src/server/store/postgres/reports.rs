@@ -8,7 +8,7 @@ use crate::domain::ServerId;
 use crate::server::store::rows::{counters, secs};
 use crate::server::store::shared::reports::{
     add_live_months, bring_up_to_date, deleted_identity_range, hourly_from_row, live_base, rollup_json,
-    session_from_row, usage_rows, SESSION_SELECT,
+    session_from_row, usage_rows, OPEN_SUMMARY, SESSION_SELECT,
 };
 use crate::server::store::state::{ClientState, ServerState};
 use crate::server::store::{PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
@@ -215,6 +215,11 @@ pub(super) async fn store_rollup(
     sqlx::query("DELETE FROM traffic_hourly WHERE hour < $1").bind(secs(keep_hourly_since)).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+pub(super) async fn open_sessions(store: &PostgresStore, server: Option<ServerId>) -> Result<(u64, i64), StoreError> {
+    let row = sqlx::query(OPEN_SUMMARY).bind(server.map(|s| s.get())).fetch_one(&store.pool).await?;
+    Ok((u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0), row.try_get("started")?))
 }
 
 pub(super) async fn delete_sessions_ended_before(

@@ -17,8 +17,15 @@ use std::collections::{BTreeMap, HashMap};
 pub(crate) const SESSION_SELECT: &str = "SELECT o.id, o.server_id, s.name AS server_name, o.client_id, c.identity, \
     c.name AS client_name, o.session_key, o.protocol, o.connected_at, o.disconnected_at, o.last_seen_at, \
     o.endpoint, o.virtual_ip, o.rx, o.tx, o.base_rx, o.base_tx, o.openvpn_client_id, \
-    c.endpoint AS client_endpoint \
-    FROM connections o JOIN servers s ON s.id = o.server_id JOIN clients c ON c.id = o.client_id";
+    c.endpoint AS client_endpoint, u.name AS user_name \
+    FROM connections o JOIN servers s ON s.id = o.server_id JOIN clients c ON c.id = o.client_id \
+    LEFT JOIN users u ON u.id = c.user_id";
+
+/// How many sessions are open (on server `$1`, or anywhere when null) and
+/// the sum of their start times (Unix seconds), for their average length.
+pub(crate) const OPEN_SUMMARY: &str =
+    "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(connected_at), 0) AS BIGINT) AS started \
+    FROM connections WHERE disconnected_at IS NULL AND (CAST($1 AS BIGINT) IS NULL OR server_id = $1)";
 
 pub(crate) fn session_from_row(row: &impl Columns) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
@@ -28,6 +35,7 @@ pub(crate) fn session_from_row(row: &impl Columns) -> Result<SessionRecord, Stor
         client_id: ClientId::new(row.int("client_id")?),
         identity: row.text("identity")?,
         client_name: row.opt_text("client_name")?,
+        user: row.opt_text("user_name")?,
         session_key: row.text("session_key")?,
         protocol: protocol(&row.text("protocol")?)?,
         connected_at: instant(row.int("connected_at")?)?,
