@@ -71,8 +71,25 @@ test('an admin adds a WireGuard host and watches its client', async ({ page }, i
       .toBeGreaterThanOrEqual(before + 10 * 1200);
   }
 
+  // Its page charts that traffic (not rolled up yet: from the raw samples)
+  // as SVG drawn on the server, and lists its session.
+  await row.getByRole('link').first().click();
+  await expect(page).toHaveURL(/\/clients\/\d+$/);
+  for (const chart of ['chart-hourly', 'chart-daily', 'chart-monthly']) {
+    const bytes = await page
+      .getByTestId(chart)
+      .getByTestId('bar')
+      .evaluateAll((bars) => bars.map((b) => Number(b.getAttribute('data-bytes'))));
+    expect(bytes.length, chart).toBe(chart === 'chart-hourly' ? 48 : chart === 'chart-daily' ? 60 : 12);
+    // The current bucket, or the one before when it just began.
+    expect(Math.max(...bytes.slice(-2)), chart).toBeGreaterThanOrEqual(10 * 1200);
+  }
+  await expect(page.getByTestId('chart-hourly').locator('title').last()).toContainText(/UTC: ↑ .* · ↓ /);
+  await expect(page.getByTestId('session-history').getByTestId('history-row').first()).toHaveAttribute('data-open', 'true');
+
   await page.goto('/');
   await expect(page.getByTestId('total-online')).not.toHaveText('0');
+  await expect(page.getByTestId('chart-fleet').getByTestId('bar')).toHaveCount(30);
 });
 
 test('the client list is searched, filtered, sorted and paged by the server, with links that keep it', async ({

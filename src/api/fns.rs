@@ -199,7 +199,10 @@ pub async fn client_detail(id: i64) -> Result<super::ClientDetail, AppError> {
     let server_name = state.panel.server(client.server_id).await?.name;
     let has_config = state.panel.has_client_config(id).await?;
     let events = state.panel.events(EventFilter { client: Some(id), limit: 20, ..Default::default() }).await?;
-    Ok(super::ClientDetail { client, server_name, has_config, events })
+    let history = state.panel.client_history(&client).await?;
+    let filter = crate::server::store::SessionFilter { client: Some(id), limit: 20, ..Default::default() };
+    let sessions = state.panel.sessions(filter).await?;
+    Ok(super::ClientDetail { client, history, sessions, server_name, has_config, events })
 }
 
 /// The client page's policy form (and note). Blank fields clear the value.

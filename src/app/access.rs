@@ -36,7 +36,7 @@ pub fn AccessBadge(client: ClientView) -> impl IntoView {
 #[component]
 pub fn UsageBar(client: ClientView) -> impl IntoView {
     let Some(limit) = client.traffic_limit else {
-        return view! { <span class="text-sm text-slate-500" data-testid="usage">"No traffic limit"</span> }.into_any();
+        return view! { <span class="text-sm text-slate-600 dark:text-slate-400" data-testid="usage">"No traffic limit"</span> }.into_any();
     };
     let used = client.limit_used;
     let percent = if limit == 0 { 100 } else { (u128::from(used) * 100 / u128::from(limit)).min(999) as u64 };
@@ -112,7 +112,7 @@ pub fn AccessButtons(client: ClientView) -> impl IntoView {
         </div>
         {move || note().map(|e| view! { <ErrorNote error=e /> })}
         {move || access.value().get().and_then(Result::ok).map(|m| view! {
-            <p class="text-xs text-slate-500" data-testid="access-note">{m}</p>
+            <p class="text-xs text-slate-600 dark:text-slate-400" data-testid="access-note">{m}</p>
         })}
     }
 }

@@ -57,10 +57,10 @@ pub fn ClientList(server: i64, listing: ClientListing, query: ClientQuery) -> im
             <button type="submit" class=BUTTON data-testid="client-filter">"Show"</button>
             {filtered.then(move || view! { <a href=clear class="py-2 text-sm underline">"Clear"</a> })}
         </Form>
-        <p class="mb-2 text-sm text-slate-500" data-testid="online-count" aria-live="polite">{summary}</p>
+        <p class="mb-2 text-sm text-slate-600 dark:text-slate-400" data-testid="online-count" aria-live="polite">{summary}</p>
         {if listing.clients.is_empty() {
             let text = if filtered { "No client matches." } else { "No clients yet." };
-            view! { <p class="text-slate-500" data-testid="no-clients">{text}</p> }.into_any()
+            view! { <p class="text-slate-600 dark:text-slate-400" data-testid="no-clients">{text}</p> }.into_any()
         } else {
             let header = {
                 let (query, link) = (query.clone(), link.clone());
@@ -113,7 +113,8 @@ fn pager(query: &ClientQuery, page: u32, pages: u32, link: impl Fn(&ClientQuery)
         if enabled {
             view! { <a href=link(&query.on_page(to)) rel=rel class="rounded-md border border-slate-300 px-3 py-1 dark:border-slate-700" data-testid=format!("page-{rel}")>{label}</a> }.into_any()
         } else {
-            view! { <span class="px-3 py-1 text-slate-400" aria-disabled="true">{label}</span> }.into_any()
+            view! { <span class="px-3 py-1 text-slate-600 dark:text-slate-400" aria-disabled="true">{label}</span> }
+                .into_any()
         }
     };
     view! {

@@ -3,10 +3,11 @@
 //! form, a generated peer's config and QR code, and its latest events.
 
 use super::access::{expiry_text, AccessBadge, AccessButtons, UsageBar};
+use super::chart::BarChart;
 use super::components::{Ago, ConnectionBadge, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
-use super::{any_event, live_resource, Page};
+use super::{live_resource, Page};
 use crate::api::fns::{client_detail, ClientPolicy};
-use crate::api::{ClientDetail, ClientView, EventView};
+use crate::api::{ClientDetail, ClientView, EventView, SessionView};
 use crate::domain::{ByteCount, ClientId};
 use crate::error::AppError;
 use chrono::Utc;
@@ -17,15 +18,24 @@ use leptos_router::hooks::use_params_map;
 pub fn ClientPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|v| v.parse::<i64>().ok());
+    // The client's server, once known: only its events (and the fleet's) concern the page.
+    let server = StoredValue::new(None::<crate::domain::ServerId>);
     let detail = live_resource(
         id,
-        |id| async move {
-            match id {
+        move |id| async move {
+            let d = match id {
                 Some(id) => client_detail(id).await,
                 None => Err(AppError::not_found("Client")),
+            };
+            if let Ok(d) = &d {
+                server.set_value(Some(d.client.server_id));
             }
+            d
         },
-        any_event,
+        move |e| match (e.server(), server.get_value()) {
+            (Some(s), Some(mine)) => s == mine,
+            _ => true,
+        },
     );
     view! {
         <Transition fallback=|| view! { <Page title="Client"><p>"Loading…"</p></Page> }>
@@ -41,7 +51,7 @@ pub fn ClientPage() -> impl IntoView {
 
 #[component]
 fn ClientBody(detail: ClientDetail) -> impl IntoView {
-    let ClientDetail { client: c, server_name, has_config, events } = detail;
+    let ClientDetail { client: c, server_name, has_config, events, history, sessions } = detail;
     let total = c.bytes_sent + c.bytes_received;
     let last = if c.public_key.is_some() { c.last_handshake } else { c.last_seen };
     let id = c.id;
@@ -51,17 +61,17 @@ fn ClientBody(detail: ClientDetail) -> impl IntoView {
             " · " <span class="break-all font-mono text-xs">{c.identity.clone()}</span>
         </p>
         <dl class="mb-6 grid grid-cols-1 gap-x-6 gap-y-3 text-sm sm:grid-cols-2 lg:grid-cols-4">
-            <div><dt class="text-slate-500">"Access"</dt><dd><AccessBadge client=c.clone() /></dd></div>
-            <div><dt class="text-slate-500">"Online"</dt><dd><ConnectionBadge status=c.connection /></dd></div>
-            <div><dt class="text-slate-500">"Last handshake"</dt><dd><Ago at=last never="never" /></dd></div>
-            <div><dt class="text-slate-500">"Address"</dt><dd class="font-mono text-xs">{c.client_ip.clone().unwrap_or_default()}</dd></div>
-            <div><dt class="text-slate-500">"Uploaded"</dt><dd class="tabular-nums" data-testid="uploaded">{ByteCount::new(c.bytes_sent).human()}</dd></div>
-            <div><dt class="text-slate-500">"Downloaded"</dt><dd class="tabular-nums" data-testid="downloaded">{ByteCount::new(c.bytes_received).human()}</dd></div>
-            <div><dt class="text-slate-500">"Total"</dt><dd class="tabular-nums" data-testid="total">{ByteCount::new(total).human()}</dd></div>
-            <div><dt class="text-slate-500">"Expiry"</dt><dd data-testid="expiry">{expiry_text(c.expiry_date, Utc::now())}</dd></div>
-            <div class="sm:col-span-2 lg:col-span-4"><dt class="text-slate-500">"Traffic limit"</dt><dd><UsageBar client=c.clone() /></dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Access"</dt><dd><AccessBadge client=c.clone() /></dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Online"</dt><dd><ConnectionBadge status=c.connection /></dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Last handshake"</dt><dd><Ago at=last never="never" /></dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Address"</dt><dd class="font-mono text-xs">{c.client_ip.clone().unwrap_or_default()}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Uploaded"</dt><dd class="tabular-nums" data-testid="uploaded">{ByteCount::new(c.bytes_sent).human()}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Downloaded"</dt><dd class="tabular-nums" data-testid="downloaded">{ByteCount::new(c.bytes_received).human()}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Total"</dt><dd class="tabular-nums" data-testid="total">{ByteCount::new(total).human()}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Expiry"</dt><dd data-testid="expiry">{expiry_text(c.expiry_date, Utc::now())}</dd></div>
+            <div class="sm:col-span-2 lg:col-span-4"><dt class="text-slate-600 dark:text-slate-400">"Traffic limit"</dt><dd><UsageBar client=c.clone() /></dd></div>
             {c.note.clone().map(|note| view! {
-                <div class="sm:col-span-2 lg:col-span-4"><dt class="text-slate-500">"Note"</dt>
+                <div class="sm:col-span-2 lg:col-span-4"><dt class="text-slate-600 dark:text-slate-400">"Note"</dt>
                     <dd class="whitespace-pre-line break-words" data-testid="note">{note}</dd></div>
             })}
         </dl>
@@ -71,9 +81,54 @@ fn ClientBody(detail: ClientDetail) -> impl IntoView {
         </div>
         {has_config.then(|| view! { <ConfigBox id=id /> })}
         <PolicyForm client=c />
+        <h2 class="mb-2 mt-8 text-lg font-semibold">"Traffic"</h2>
+        <div class="grid grid-cols-1 gap-4 lg:grid-cols-2">
+            <BarChart title="Last 48 hours (UTC)" bars=history.hourly testid="chart-hourly" every=6 />
+            <BarChart title="Last 60 days" bars=history.daily testid="chart-daily" every=7 />
+            <BarChart title="Last 12 months" bars=history.monthly testid="chart-monthly" every=1 />
+        </div>
+        <h2 class="mb-2 mt-8 text-lg font-semibold">"Sessions"</h2>
+        <SessionHistory sessions=sessions />
         <h2 class="mb-2 mt-8 text-lg font-semibold">"Events"</h2>
         <EventTable events=events />
     }
+}
+
+/// The client's latest sessions, open or ended.
+#[component]
+fn SessionHistory(sessions: Vec<SessionView>) -> impl IntoView {
+    if sessions.is_empty() {
+        return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid="session-history">"No sessions yet."</p> }
+            .into_any();
+    }
+    view! {
+        <TableFrame testid="session-history">
+            <thead><tr>
+                <th class=TH>"Connected"</th>
+                <th class=TH>"Disconnected"</th>
+                <th class=format!("{TH} hidden md:table-cell")>"Endpoint"</th>
+                <th class=format!("{TH} hidden sm:table-cell")>"Virtual IP"</th>
+                <th class=format!("{TH} text-right")>"↑"</th>
+                <th class=format!("{TH} text-right")>"↓"</th>
+            </tr></thead>
+            <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                {sessions.into_iter().map(|s| view! {
+                    <tr data-testid="history-row" data-session-id=s.id.to_string() data-open=s.disconnected_at.is_none().to_string()>
+                        <td class=TD><Ago at=Some(s.connected_at) /></td>
+                        <td class=TD>{match s.disconnected_at {
+                            Some(at) => view! { <Ago at=Some(at) /> }.into_any(),
+                            None => view! { <span class="text-emerald-700 dark:text-emerald-300">"connected now"</span> }.into_any(),
+                        }}</td>
+                        <td class=format!("{TD} hidden md:table-cell font-mono text-xs")>{s.endpoint.unwrap_or_default()}</td>
+                        <td class=format!("{TD} hidden sm:table-cell font-mono text-xs")>{s.virtual_ip.unwrap_or_default()}</td>
+                        <td class=format!("{TD} text-right tabular-nums")>{ByteCount::new(s.bytes_sent).human()}</td>
+                        <td class=format!("{TD} text-right tabular-nums")>{ByteCount::new(s.bytes_received).human()}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </TableFrame>
+    }
+    .into_any()
 }
 
 #[component]
@@ -128,7 +183,7 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
 #[component]
 pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
     if events.is_empty() {
-        return view! { <p class="text-sm text-slate-500">"No events yet."</p> }.into_any();
+        return view! { <p class="text-sm text-slate-600 dark:text-slate-400">"No events yet."</p> }.into_any();
     }
     view! {
         <TableFrame testid="events">

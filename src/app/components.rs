@@ -16,7 +16,7 @@ use leptos::prelude::*;
 pub fn Ago(at: Option<DateTime<Utc>>, #[prop(optional, into)] never: Option<String>) -> impl IntoView {
     let now = use_context::<Now>();
     match at {
-        None => view! { <span class="text-slate-400">{never.unwrap_or_else(|| "never".to_owned())}</span> }.into_any(),
+        None => view! { <span class="text-slate-600 dark:text-slate-400">{never.unwrap_or_else(|| "never".to_owned())}</span> }.into_any(),
         Some(at) => {
             let exact = absolute(at);
             let shown = exact.clone();
@@ -57,7 +57,7 @@ pub fn ConnectionBadge(status: ConnectionStatus) -> impl IntoView {
         ConnectionStatus::RecentlySeen => "bg-amber-100 text-amber-800 dark:bg-amber-900/50 dark:text-amber-300",
         ConnectionStatus::Offline => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
         ConnectionStatus::NeverConnected => {
-            "border border-slate-300 text-slate-500 dark:border-slate-700 dark:text-slate-400"
+            "border border-slate-300 text-slate-600 dark:border-slate-700 dark:text-slate-400"
         }
     };
     view! {
@@ -131,7 +131,7 @@ pub fn ErrorNote(
 pub fn Card(#[prop(into)] label: String, #[prop(into)] value: String, #[prop(into)] testid: String) -> impl IntoView {
     view! {
         <div class="rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
-            <div class="text-sm text-slate-500 dark:text-slate-400">{label}</div>
+            <div class="text-sm text-slate-600 dark:text-slate-400">{label}</div>
             <div class="mt-1 text-3xl font-semibold tabular-nums" data-testid=testid>{value}</div>
         </div>
     }
@@ -141,7 +141,8 @@ pub fn Card(#[prop(into)] label: String, #[prop(into)] value: String, #[prop(int
 #[component]
 pub fn TableFrame(#[prop(into)] testid: String, children: Children) -> impl IntoView {
     view! {
-        <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+        // Focusable, so a keyboard can scroll it sideways on a narrow screen.
+        <div tabindex="0" class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
             <table class=TABLE data-testid=testid>{children()}</table>
         </div>
     }
@@ -162,14 +163,15 @@ pub fn SessionTable(
 ) -> impl IntoView {
     if sessions.is_empty() {
         let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
-        return view! { <p class="text-sm text-slate-500" data-testid=testid>{text}</p> }.into_any();
+        return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }
+            .into_any();
     }
     let disconnect = ServerAction::<DisconnectSession>::new();
     let error = move || disconnect.value().get().and_then(Result::err);
     let done = move || disconnect.value().get().and_then(Result::ok);
     view! {
         {move || error().map(|e| view! { <ErrorNote error=e /> })}
-        {move || done().map(|m| view! { <p class="mb-2 text-sm text-slate-500" role="status" data-testid="disconnect-note">{m}</p> })}
+        {move || done().map(|m| view! { <p class="mb-2 text-sm text-slate-600 dark:text-slate-400" role="status" data-testid="disconnect-note">{m}</p> })}
         <TableFrame testid=testid>
             <thead><tr>
                 <th class=TH>"Device"</th>
@@ -207,7 +209,7 @@ fn session_row(
             data-session-key=s.session_key.clone()>
             <td class=TD title=s.identity.clone()>
                 <span class="font-medium">{s.client.clone()}</span>
-                {s.user.clone().map(|u| view! { <div class="text-xs text-slate-500" data-testid="session-user">{u}</div> })}
+                {s.user.clone().map(|u| view! { <div class="text-xs text-slate-600 dark:text-slate-400" data-testid="session-user">{u}</div> })}
             </td>
             <td class=format!("{TD} hidden md:table-cell")>
                 <a class="underline-offset-2 hover:underline" href=format!("/servers/{}", s.server_id)>{s.server_name.clone()}</a>
@@ -255,7 +257,7 @@ fn end_session(id: String, client: String, disconnect: ServerAction<DisconnectSe
 }
 
 pub const TABLE: &str = "min-w-full divide-y divide-slate-200 text-sm dark:divide-slate-800";
-pub const TH: &str = "px-3 py-2 text-left font-medium text-slate-500 dark:text-slate-400";
+pub const TH: &str = "px-3 py-2 text-left font-medium text-slate-600 dark:text-slate-400";
 pub const TD: &str = "px-3 py-2 align-top";
 pub const INPUT: &str = "mt-1 w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm \
     dark:border-slate-700 dark:bg-slate-900";

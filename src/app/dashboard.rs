@@ -2,6 +2,7 @@
 //! a GET form, so it is a link and works without JavaScript), refreshed on
 //! the live events that concern it.
 
+use super::chart::BarChart;
 use super::components::{loaded, Ago, Card, HealthBadge, SessionTable, TableFrame, BUTTON, TD, TH};
 use super::{live_resource, Page};
 use crate::api::fns::dashboard;
@@ -45,14 +46,15 @@ fn Dashboard(d: DashboardView) -> impl IntoView {
             <Card label="Average connection" value=average testid="average-connection" />
             <Card label="Traffic this month" value=ByteCount::new(d.month.total()).human() testid="month-traffic" />
         </div>
-        <p class="mt-2 text-sm text-slate-500" data-testid="total-clients" data-count=d.clients.to_string()>
+        <p class="mt-2 text-sm text-slate-600 dark:text-slate-400" data-testid="total-clients" data-count=d.clients.to_string()>
             {format!("{} clients in all.", d.clients)}
         </p>
         <h2 class="mb-2 mt-8 text-lg font-semibold">"Active connections"</h2>
-        {more.map(|m| view! { <p class="mb-2 text-sm text-slate-500">{m}</p> })}
+        {more.map(|m| view! { <p class="mb-2 text-sm text-slate-600 dark:text-slate-400">{m}</p> })}
         <SessionTable sessions=d.active_sessions open=true can_disconnect=true testid="open-sessions" />
         <h2 class="mb-2 mt-8 text-lg font-semibold">"Recently disconnected"</h2>
         <SessionTable sessions=d.recently_disconnected open=false can_disconnect=false testid="recent-sessions" />
+        <div class="mt-8"><BarChart title="Traffic per day, last 30 days (added every 10 min)" bars=d.daily testid="chart-fleet" every=5 /></div>
         <h2 class="mb-2 mt-8 text-lg font-semibold">"Servers"</h2>
         <ServerCounts servers=d.servers total=d.server_count filtered=d.server.is_some() />
     }
@@ -82,7 +84,7 @@ fn ServerFilter(chosen: Option<ServerId>, names: Vec<crate::api::ServerRef>) -> 
 fn ServerCounts(servers: Vec<ServerCount>, total: u32, filtered: bool) -> impl IntoView {
     let note = (!filtered && total as usize > servers.len()).then(|| {
         view! {
-            <p class="mt-2 text-sm text-slate-500">
+            <p class="mt-2 text-sm text-slate-600 dark:text-slate-400">
                 {format!("The {} busiest and failing of {total}; ", servers.len())}
                 <a class="underline" href="/servers">"every server"</a>
             </p>
@@ -102,7 +104,7 @@ fn ServerCounts(servers: Vec<ServerCount>, total: u32, filtered: bool) -> impl I
                         <td class=TD>
                             <a class="font-medium underline-offset-2 hover:underline" href=format!("/servers/{}", s.id)>{s.name}</a>
                             " "
-                            <a class="text-xs text-slate-500 underline" href=format!("/?server={}", s.id)>"only this"</a>
+                            <a class="text-xs text-slate-600 dark:text-slate-400 underline" href=format!("/?server={}", s.id)>"only this"</a>
                         </td>
                         <td class=TD><HealthBadge health=s.health /></td>
                         <td class=format!("{TD} text-right tabular-nums") data-testid="server-online">{format!("{} / {}", s.online, s.clients)}</td>

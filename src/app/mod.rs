@@ -4,6 +4,7 @@
 //! JavaScript disabled.
 
 mod access;
+mod chart;
 mod client_list;
 mod client_page;
 mod components;

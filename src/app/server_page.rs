@@ -45,7 +45,7 @@ pub fn ServerPage() -> impl IntoView {
                                 <ClientList server=d.server.id.get() listing=d.clients query=d.query />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
                                 {(d.open_sessions.len() >= SESSIONS_SHOWN as usize).then(|| view! {
-                                    <p class="mb-2 text-sm text-slate-500">{format!("The {SESSIONS_SHOWN} newest.")}</p>
+                                    <p class="mb-2 text-sm text-slate-600 dark:text-slate-400">{format!("The {SESSIONS_SHOWN} newest.")}</p>
                                 })}
                                 <SessionTable sessions=d.open_sessions open=true can_disconnect=openvpn testid="open-sessions" />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Recently disconnected"</h2>
@@ -88,19 +88,19 @@ fn ServerFacts(server: ServerView) -> impl IntoView {
     );
     view! {
         <dl class="mb-6 grid grid-cols-1 gap-x-6 gap-y-2 text-sm sm:grid-cols-2 lg:grid-cols-4">
-            <div><dt class="text-slate-500">"Status"</dt><dd><HealthBadge health=server.health /></dd></div>
-            <div><dt class="text-slate-500">"Host"</dt><dd class="font-mono text-xs">{format!("{}@{}:{}", server.user, server.host, server.port)}</dd></div>
-            <div><dt class="text-slate-500">{server.protocol.label()}</dt><dd class="font-mono text-xs">{source}{prefix}</dd></div>
-            <div><dt class="text-slate-500">"Last poll"</dt><dd><Ago at=server.last_poll_at /></dd></div>
-            <div><dt class="text-slate-500">"This month"</dt><dd class="tabular-nums" data-testid="server-month">{month}</dd></div>
-            <div><dt class="text-slate-500">"In total"</dt><dd class="tabular-nums" data-testid="server-total">{total}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Status"</dt><dd><HealthBadge health=server.health /></dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Host"</dt><dd class="font-mono text-xs">{format!("{}@{}:{}", server.user, server.host, server.port)}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">{server.protocol.label()}</dt><dd class="font-mono text-xs">{source}{prefix}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"Last poll"</dt><dd><Ago at=server.last_poll_at /></dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"This month"</dt><dd class="tabular-nums" data-testid="server-month">{month}</dd></div>
+            <div><dt class="text-slate-600 dark:text-slate-400">"In total"</dt><dd class="tabular-nums" data-testid="server-total">{total}</dd></div>
             <div class="sm:col-span-2">
-                <dt class="text-slate-500">"Pinned host key"</dt>
+                <dt class="text-slate-600 dark:text-slate-400">"Pinned host key"</dt>
                 <dd class="break-all font-mono text-xs" data-testid="host-key">{server.host_key_fingerprint.unwrap_or_else(|| "not pinned yet".into())}</dd>
             </div>
             {server.last_error.map(|e| view! {
                 <div class="sm:col-span-2 lg:col-span-4">
-                    <dt class="text-slate-500">"Last error"</dt>
+                    <dt class="text-slate-600 dark:text-slate-400">"Last error"</dt>
                     <dd class="text-red-700 dark:text-red-300" data-testid="server-error">{e}</dd>
                 </div>
             })}

@@ -12,7 +12,7 @@ pub fn ServersPage() -> impl IntoView {
         <Page title="Servers">
             {loaded(servers, |list| match list {
                         list if list.is_empty() => view! {
-                            <p class="text-slate-500" data-testid="no-servers">"No servers yet. Add the first one below."</p>
+                            <p class="text-slate-600 dark:text-slate-400" data-testid="no-servers">"No servers yet. Add the first one below."</p>
                         }.into_any(),
                         list => view! {
                             <TableFrame testid="servers">
@@ -29,7 +29,7 @@ pub fn ServersPage() -> impl IntoView {
                                             <tr data-testid="server-row" data-server-id=s.id.to_string()>
                                                 <td class=TD>
                                                     <a class="font-medium underline-offset-2 hover:underline" href=format!("/servers/{}", s.id)>{s.name.clone()}</a>
-                                                    <div class="text-xs text-slate-500">{format!("{} · {}", s.protocol.label(), s.interface.clone().or(s.openvpn_management_port.map(|p| format!("management :{p}"))).or(s.openvpn_status_path.clone()).unwrap_or_default())}</div>
+                                                    <div class="text-xs text-slate-600 dark:text-slate-400">{format!("{} · {}", s.protocol.label(), s.interface.clone().or(s.openvpn_management_port.map(|p| format!("management :{p}"))).or(s.openvpn_status_path.clone()).unwrap_or_default())}</div>
                                                 </td>
                                                 <td class=TD>
                                                     <HealthBadge health=s.health />
@@ -85,14 +85,14 @@ fn AddServerForm() -> impl IntoView {
                 {field("Private key file on the panel's machine", "private_key_path", "/etc/tollgate/id_ed25519", false)}
                 {field("Expected host key fingerprint (optional)", "host_key_fingerprint", "SHA256:…", false)}
                 <fieldset class="grid grid-cols-1 gap-4 rounded-md border border-slate-200 p-3 md:col-span-2 md:grid-cols-2 dark:border-slate-700">
-                    <legend class="px-1 text-sm text-slate-500">"WireGuard and AmneziaWG"</legend>
+                    <legend class="px-1 text-sm text-slate-600 dark:text-slate-400">"WireGuard and AmneziaWG"</legend>
                     {field("Interface", "interface", "wg0 or awg0", false)}
                     {field("Config file (revokes edit it)", "config_path", "/etc/wireguard/wg0.conf", false)}
                     {field("Endpoint for generated configs", "endpoint", "vpn1.example.org:51820", false)}
                     {field("DNS for generated configs", "dns", "1.1.1.1, 9.9.9.9", false)}
                 </fieldset>
                 <fieldset class="grid grid-cols-1 gap-4 rounded-md border border-slate-200 p-3 md:col-span-2 md:grid-cols-3 dark:border-slate-700">
-                    <legend class="px-1 text-sm text-slate-500">"OpenVPN: a management port, a status file, or both"</legend>
+                    <legend class="px-1 text-sm text-slate-600 dark:text-slate-400">"OpenVPN: a management port, a status file, or both"</legend>
                     {field("Management port", "management_port", "7505", false)}
                     <label class="block text-sm font-medium">
                         "Management password"

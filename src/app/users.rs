@@ -13,7 +13,7 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <Page title="Users">
             {loaded(users, |list| match list {
-                list if list.is_empty() => view! { <p class="text-slate-500">"No users yet."</p> }.into_any(),
+                list if list.is_empty() => view! { <p class="text-slate-600 dark:text-slate-400">"No users yet."</p> }.into_any(),
                 list => view! {
                     <TableFrame testid="users">
                         <thead><tr>

@@ -11,6 +11,7 @@ pub mod client_change;
 pub mod client_config;
 pub mod cluster;
 pub mod command;
+pub mod history;
 pub mod host;
 pub mod ids;
 pub mod ingest;

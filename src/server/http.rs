@@ -168,11 +168,14 @@ async fn get_client(State(state): State<AppState>, _: Admin, Path(id): Path<Stri
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SessionsQuery {
-    /// `open` (default) or `recent` (ended in the last 24 hours).
+    /// `open` (default), `recent` (ended in the last 24 hours) or `all`.
     #[serde(default)]
     state: Option<String>,
     #[serde(default)]
     server: Option<i64>,
+    /// Only this client's sessions.
+    #[serde(default)]
+    client: Option<i64>,
     #[serde(default)]
     limit: Option<u32>,
 }
@@ -184,13 +187,15 @@ async fn list_sessions(
 ) -> Result<Response, AppError> {
     let mut filter = SessionFilter {
         server: q.server.map(ServerId::new),
+        client: q.client.map(ClientId::new),
         limit: q.limit.unwrap_or(200),
         ..SessionFilter::default()
     };
     match q.state.as_deref().unwrap_or("open") {
         "open" => filter.open = true,
         "recent" => filter.ended_since = Some(chrono::Utc::now() - RECENT),
-        other => return Err(AppError::bad_request(format!("state: {other:?} is not open or recent"))),
+        "all" => {}
+        other => return Err(AppError::bad_request(format!("state: {other:?} is not open, recent or all"))),
     }
     let sessions = state.panel.sessions(filter).await?;
     Ok(Json(json!({ "success": true, "sessions": sessions })).into_response())

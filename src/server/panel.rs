@@ -25,6 +25,7 @@ mod access;
 mod clients;
 mod dashboard;
 mod generate;
+mod history;
 mod push;
 mod users;
 mod validate;

@@ -26,10 +26,16 @@ impl Panel {
             let mean = started / i64::try_from(active_connections).unwrap_or(i64::MAX);
             u64::try_from(now.timestamp() - mean).unwrap_or(0)
         });
-        let filter =
-            |open: bool, limit: u32| SessionFilter { server, open, ended_since: (!open).then(|| now - RECENT), limit };
+        let filter = |open: bool, limit: u32| SessionFilter {
+            server,
+            client: None,
+            open,
+            ended_since: (!open).then(|| now - RECENT),
+            limit,
+        };
         let active = self.sessions(filter(true, DashboardView::SESSIONS_SHOWN)).await?;
         let recent = self.sessions(filter(false, DashboardView::RECENT_SHOWN)).await?;
+        let daily = self.fleet_daily(server).await?;
         let mut shown: Vec<&ServerView> = chosen.clone();
         shown.sort_by(|a, b| {
             let failing = |s: &ServerView| s.health == ServerHealth::Error;
@@ -65,6 +71,7 @@ impl Panel {
             ),
             active_sessions: active,
             recently_disconnected: recent,
+            daily,
         })
     }
 }

@@ -277,6 +277,23 @@ macro_rules! impl_store_ports {
                 reports::session(self, id).await
             }
 
+            async fn client_history(
+                &self,
+                client: ClientId,
+                server: ServerId,
+                since: &crate::server::store::HistorySince,
+            ) -> Result<crate::server::store::ClientHistory, StoreError> {
+                reports::client_history(self, client, server, since).await
+            }
+
+            async fn fleet_daily(
+                &self,
+                server: Option<ServerId>,
+                since_day: &str,
+            ) -> Result<Vec<(String, Counters)>, StoreError> {
+                reports::fleet_daily(self, server, since_day).await
+            }
+
             async fn open_sessions(&self, server: Option<ServerId>) -> Result<(u64, i64), StoreError> {
                 reports::open_sessions(self, server).await
             }

@@ -10,6 +10,8 @@ pub(crate) mod cluster;
 mod cluster_tests;
 mod delegate;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod listing_tests;
 #[cfg(test)]
 mod model_tests;
@@ -241,6 +243,21 @@ pub trait ReportStore: Send + Sync + 'static {
     /// How many sessions are open (on `server`, or anywhere) and the sum of
     /// their start times in Unix seconds.
     async fn open_sessions(&self, server: Option<ServerId>) -> Result<(u64, i64), StoreError>;
+    /// A client's rolled-up hours, days and months from `since`, and the
+    /// hours of its samples not rolled up yet, read in one snapshot.
+    async fn client_history(
+        &self,
+        client: ClientId,
+        server: ServerId,
+        since: &HistorySince,
+    ) -> Result<ClientHistory, StoreError>;
+    /// Rolled-up daily traffic from `since_day` of every client, or of one
+    /// server's.
+    async fn fleet_daily(
+        &self,
+        server: Option<ServerId>,
+        since_day: &str,
+    ) -> Result<Vec<(String, Counters)>, StoreError>;
     /// Deletes sessions that ended before `before` (open ones are kept);
     /// returns how many.
     async fn delete_sessions_ended_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

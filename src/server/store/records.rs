@@ -256,6 +256,8 @@ pub struct EventFilter {
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
     pub server: Option<ServerId>,
+    /// Only this client's sessions.
+    pub client: Option<ClientId>,
     /// Only open sessions.
     pub open: bool,
     /// Only sessions that ended at or after this instant.
@@ -380,6 +382,26 @@ pub struct PendingSamples {
     pub from: i64,
     pub to: i64,
     pub hourly: Vec<HourlyBucket>,
+}
+
+/// A client's traffic buckets: rolled-up hours (start, Unix seconds), days
+/// (`YYYY-MM-DD`) and months (`YYYY-MM`, the ledger), and the hours of
+/// samples not rolled up yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientHistory {
+    pub hourly: Vec<(i64, Counters)>,
+    pub daily: Vec<(String, Counters)>,
+    pub monthly: Vec<(String, Counters)>,
+    pub pending: Vec<(i64, Counters)>,
+}
+
+/// Where a client's history starts: an hour (Unix seconds), a day and a
+/// month (keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySince {
+    pub hour: i64,
+    pub day: String,
+    pub month: String,
 }
 
 /// A user (a person owning clients).

@@ -4,14 +4,16 @@
 use super::ingest::current_state;
 use super::{PostgresStore, Tx};
 use crate::domain::accounting::Counters;
-use crate::domain::ServerId;
+use crate::domain::{ClientId, ServerId};
 use crate::server::store::rows::{counters, secs};
 use crate::server::store::shared::reports::{
-    add_live_months, bring_up_to_date, deleted_identity_range, hourly_from_row, live_base, rollup_json,
-    session_from_row, usage_rows, OPEN_SUMMARY, SESSION_SELECT,
+    add_live_months, bring_up_to_date, day_rows, deleted_identity_range, history_rows, hourly_from_row, live_base,
+    rollup_json, session_from_row, usage_rows, CLIENT_HISTORY, FLEET_DAILY, OPEN_SUMMARY, SESSION_SELECT,
 };
 use crate::server::store::state::{ClientState, ServerState};
-use crate::server::store::{PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow};
+use crate::server::store::{
+    ClientHistory, HistorySince, PendingSamples, SessionFilter, SessionRecord, StoreError, UsageQuery, UsageRow,
+};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
@@ -47,6 +49,9 @@ pub(super) async fn sessions(store: &PostgresStore, filter: &SessionFilter) -> R
     q.push(" WHERE 1 = 1");
     if let Some(server) = filter.server {
         q.push(" AND o.server_id = ").push_bind(server.get());
+    }
+    if let Some(client) = filter.client {
+        q.push(" AND o.client_id = ").push_bind(client.get());
     }
     if filter.open {
         q.push(" AND o.disconnected_at IS NULL");
@@ -215,6 +220,46 @@ pub(super) async fn store_rollup(
     sqlx::query("DELETE FROM traffic_hourly WHERE hour < $1").bind(secs(keep_hourly_since)).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// A client's history since the given hour, day and month, and its
+/// samples not rolled up yet (of its server's polls), in one snapshot.
+pub(super) async fn client_history(
+    store: &PostgresStore,
+    client: ClientId,
+    server: ServerId,
+    since: &HistorySince,
+) -> Result<ClientHistory, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let rows = sqlx::query(CLIENT_HISTORY)
+        .bind(client.get())
+        .bind(since.hour)
+        .bind(&since.day)
+        .bind(&since.month)
+        .fetch_all(&mut *tx)
+        .await?;
+    let pending = sqlx::query(
+        "SELECT (t.at / 3600) * 3600 AS hour, SUM((j.value ->> 1)::bigint)::BIGINT AS rx, \
+           SUM((j.value ->> 2)::bigint)::BIGINT AS tx \
+         FROM traffic_polls t CROSS JOIN LATERAL json_array_elements(t.data) AS j(value) \
+         WHERE t.server_id = $1 AND t.seq > (SELECT rolled_up_seq FROM rollup_state WHERE id = 1) \
+           AND t.at >= (SELECT first_seen_at FROM clients WHERE id = $2) AND (j.value ->> 0)::bigint = $2 GROUP BY 1",
+    )
+    .bind(server.get())
+    .bind(client.get())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    history_rows(&rows, &pending)
+}
+
+pub(super) async fn fleet_daily(
+    store: &PostgresStore,
+    server: Option<ServerId>,
+    since_day: &str,
+) -> Result<Vec<(String, Counters)>, StoreError> {
+    let rows = sqlx::query(FLEET_DAILY).bind(since_day).bind(server.map(|s| s.get())).fetch_all(&store.pool).await?;
+    day_rows(&rows)
 }
 
 pub(super) async fn open_sessions(store: &PostgresStore, server: Option<ServerId>) -> Result<(u64, i64), StoreError> {

@@ -3,10 +3,10 @@
 
 use crate::domain::accounting::Counters;
 use crate::domain::{ClientId, ServerId};
-use crate::server::store::rows::{bytes, counters, db_bytes, instant, opt_instant, protocol, Columns};
+use crate::server::store::rows::{bytes, corrupt, counters, db_bytes, instant, opt_instant, protocol, Columns};
 use crate::server::store::state::ClientState;
 use crate::server::store::{
-    HourlyBucket, PendingSamples, SessionRecord, StoreError, UsageQuery, UsageRow, DELETED_MARK,
+    ClientHistory, HourlyBucket, PendingSamples, SessionRecord, StoreError, UsageQuery, UsageRow, DELETED_MARK,
 };
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +26,39 @@ pub(crate) const SESSION_SELECT: &str = "SELECT o.id, o.server_id, s.name AS ser
 pub(crate) const OPEN_SUMMARY: &str =
     "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(connected_at), 0) AS BIGINT) AS started \
     FROM connections WHERE disconnected_at IS NULL AND (CAST($1 AS BIGINT) IS NULL OR server_id = $1)";
+
+/// A client's rolled-up hours from `$2` (Unix seconds), days from `$3` and
+/// months from `$4` (keys), with the bucket as text, for [`history_rows`].
+pub(crate) const CLIENT_HISTORY: &str = "SELECT 'h' AS kind, CAST(hour AS TEXT) AS bucket, rx, tx FROM traffic_hourly \
+    WHERE client_id = $1 AND hour >= $2 \
+    UNION ALL SELECT 'd', day, rx, tx FROM traffic_daily WHERE client_id = $1 AND day >= $3 \
+    UNION ALL SELECT 'm', month, rx, tx FROM usage_monthly WHERE client_id = $1 AND month >= $4";
+
+/// The rolled-up days from `$1` of every client, or of server `$2`'s.
+pub(crate) const FLEET_DAILY: &str = "SELECT d.day AS bucket, CAST(SUM(d.rx) AS BIGINT) AS rx, \
+    CAST(SUM(d.tx) AS BIGINT) AS tx FROM traffic_daily d JOIN clients c ON c.id = d.client_id \
+    WHERE d.day >= $1 AND (CAST($2 AS BIGINT) IS NULL OR c.server_id = $2) GROUP BY d.day";
+
+/// The rows of [`CLIENT_HISTORY`] and the pending hours, as a history.
+pub(crate) fn history_rows(rows: &[impl Columns], pending: &[impl Columns]) -> Result<ClientHistory, StoreError> {
+    let mut h = ClientHistory::default();
+    for row in rows {
+        let (bucket, bytes) = (row.text("bucket")?, counters(row, "rx", "tx")?);
+        match row.text("kind")?.as_str() {
+            "h" => h.hourly.push((bucket.parse().map_err(|e| corrupt("hour", e))?, bytes)),
+            "d" => h.daily.push((bucket, bytes)),
+            _ => h.monthly.push((bucket, bytes)),
+        }
+    }
+    for row in pending {
+        h.pending.push((row.int("hour")?, counters(row, "rx", "tx")?));
+    }
+    Ok(h)
+}
+
+pub(crate) fn day_rows(rows: &[impl Columns]) -> Result<Vec<(String, Counters)>, StoreError> {
+    rows.iter().map(|r| Ok((r.text("bucket")?, counters(r, "rx", "tx")?))).collect()
+}
 
 pub(crate) fn session_from_row(row: &impl Columns) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
