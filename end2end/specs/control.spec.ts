@@ -75,6 +75,18 @@ test('an admin revokes and restores a peer and sees its limit and expiry', async
   await page.getByLabel('Name', { exact: true }).fill(name);
   await page.getByLabel('Devices at once (0: no limit)', { exact: true }).fill('2');
   await page.getByRole('button', { name: 'Add user' }).click();
-  await expect(page.getByTestId('user-row').filter({ hasText: name }).getByTestId('devices')).toHaveText('0 of 2');
+  const dana = page.getByTestId('user-row').filter({ hasText: name });
+  await expect(dana.getByTestId('devices')).toHaveText('0 of 2');
+  await expect(dana.getByTestId('user-status')).toHaveText('Offline');
+  // Her device is the online client: a green badge, one device, listed first.
+  const userId = Number(await dana.getAttribute('data-user-id'));
+  const own = await page.request.patch(`/api/clients/${id}`, { data: { user_id: userId } });
+  expect(own.status()).toBe(200);
+  await page.goto('/users');
+  await expect(dana.getByTestId('user-status')).toHaveText('Online');
+  await expect(dana.getByTestId('devices')).toHaveText('1 of 2');
+  await expect(page.getByTestId('user-row').first()).toHaveAttribute('data-online', 'true');
+  const free = await page.request.patch(`/api/clients/${id}`, { data: { user_id: null } });
+  expect(free.status()).toBe(200);
   await page.goto(serverUrl);
 });

@@ -1,15 +1,29 @@
 // The `test` every spec uses: it fails a test on any uncaught error in the
-// page, such as a hydration mismatch or a WebAssembly module that won't run.
+// page, such as a WebAssembly module that won't run, and on any error or
+// warning written to the console by any of its tabs, such as a hydration
+// mismatch. The browser's own note on a refused request ("Failed to load
+// resource": a wrong password's 401, the live stream refused before login)
+// is a response, not a fault, and is left out.
 import { expect, type Page, test as base } from '@playwright/test';
 import { panelState } from '../state';
 
 export const test = base.extend<{ pageErrors: string[] }>({
   pageErrors: [
-    async ({ page }, use) => {
+    async ({ context }, use) => {
       const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
+      const watch = (page: Page) => {
+        page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+        page.on('console', (m) => {
+          const kind = m.type();
+          if ((kind === 'error' || kind === 'warning') && !m.text().startsWith('Failed to load resource')) {
+            errors.push(`console ${kind} at ${page.url()}: ${m.text()}`);
+          }
+        });
+      };
+      context.pages().forEach(watch);
+      context.on('page', watch);
       await use(errors);
-      expect(errors, 'uncaught errors in the page').toEqual([]);
+      expect(errors, 'errors and warnings in the pages').toEqual([]);
     },
     { auto: true },
   ],

@@ -217,6 +217,9 @@ pub struct UserView {
     pub clients: Vec<i64>,
     /// Devices connected now, across every server.
     pub active: u32,
+    /// The latest moment any of its devices was seen in a session.
+    #[serde(default)]
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
 /// One entry of the event log.

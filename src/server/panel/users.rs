@@ -38,6 +38,7 @@ fn user_view(record: UserRecord, active: usize) -> UserView {
         created_at: record.created_at,
         clients: record.clients.iter().map(|c| c.get()).collect(),
         active: u32::try_from(active).unwrap_or(u32::MAX),
+        last_seen: record.last_seen,
     }
 }
 

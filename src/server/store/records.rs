@@ -413,6 +413,8 @@ pub struct UserRecord {
     /// 0: no limit.
     pub max_connections: u32,
     pub created_at: DateTime<Utc>,
+    /// The latest moment any of its devices was seen in a session.
+    pub last_seen: Option<DateTime<Utc>>,
     pub clients: Vec<ClientId>,
 }
 

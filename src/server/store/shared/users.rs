@@ -2,7 +2,7 @@
 //! sorting live devices, the same on every backend.
 
 use crate::domain::{ClientId, ServerId, UserId, Username};
-use crate::server::store::rows::{corrupt, instant, is_unique_violation, Columns};
+use crate::server::store::rows::{corrupt, instant, is_unique_violation, opt_instant, Columns};
 use crate::server::store::state::ServerState;
 use crate::server::store::{AdminRecord, LiveDevice, StoreError, UserRecord};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,6 +51,7 @@ pub(crate) fn user_from_row(row: &impl Columns) -> Result<UserRecord, StoreError
         email: row.opt_text("email")?,
         max_connections: u32::try_from(row.int("max_connections")?).unwrap_or(0),
         created_at: instant(row.int("created_at")?)?,
+        last_seen: opt_instant(row.opt_int("last_seen")?)?,
         clients: clients.into_iter().map(ClientId::new).collect(),
     })
 }
