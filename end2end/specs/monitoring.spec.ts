@@ -106,6 +106,15 @@ test('the client list is searched, filtered, sorted and paged by the server, wit
   const all = await rows.count();
   expect(all).toBeGreaterThanOrEqual(2);
 
+  // Sync stats polls the host now and says what it read.
+  if (info.project.use.javaScriptEnabled !== false) {
+    await page.getByTestId('sync').click();
+    await expect(page.getByTestId('sync-result')).toHaveText(/^Synced \d+ peers: ↑ .* · ↓ .* new; \d+ sessions opened, \d+ closed\.$/, {
+      timeout: 15_000,
+    });
+    await expect(page.getByTestId('sync')).toHaveText('Sync stats');
+  }
+
   // Search: part of the idle peer's key, in any case.
   await page.getByTestId('client-search').fill(host.TESTHOST_IDLE_PUBLIC_KEY.slice(0, 12).toLowerCase());
   await page.getByTestId('client-filter').click();

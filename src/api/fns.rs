@@ -100,6 +100,32 @@ pub async fn server_detail(
 /// The newest open sessions a server page shows.
 pub const SESSIONS_SHOWN: u32 = 50;
 
+/// Polls a server now (the server page's Sync stats): what was read and
+/// what it added.
+#[server(prefix = "/rpc", endpoint = "sync_server")]
+pub async fn sync_server(id: i64) -> Result<String, AppError> {
+    use crate::domain::ByteCount;
+    let (state, admin) = crate::server::rpc::require_admin().await?;
+    let id = crate::domain::ServerId::new(id);
+    let openvpn = state.panel.server(id).await?.protocol == crate::domain::Protocol::Openvpn;
+    let o = state.panel.sync_now(id).await?;
+    tracing::info!(admin = %admin.username, server_id = %id, "synced a server from the UI");
+    let what = match (openvpn, o.sources) {
+        (true, 1) => "session",
+        (true, _) => "sessions",
+        (false, 1) => "peer",
+        (false, _) => "peers",
+    };
+    Ok(format!(
+        "Synced {} {what}: ↑ {} · ↓ {} new; {} sessions opened, {} closed.",
+        o.sources,
+        ByteCount::new(o.new.rx).human(),
+        ByteCount::new(o.new.tx).human(),
+        o.sessions_opened,
+        o.sessions_closed
+    ))
+}
+
 /// Ends an OpenVPN session (the dashboard's and server page's button).
 #[server(prefix = "/rpc", endpoint = "disconnect")]
 pub async fn disconnect_session(id: i64, halt: Option<String>) -> Result<String, AppError> {

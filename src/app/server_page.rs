@@ -4,7 +4,7 @@
 use super::client_list::ClientList;
 use super::components::{Ago, ErrorNote, HealthBadge, SessionTable, BUTTON, INPUT};
 use super::{live_resource, Page};
-use crate::api::fns::{server_detail, GeneratePeer, SESSIONS_SHOWN};
+use crate::api::fns::{server_detail, GeneratePeer, SyncServer, SESSIONS_SHOWN};
 use crate::api::ServerView;
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
@@ -41,6 +41,7 @@ pub fn ServerPage() -> impl IntoView {
                         view! {
                             <Page title=d.server.name.clone()>
                                 {(!openvpn).then(|| view! { <GeneratePeerForm server=d.server.id.get() /> })}
+                                <SyncButton server=d.server.id.get() />
                                 <ServerFacts server=d.server.clone() />
                                 <ClientList server=d.server.id.get() listing=d.clients query=d.query />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
@@ -105,6 +106,29 @@ fn ServerFacts(server: ServerView) -> impl IntoView {
                 </div>
             })}
         </dl>
+    }
+}
+
+/// Polls the server now, and says what that found: "Syncing…" while it
+/// runs (a poll can take seconds on a slow host).
+#[component]
+fn SyncButton(server: i64) -> impl IntoView {
+    let sync = ServerAction::<SyncServer>::new();
+    let pending = sync.pending();
+    view! {
+        <ActionForm action=sync attr:class="mb-4 flex flex-wrap items-center gap-3">
+            <input type="hidden" name="id" value=server.to_string() />
+            <button type="submit" class=BUTTON disabled=move || pending.get() data-testid="sync">
+                {move || if pending.get() { "Syncing…" } else { "Sync stats" }}
+            </button>
+            <span role="status" class="text-sm" data-testid="sync-result">
+                {move || match sync.value().get() {
+                    Some(Ok(m)) => view! { <span>{m}</span> }.into_any(),
+                    Some(Err(e)) => view! { <span class="text-red-700 dark:text-red-300">{e.message}</span> }.into_any(),
+                    None => ().into_any(),
+                }}
+            </span>
+        </ActionForm>
     }
 }
 
