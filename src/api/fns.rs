@@ -85,9 +85,10 @@ pub async fn server_detail(
     let query = ClientQuery::parse(pairs).map_err(|e| AppError::bad_request(e.0))?;
     let server = state.panel.server(id).await?;
     let clients = state.panel.client_page(id, &query).await?;
+    // One more than shown, to know whether there are more.
     let open = state
         .panel
-        .sessions(SessionFilter { server: Some(id), open: true, limit: SESSIONS_SHOWN, ..Default::default() })
+        .sessions(SessionFilter { server: Some(id), open: true, limit: SESSIONS_SHOWN + 1, ..Default::default() })
         .await?;
     let since = chrono::Utc::now() - crate::server::panel::RECENT;
     let recent = state

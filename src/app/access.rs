@@ -66,7 +66,7 @@ pub fn UsageBar(client: ClientView) -> impl IntoView {
 /// "expires 2026-12-01 00:00 UTC · 6 days left" (or "expired …").
 pub fn expiry_text(expiry: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     let Some(at) = expiry else { return "Never expires".to_owned() };
-    let when = at.format("%Y-%m-%d %H:%M UTC");
+    let when = crate::domain::time::absolute(at);
     if at <= now {
         return format!("Expired {when}");
     }

@@ -25,6 +25,7 @@ pub fn BarChart(
     let summary = format!("{title}: ↑ {} · ↓ {}", ByteCount::new(sent).human(), ByteCount::new(received).human());
     let scale = move |bytes: u64| (u128::from(bytes) * u128::from(HEIGHT) / u128::from(max)) as u64;
     let count = bars.len();
+    let every = every.max(1);
     view! {
         <figure class="rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900" data-testid=testid>
             <figcaption class="mb-2 text-sm">

@@ -146,7 +146,7 @@ fn ConfigBox(id: ClientId) -> impl IntoView {
 fn PolicyForm(client: ClientView) -> impl IntoView {
     let save = ServerAction::<ClientPolicy>::new();
     let limit = client.traffic_limit.map(|l| l.to_string()).unwrap_or_default();
-    let expiry = client.expiry_date.map(|e| e.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
+    let expiry = client.expiry_date.map(crate::domain::time::iso).unwrap_or_default();
     let monthly = client.limit_period == "monthly";
     view! {
         <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">

@@ -140,9 +140,10 @@ pub fn Card(#[prop(into)] label: String, #[prop(into)] value: String, #[prop(int
 /// A bordered table that scrolls sideways inside its box on narrow screens.
 #[component]
 pub fn TableFrame(#[prop(into)] testid: String, children: Children) -> impl IntoView {
+    let label = testid.replace('-', " ");
     view! {
         // Focusable, so a keyboard can scroll it sideways on a narrow screen.
-        <div tabindex="0" class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+        <div tabindex="0" role="region" aria-label=label class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
             <table class=TABLE data-testid=testid>{children()}</table>
         </div>
     }

@@ -45,10 +45,10 @@ pub fn ServerPage() -> impl IntoView {
                                 <ServerFacts server=d.server.clone() />
                                 <ClientList server=d.server.id.get() listing=d.clients query=d.query />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Open sessions"</h2>
-                                {(d.open_sessions.len() >= SESSIONS_SHOWN as usize).then(|| view! {
+                                {(d.open_sessions.len() > SESSIONS_SHOWN as usize).then(|| view! {
                                     <p class="mb-2 text-sm text-slate-600 dark:text-slate-400">{format!("The {SESSIONS_SHOWN} newest.")}</p>
                                 })}
-                                <SessionTable sessions=d.open_sessions open=true can_disconnect=openvpn testid="open-sessions" />
+                                <SessionTable sessions=d.open_sessions.into_iter().take(SESSIONS_SHOWN as usize).collect() open=true can_disconnect=openvpn testid="open-sessions" />
                                 <h2 class="mb-2 mt-8 text-lg font-semibold">"Recently disconnected"</h2>
                                 <SessionTable sessions=d.recently_disconnected open=false can_disconnect=false testid="recent-sessions" />
                             </Page>

@@ -80,23 +80,35 @@ impl ByteCount {
         if self.0 < 1024 {
             return format!("{} B", self.0);
         }
-        let mut value = self.0 as f64;
-        let mut unit = "B";
-        for name in UNITS {
-            if value < 1024.0 {
-                break;
-            }
-            value /= 1024.0;
-            unit = name;
+        // Whole-number arithmetic (the browser's copy carries no float
+        // formatting): the largest unit that leaves at least 1.
+        let bytes = u128::from(self.0);
+        let mut unit = 0;
+        while unit + 1 < UNITS.len() && bytes >= 1u128 << (10 * (unit + 2)) {
+            unit += 1;
         }
-        // One decimal, but no trailing ".0" noise below 100.
-        let text = if value >= 100.0 {
-            format!("{value:.0}")
+        let step = 1u128 << (10 * (unit + 1));
+        // One decimal below 100, rounded half to even as `{:.1}` would;
+        // no trailing ".0".
+        let tenths = divide_rounding(bytes * 10, step);
+        let text = if tenths >= 1000 {
+            divide_rounding(bytes, step).to_string()
+        } else if tenths.is_multiple_of(10) {
+            (tenths / 10).to_string()
         } else {
-            let t = format!("{value:.1}");
-            t.strip_suffix(".0").map(str::to_owned).unwrap_or(t)
+            format!("{}.{}", tenths / 10, tenths % 10)
         };
-        format!("{text} {unit}")
+        format!("{text} {}", UNITS[unit])
+    }
+}
+
+/// `n / d` rounded to the nearest whole number, ties to even.
+fn divide_rounding(n: u128, d: u128) -> u128 {
+    let (q, r) = (n / d, n % d);
+    if r * 2 > d || (r * 2 == d && q % 2 == 1) {
+        q + 1
+    } else {
+        q
     }
 }
 
@@ -140,6 +152,44 @@ mod tests {
     }
 
     #[test]
+    fn whole_number_sizes_read_as_the_float_form_they_replaced() {
+        fn float_form(bytes: u64) -> String {
+            let mut value = bytes as f64;
+            let mut unit = "B";
+            for name in ["KB", "MB", "GB", "TB", "PB", "EB"] {
+                if value < 1024.0 {
+                    break;
+                }
+                value /= 1024.0;
+                unit = name;
+            }
+            let text = if value >= 100.0 {
+                format!("{value:.0}")
+            } else {
+                let t = format!("{value:.1}");
+                t.strip_suffix(".0").map(str::to_owned).unwrap_or(t)
+            };
+            format!("{text} {unit}")
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..200_000u64 {
+            // Every size up to 2^50 bytes, spread over the units, and the
+            // values next to each unit's edges.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bytes = match i % 3 {
+                0 => x >> (14 + (i % 36)),
+                1 => (1u64 << (10 * (1 + i % 5))).wrapping_add(x % 2048).wrapping_sub(1024),
+                _ => i * 37,
+            };
+            if bytes >= 1024 {
+                assert_eq!(ByteCount::new(bytes).human(), float_form(bytes), "{bytes}");
+            }
+        }
+    }
+
+    #[test]
     fn human_sizes_match_what_admins_expect() {
         assert_eq!(ByteCount::new(0).human(), "0 B");
         assert_eq!(ByteCount::new(1023).human(), "1023 B");
@@ -149,6 +199,10 @@ mod tests {
         assert_eq!(ByteCount::new(3_435_973_836).human(), "3.2 GB");
         assert_eq!(ByteCount::new(150 * 1024 * 1024).human(), "150 MB");
         assert_eq!(ByteCount::new(u64::MAX).human(), "16 EB");
+        assert_eq!(ByteCount::new(1024 * 1024 - 1).human(), "1024 KB", "rounds within its unit, as before");
+        assert_eq!(ByteCount::new(2304).human(), "2.2 KB", "2.25: a tie goes to the even tenth");
+        assert_eq!(ByteCount::new(2816).human(), "2.8 KB", "2.75: a tie goes to the even tenth");
+        assert_eq!(ByteCount::new(102_349).human(), "100 KB", "99.95 rounds up to 100");
     }
 
     #[test]

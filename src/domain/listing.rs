@@ -112,8 +112,8 @@ impl ClientSort {
 /// A page of a server's clients, as asked for in a URL's query.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientQuery {
-    /// Lower-cased; matched against name, key or common name, IP, email
-    /// and username.
+    /// As typed; matched, ignoring case, against name, key or common name,
+    /// IP, email and username.
     pub search: Option<String>,
     pub status: StatusFilter,
     pub sort: ClientSort,
@@ -152,7 +152,7 @@ impl ClientQuery {
                 continue;
             }
             match name {
-                "q" => q.search = Some(value.chars().take(MAX_SEARCH).collect::<String>().to_lowercase()),
+                "q" => q.search = Some(value.chars().take(MAX_SEARCH).collect()),
                 "status" => {
                     q.status = StatusFilter::ALL
                         .into_iter()
@@ -296,7 +296,8 @@ pub struct Selection {
 pub fn select(mut clients: Vec<ClientFacts>, query: &ClientQuery) -> Selection {
     let total = clients.len();
     let online = clients.iter().filter(|c| c.connection.is_online()).count();
-    clients.retain(|c| query.status.admits(c) && query.search.as_deref().is_none_or(|s| c.matches(s)));
+    let needle = query.search.as_deref().map(str::to_lowercase);
+    clients.retain(|c| query.status.admits(c) && needle.as_deref().is_none_or(|s| c.matches(s)));
     let matched = clients.len();
     sort(&mut clients, query.sort);
     if query.descending {

@@ -1,7 +1,7 @@
 //! Human forms of instants. The UI renders absolute UTC on the server and
 //! switches to relative text after hydration, so both forms live here.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// "just now", "3 min ago", "5 h ago", "12 days ago"; "in the future" for
 /// instants after `now` by more than a minute (clock skew).
@@ -22,7 +22,18 @@ pub fn relative(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// "2026-11-22 14:03 UTC": what the page shows before (or without) scripts.
 pub fn absolute(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+    // By hand rather than `format`: the browser's copy then carries no
+    // strftime machinery.
+    format!("{} {:02}:{:02} UTC", date(at), at.hour(), at.minute())
+}
+
+/// "2026-11-22T14:03:09Z": ISO 8601 in UTC, whole seconds.
+pub fn iso(at: DateTime<Utc>) -> String {
+    format!("{}T{:02}:{:02}:{:02}Z", date(at), at.hour(), at.minute(), at.second())
+}
+
+fn date(at: DateTime<Utc>) -> String {
+    format!("{:04}-{:02}-{:02}", at.year(), at.month(), at.day())
 }
 
 /// A length of time in its two largest units: "45 s", "12 min",
@@ -39,6 +50,15 @@ pub fn duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_print_as_strftime_would() {
+        for secs in [0, 1_795_357_357, 1_795_357_357 + 86_399, 4_102_444_799, -1] {
+            let at = DateTime::from_timestamp(secs, 0).unwrap();
+            assert_eq!(absolute(at), at.format("%Y-%m-%d %H:%M UTC").to_string());
+            assert_eq!(iso(at), at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+    }
 
     #[test]
     fn lengths_of_time_show_their_two_largest_units() {

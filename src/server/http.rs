@@ -5,17 +5,16 @@ mod generate;
 mod guard;
 mod internal;
 mod live;
+mod reports;
 
 pub use guard::{require_session, same_origin_only, security_headers};
 
 use crate::api::{AddServerRequest, ClientView};
-use crate::domain::listing::ClientQuery;
 use crate::domain::net::request_origin;
 use crate::domain::{ClientId, ServerId, UserId};
 use crate::error::AppError;
-use crate::server::panel::RECENT;
 use crate::server::panel::{Admin, PeerField};
-use crate::server::store::{EventFilter, SessionFilter};
+use crate::server::store::EventFilter;
 use crate::server::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -112,28 +111,6 @@ async fn get_server(State(state): State<AppState>, _: Admin, Path(id): Path<Stri
     Ok(Json(json!({ "success": true, "server": server })).into_response())
 }
 
-/// A server's clients: all of them, or one page when the query has any of
-/// `q`, `status`, `sort`, `dir`, `page`, `per_page`.
-async fn server_clients(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Result<Response, AppError> {
-    const LISTING: [&str; 6] = ["q", "status", "sort", "dir", "page", "per_page"];
-    let id = server_id(&id)?;
-    if !params.iter().any(|(k, _)| LISTING.contains(&k.as_str())) {
-        let clients = state.panel.clients(id).await?;
-        return Ok(Json(json!({ "success": true, "clients": clients })).into_response());
-    }
-    let query = ClientQuery::parse(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|e| AppError::bad_request(e.0))?;
-    let listing = state.panel.client_page(id, &query).await?;
-    let mut body = serde_json::to_value(&listing).map_err(AppError::internal)?;
-    body["success"] = json!(true);
-    Ok(Json(body).into_response())
-}
-
 async fn sync_stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
     let outcome = state.panel.sync_now(server_id(&id)?).await?;
     Ok(Json(json!({
@@ -163,42 +140,6 @@ async fn client_sync_stats(
 async fn get_client(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, AppError> {
     let client = state.panel.client(client_id(&id)?).await?;
     Ok(Json(json!({ "success": true, "client": client })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionsQuery {
-    /// `open` (default), `recent` (ended in the last 24 hours) or `all`.
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    server: Option<i64>,
-    /// Only this client's sessions.
-    #[serde(default)]
-    client: Option<i64>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
-async fn list_sessions(
-    State(state): State<AppState>,
-    _: Admin,
-    Query(q): Query<SessionsQuery>,
-) -> Result<Response, AppError> {
-    let mut filter = SessionFilter {
-        server: q.server.map(ServerId::new),
-        client: q.client.map(ClientId::new),
-        limit: q.limit.unwrap_or(200),
-        ..SessionFilter::default()
-    };
-    match q.state.as_deref().unwrap_or("open") {
-        "open" => filter.open = true,
-        "recent" => filter.ended_since = Some(chrono::Utc::now() - RECENT),
-        "all" => {}
-        other => return Err(AppError::bad_request(format!("state: {other:?} is not open, recent or all"))),
-    }
-    let sessions = state.panel.sessions(filter).await?;
-    Ok(Json(json!({ "success": true, "sessions": sessions })).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -405,22 +346,6 @@ async fn list_events(
     Ok(Json(json!({ "success": true, "events": events })).into_response())
 }
 
-#[derive(Deserialize)]
-struct DashboardQuery {
-    server: Option<String>,
-}
-
-/// The dashboard's figures; `?server=ID` narrows them to one server.
-async fn dashboard(
-    State(state): State<AppState>,
-    _: Admin,
-    Query(q): Query<DashboardQuery>,
-) -> Result<Response, AppError> {
-    let server = q.server.as_deref().filter(|s| !s.is_empty()).map(server_id).transpose()?;
-    let view = state.panel.dashboard(server).await?;
-    Ok(Json(json!({ "success": true, "dashboard": view })).into_response())
-}
-
 async fn cluster(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
     let replicas = state.panel.cluster().await?;
     Ok(Json(json!({ "success": true, "replicas": replicas })).into_response())
@@ -436,7 +361,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/auth/logout", post(logout))
         .route("/api/servers", get(list_servers).post(add_server))
         .route("/api/servers/{id}", get(get_server))
-        .route("/api/servers/{id}/clients", get(server_clients).post(generate::generate_peer))
+        .route("/api/servers/{id}/clients", get(reports::server_clients).post(generate::generate_peer))
         .route("/api/clients/{id}/config", get(generate::client_config))
         .route("/api/servers/{id}/push-token", post(generate::create_push_token))
         .route("/api/vpn-servers/{id}/events", post(generate::push_events))
@@ -455,9 +380,9 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/users", get(list_users).post(create_user))
         .route("/api/users/{id}", get(get_user).patch(patch_user).delete(delete_user))
         .route("/api/users/{id}/can-connect", get(can_connect))
-        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions", get(reports::list_sessions))
         .route("/api/sessions/{id}/disconnect", post(disconnect))
-        .route("/api/dashboard", get(dashboard))
+        .route("/api/dashboard", get(reports::dashboard))
         .route("/api/cluster", get(cluster))
         .route("/api/live", get(live::live))
         .route(

@@ -3,7 +3,7 @@
 
 use super::Panel;
 use crate::api::{ClientView, HistoryView};
-use crate::domain::accounting::{day_key, hour_key, month_key, Counters};
+use crate::domain::accounting::{day_key, hour_key};
 use crate::domain::history::{daily, first_day, first_month, hourly, monthly, Bar};
 use crate::domain::ServerId;
 use crate::error::AppError;
@@ -18,7 +18,7 @@ pub const FLEET_DAYS: u32 = 30;
 
 impl Panel {
     /// `client`'s traffic: rolled-up buckets, its samples not rolled up
-    /// yet, and this month from its live figures.
+    /// yet, and the months its ledger and live state hold.
     pub async fn client_history(&self, client: &ClientView) -> Result<HistoryView, AppError> {
         let now = Utc::now();
         let tz = self.config.timezone;
@@ -37,13 +37,10 @@ impl Panel {
                 days.push((day_key(start, &tz), *bytes));
             }
         }
-        let this_month = month_key(now, &tz);
-        let mut months: Vec<(String, Counters)> = h.monthly.into_iter().filter(|(m, _)| *m != this_month).collect();
-        months.push((this_month, Counters::new(client.month.bytes_sent, client.month.bytes_received)));
         Ok(HistoryView {
             hourly: hourly(now, HOURS, &hours),
             daily: daily(today, DAYS, &days),
-            monthly: monthly(today, MONTHS, &months),
+            monthly: monthly(today, MONTHS, &h.monthly),
         })
     }
 

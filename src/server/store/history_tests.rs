@@ -53,6 +53,9 @@ async fn a_clients_history_has_its_bytes_once_before_and_after_the_roll_up() {
         let before = store.client_history(client, server, &since).await.unwrap();
         assert_eq!(total(&before.pending), moved, "{b}: not rolled up yet, from the samples");
         assert!(before.hourly.is_empty() && before.daily.is_empty(), "{b}: {before:?}");
+        let month_total =
+            |h: &super::ClientHistory| h.monthly.iter().fold(Counters::ZERO, |a, (_, c)| a.saturating_add(*c));
+        assert_eq!(month_total(&before), moved, "{b}: the month's bytes still in the live state count: {before:?}");
         let other = super::test_support::test_server("other", Protocol::Wireguard);
         let other = store.insert_server(&other, t0).await.unwrap();
         assert!(
@@ -74,6 +77,7 @@ async fn a_clients_history_has_its_bytes_once_before_and_after_the_roll_up() {
         assert!(after.pending.is_empty(), "{b}: {after:?}");
         assert_eq!(total(&after.hourly), moved, "{b}");
         assert_eq!(after.daily, vec![(day_key(t0, &tz), moved)], "{b}");
+        assert_eq!(month_total(&after), moved, "{b}: the roll-up moves nothing between months");
         let later = HistorySince {
             hour: hour_key(t0) + 3600,
             day: day_key(t0 + TimeDelta::days(1), &tz),

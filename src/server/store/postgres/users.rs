@@ -92,7 +92,7 @@ async fn load(store: &PostgresStore, id: Option<UserId>) -> Result<Vec<UserRecor
     let rows = sqlx::query(
         "SELECT u.id, u.name, u.email, u.max_connections, u.created_at, \
            (SELECT MAX(o.last_seen_at) FROM connections o JOIN clients c ON c.id = o.client_id \
-             WHERE c.user_id = u.id) AS last_seen, \
+             WHERE c.user_id = u.id AND c.deleted_at IS NULL) AS last_seen, \
            COALESCE((SELECT json_agg(c.id ORDER BY c.id) FROM clients c \
                       WHERE c.user_id = u.id AND c.deleted_at IS NULL), '[]'::json)::text AS clients \
          FROM users u WHERE ($1::bigint IS NULL OR u.id = $1) ORDER BY lower(u.name COLLATE \"C\"), u.id",

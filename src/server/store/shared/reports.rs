@@ -39,8 +39,14 @@ pub(crate) const FLEET_DAILY: &str = "SELECT d.day AS bucket, CAST(SUM(d.rx) AS 
     CAST(SUM(d.tx) AS BIGINT) AS tx FROM traffic_daily d JOIN clients c ON c.id = d.client_id \
     WHERE d.day >= $1 AND (CAST($2 AS BIGINT) IS NULL OR c.server_id = $2) GROUP BY d.day";
 
-/// The rows of [`CLIENT_HISTORY`] and the pending hours, as a history.
-pub(crate) fn history_rows(rows: &[impl Columns], pending: &[impl Columns]) -> Result<ClientHistory, StoreError> {
+/// The rows of [`CLIENT_HISTORY`] and the pending hours, as a history;
+/// `live`, the client's state, adds the bytes of its month that no ledger
+/// row holds yet (as `add_live_months` does for the usage report).
+pub(crate) fn history_rows(
+    rows: &[impl Columns],
+    pending: &[impl Columns],
+    live: Option<&ClientState>,
+) -> Result<ClientHistory, StoreError> {
     let mut h = ClientHistory::default();
     for row in rows {
         let (bucket, bytes) = (row.text("bucket")?, counters(row, "rx", "tx")?);
@@ -52,6 +58,12 @@ pub(crate) fn history_rows(rows: &[impl Columns], pending: &[impl Columns]) -> R
     }
     for row in pending {
         h.pending.push((row.int("hour")?, counters(row, "rx", "tx")?));
+    }
+    if let Some(c) = live.filter(|c| !c.month_bytes.is_zero()) {
+        match h.monthly.iter_mut().find(|(m, _)| *m == c.month) {
+            Some((_, bytes)) => *bytes = bytes.saturating_add(c.month_bytes),
+            None => h.monthly.push((c.month.clone(), c.month_bytes)),
+        }
     }
     Ok(h)
 }

@@ -239,8 +239,10 @@ pub(super) async fn client_history(
     .bind(client.get())
     .fetch_all(&mut *tx)
     .await?;
+    let state = current_state(&mut tx, server).await?;
     tx.commit().await?;
-    history_rows(&rows, &pending)
+    let live = state.clients.iter().find(|c| c.client_id == client.get() && c.month >= since.month);
+    history_rows(&rows, &pending, live)
 }
 
 pub(super) async fn fleet_daily(

@@ -80,7 +80,7 @@ async fn load(store: &SqliteStore, id: Option<UserId>) -> Result<Vec<UserRecord>
     let rows = sqlx::query(
         "SELECT u.id, u.name, u.email, u.max_connections, u.created_at, \
            (SELECT MAX(o.last_seen_at) FROM connections o JOIN clients c ON c.id = o.client_id \
-             WHERE c.user_id = u.id) AS last_seen, \
+             WHERE c.user_id = u.id AND c.deleted_at IS NULL) AS last_seen, \
            (SELECT json_group_array(c.id) FROM clients c WHERE c.user_id = u.id AND c.deleted_at IS NULL) AS clients \
          FROM users u WHERE (?1 IS NULL OR u.id = ?1) ORDER BY u.name COLLATE NOCASE, u.id",
     )
