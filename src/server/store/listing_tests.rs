@@ -106,6 +106,25 @@ async fn a_page_of_clients_holds_the_full_lists_clients_with_their_live_figures(
 
         let past = page("page=40").await;
         assert_eq!((past.selection.page, past.clients.len()), (1, 8), "{b}: past the end is the last page");
+
+        // A user's last seen: the latest session of its devices, deleted ones aside.
+        let event = super::test_support::test_event("test");
+        let fields = super::UserFields { name: "Dana".into(), email: None, max_connections: 0 };
+        let dana = store.create_user(&fields, &event).await.unwrap();
+        let device = all.iter().find(|c| open.iter().any(|s| s.client_id == c.id)).unwrap();
+        let update = super::ClientUpdate { user_id: Some(dana), ..super::ClientUpdate::of(device) };
+        store.update_client(device.id, &update, &event).await.unwrap();
+        let session = open.iter().find(|s| s.client_id == device.id).unwrap();
+        let user = |users: Vec<super::UserRecord>| users.into_iter().find(|u| u.id == dana).unwrap();
+        // An open WireGuard session's row holds its start until it closes
+        // (which it does once its handshake is older than the online
+        // window, when the user is no longer online): the live figure is
+        // at least as new.
+        let seen = user(store.users().await.unwrap()).last_seen.unwrap();
+        assert!(session.connected_at <= seen && seen <= session.last_seen_at, "{b}: {seen} in {session:?}");
+        store.delete_client(device.id, true, &event).await.unwrap();
+        assert_eq!(user(store.users().await.unwrap()).last_seen, None, "{b}: a deleted device no longer counts");
+
         store.finish().await;
     }
 }
