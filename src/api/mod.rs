@@ -318,7 +318,7 @@ pub struct DashboardView {
     pub clients: u32,
     /// Clients online now.
     pub online: u32,
-    /// Users with a device online now (every server).
+    /// Users with a device online now (on the chosen server).
     pub online_users: u32,
     pub users: u32,
     /// Open sessions.

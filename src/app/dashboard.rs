@@ -39,8 +39,7 @@ fn Dashboard(d: DashboardView) -> impl IntoView {
     view! {
         <ServerFilter chosen=d.server names=d.server_names.clone() />
         <div class="grid grid-cols-2 gap-4 lg:grid-cols-3">
-            <Card label=if d.server.is_some() { "Online users (all servers)" } else { "Online users" }
-                value=format!("{} of {}", d.online_users, d.users) testid="online-users" />
+            <Card label="Online users" value=format!("{} of {}", d.online_users, d.users) testid="online-users" />
             <Card label="Active connections" value=d.active_connections.to_string() testid="active-connections" />
             <Card label="Clients online" value=d.online.to_string() testid="total-online" />
             <Card label="Active servers" value=servers testid="total-servers" />

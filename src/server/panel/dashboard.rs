@@ -3,7 +3,7 @@
 use super::views::server_view;
 use super::{Panel, RECENT};
 use crate::api::{DashboardView, ServerCount, ServerHealth, ServerRef, ServerView, Traffic};
-use crate::domain::ServerId;
+use crate::domain::{ServerId, UserId};
 use crate::error::AppError;
 use crate::server::store::SessionFilter;
 use chrono::Utc;
@@ -20,7 +20,12 @@ impl Panel {
         }
         let all: Vec<ServerView> = records.iter().map(server_view).collect();
         let chosen: Vec<&ServerView> = all.iter().filter(|s| server.is_none_or(|id| s.id == id)).collect();
-        let users = self.users().await?;
+        let users = self.store.users().await?;
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let live = self.store.live_sessions_of(&ids, now).await?;
+        // Users with a device online on the chosen server (or anywhere).
+        let online_users =
+            live.values().filter(|devices| devices.iter().any(|d| server.is_none_or(|s| d.server == s))).count();
         let (active_connections, started) = self.store.open_sessions(server).await?;
         let average_connection_secs = (active_connections > 0).then(|| {
             let mean = started / i64::try_from(active_connections).unwrap_or(i64::MAX);
@@ -61,7 +66,7 @@ impl Panel {
             servers_failing: chosen.iter().filter(|s| s.health == ServerHealth::Error).count() as u32,
             clients: chosen.iter().map(|s| s.clients).sum(),
             online: chosen.iter().map(|s| s.online).sum(),
-            online_users: users.iter().filter(|u| u.active > 0).count() as u32,
+            online_users: online_users as u32,
             users: users.len() as u32,
             active_connections,
             average_connection_secs,

@@ -54,3 +54,52 @@ async fn adding_a_server_reads_it_through_the_factorys_transport_and_polls_on_wi
     assert_eq!(transports.load(Ordering::SeqCst), 1, "the poller goes on with the transport that added it");
     assert!(poller.shutdown(Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn the_dashboard_counts_users_online_on_the_chosen_server_only() {
+    use crate::domain::keys::PublicKey;
+    use crate::server::store::test_support::{test_event, test_server};
+    use crate::server::store::{ClientUpdate, UserFields, WireguardPoll};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let now = chrono::Utc::now();
+    let month = month_key(now, &chrono_tz::UTC);
+    let mut servers = Vec::new();
+    for (name, seed) in [("a", 5u8), ("b", 6u8)] {
+        let id = store.insert_server(&test_server(name, Protocol::Wireguard), now).await.unwrap();
+        let own = PublicKey::from_bytes([1; 32]).to_base64();
+        let peer = PublicKey::from_bytes([seed; 32]).to_base64();
+        let fresh = now.timestamp() - 5;
+        let text = format!(
+            "{own}\t{own}\t51820\toff\n{peer}\t(none)\t198.18.4.1:4000\t10.6.0.{seed}/32\t{fresh}\t10\t20\toff\n"
+        );
+        let dump = parse_dump(&text, DumpFlavor::WireGuard).unwrap();
+        let poll = WireguardPoll {
+            protocol: Protocol::Wireguard,
+            at: now,
+            month: &month,
+            dump: &dump,
+            import: true,
+            fence: None,
+        };
+        assert!(store.apply_wireguard_poll(id, &poll).await.unwrap().applied);
+        servers.push(id);
+    }
+    let event = test_event("test");
+    let fields = UserFields { name: "Dana".into(), email: None, max_connections: 0 };
+    let dana = store.create_user(&fields, &event).await.unwrap();
+    let device = store.clients(servers[0], &month).await.unwrap().remove(0);
+    let update = ClientUpdate { user_id: Some(dana), ..ClientUpdate::of(&device) };
+    store.update_client(device.id, &update, &event).await.unwrap();
+
+    let factory: TransportFactory = Arc::new(|_| panic!("the dashboard reaches no host"));
+    let config = Config { database_url: url, ..Config::default() };
+    let bus = Arc::new(crate::server::bus::LocalBus::default());
+    let poller = Supervisor::with_factory(store.clone(), bus, poll_settings(&config), factory);
+    let panel = Panel::new(store, config, poller);
+    let online = |d: crate::api::DashboardView| (d.online_users, d.users, d.online);
+    assert_eq!(online(panel.dashboard(None).await.unwrap()), (1, 1, 2), "both peers online, one owned");
+    assert_eq!(online(panel.dashboard(Some(servers[0])).await.unwrap()), (1, 1, 1), "Dana's device is on a");
+    assert_eq!(online(panel.dashboard(Some(servers[1])).await.unwrap()), (0, 1, 1), "b's peer has no user");
+}
