@@ -2,7 +2,7 @@
 
 use super::ingest::{current_state, store_state};
 use super::{PostgresStore, Tx};
-use crate::domain::listing::{select, ClientQuery};
+use crate::domain::listing::ClientQuery;
 use crate::domain::policy::{DisableReason, PeriodMark};
 use crate::domain::Protocol;
 use crate::domain::{ClientId, ServerId};
@@ -10,7 +10,7 @@ use crate::server::store::rows::{secs, Columns};
 use crate::server::store::shared::clients::{
     access_text, client_from_row, listed, managed_peers_json, period_columns, CLIENT_COLUMNS,
 };
-use crate::server::store::shared::listing::{client_facts, page_of, INDEX_COLUMNS, INDEX_FROM};
+use crate::server::store::shared::listing::{Listing, INDEX_COLUMNS, INDEX_FROM};
 use crate::server::store::{AccessChange, ClientPage, ClientRecord, ClientUpdate, NewEvent, StoreError, DELETED_MARK};
 use chrono::{DateTime, Utc};
 
@@ -54,12 +54,12 @@ pub(super) async fn client_page(
     let sql = format!("SELECT COALESCE(json_agg(json_build_array({INDEX_COLUMNS})), '[]'::json)::text {INDEX_FROM}");
     let json: String = sqlx::query_scalar(&sql).bind(month).bind(server.get()).fetch_one(&mut *tx).await?;
     let state = current_state(&mut tx, server).await?;
-    let selection = select(client_facts(&json, &state, protocol, month, now)?, query);
-    let ids = &selection.ids;
+    let listing = Listing::new(&json, &state, protocol, month, query, now)?;
+    let ids = &listing.selection.ids;
     let sql = format!("SELECT {CLIENT_COLUMNS} WHERE c.id = ANY($2) AND c.deleted_at IS NULL");
     let rows = sqlx::query(&sql).bind(month).bind(ids).fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    page_of(&rows, &state, month, selection)
+    listing.page(&rows, month)
 }
 
 pub(super) async fn client(

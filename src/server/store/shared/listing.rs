@@ -4,11 +4,11 @@
 //! domain picks the page, and only its rows are read in full.
 
 use crate::domain::accounting::Counters;
-use crate::domain::listing::{ClientFacts, Selection};
+use crate::domain::listing::{select, ClientFacts, ClientQuery, Selection};
 use crate::domain::{ConnectionStatus, Protocol};
 use crate::server::store::rows::{corrupt, opt_instant, Columns};
 use crate::server::store::shared::clients::client_from_row;
-use crate::server::store::state::ServerState;
+use crate::server::store::state::{ClientState, ServerState};
 use crate::server::store::{ClientPage, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -65,17 +65,51 @@ fn bytes(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// The listed clients of the aggregate `json` (an array of [`INDEX_COLUMNS`]
-/// arrays), with the live figures of `state`, as the listing sees them at `now`.
-pub(crate) fn client_facts(
+/// One listing of a server's clients: the page its query picked, and the
+/// server's live figures by client, found once for both steps.
+pub(crate) struct Listing<'s> {
+    live: HashMap<i64, &'s ClientState>,
+    pub selection: Selection,
+}
+
+impl<'s> Listing<'s> {
+    /// The page `query` picks of the aggregate `json` (an array of
+    /// [`INDEX_COLUMNS`] arrays) with the live figures of `state`, at `now`.
+    pub(crate) fn new(
+        json: &str,
+        state: &'s ServerState,
+        protocol: Protocol,
+        month: &str,
+        query: &ClientQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let live = state.clients.iter().map(|c| (c.client_id, c)).collect();
+        let selection = select(client_facts(json, &live, protocol, month, now)?, query);
+        Ok(Self { live, selection })
+    }
+
+    /// The page from its full rows (of `CLIENT_COLUMNS`, in any order).
+    pub(crate) fn page(self, rows: &[impl Columns], month: &str) -> Result<ClientPage, StoreError> {
+        let mut by_id = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id = row.int("id")?;
+            by_id.insert(id, client_from_row(row, self.live.get(&id).copied(), month)?);
+        }
+        let clients = self.selection.ids.iter().filter_map(|id| by_id.remove(id)).collect();
+        Ok(ClientPage { clients, selection: self.selection })
+    }
+}
+
+/// The listed clients of the aggregate `json`, with the `live` figures, as
+/// the listing sees them at `now`.
+fn client_facts(
     json: &str,
-    state: &ServerState,
+    live: &HashMap<i64, &ClientState>,
     protocol: Protocol,
     month: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<ClientFacts>, StoreError> {
     let rows: Vec<IndexRow> = serde_json::from_str(json).map_err(|e| corrupt("client index", e))?;
-    let live: HashMap<i64, _> = state.clients.iter().map(|c| (c.client_id, c)).collect();
     let mut facts = Vec::with_capacity(rows.len());
     for row in rows {
         let (id, name, identity, ip, email, username, access, pending, managed, seed_on_host) =
@@ -106,22 +140,4 @@ pub(crate) fn client_facts(
         });
     }
     Ok(facts)
-}
-
-/// The page of `selection` from its full rows (of `CLIENT_COLUMNS`, in any
-/// order) and the live figures of `state`.
-pub(crate) fn page_of(
-    rows: &[impl Columns],
-    state: &ServerState,
-    month: &str,
-    selection: Selection,
-) -> Result<ClientPage, StoreError> {
-    let live: HashMap<i64, _> = state.clients.iter().map(|c| (c.client_id, c)).collect();
-    let mut by_id = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let id = row.int("id")?;
-        by_id.insert(id, client_from_row(row, live.get(&id).copied(), month)?);
-    }
-    let clients = selection.ids.iter().filter_map(|id| by_id.remove(id)).collect();
-    Ok(ClientPage { clients, selection })
 }

@@ -2,7 +2,7 @@
 
 use super::ingest::{current_state, store_state};
 use super::SqliteStore;
-use crate::domain::listing::{select, ClientQuery};
+use crate::domain::listing::ClientQuery;
 use crate::domain::policy::{DisableReason, PeriodMark};
 use crate::domain::Protocol;
 use crate::domain::{ClientId, ServerId};
@@ -10,7 +10,7 @@ use crate::server::store::rows::{secs, Columns};
 use crate::server::store::shared::clients::{
     access_text, client_from_row, listed, managed_peers_json, period_columns, CLIENT_COLUMNS,
 };
-use crate::server::store::shared::listing::{client_facts, page_of, INDEX_COLUMNS, INDEX_FROM};
+use crate::server::store::shared::listing::{Listing, INDEX_COLUMNS, INDEX_FROM};
 use crate::server::store::{AccessChange, ClientPage, ClientRecord, ClientUpdate, NewEvent, StoreError, DELETED_MARK};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -53,13 +53,14 @@ pub(super) async fn client_page(
     let sql = format!("SELECT json_group_array(json_array({INDEX_COLUMNS})) {INDEX_FROM}");
     let json: String = sqlx::query_scalar(&sql).bind(month).bind(server.get()).fetch_one(&mut *tx).await?;
     let state = current_state(&mut tx, server).await?;
-    let selection = select(client_facts(&json, &state, protocol, month, now)?, query);
-    let ids = serde_json::to_string(&selection.ids).map_err(|e| StoreError::Corrupt(format!("page ids: {e}")))?;
+    let listing = Listing::new(&json, &state, protocol, month, query, now)?;
+    let ids =
+        serde_json::to_string(&listing.selection.ids).map_err(|e| StoreError::Corrupt(format!("page ids: {e}")))?;
     let sql =
         format!("SELECT {CLIENT_COLUMNS} WHERE c.id IN (SELECT value FROM json_each($2)) AND c.deleted_at IS NULL");
     let rows = sqlx::query(&sql).bind(month).bind(ids).fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    page_of(&rows, &state, month, selection)
+    listing.page(&rows, month)
 }
 
 pub(super) async fn client(store: &SqliteStore, id: ClientId, month: &str) -> Result<Option<ClientRecord>, StoreError> {
