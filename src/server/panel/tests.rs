@@ -58,8 +58,8 @@ async fn adding_a_server_reads_it_through_the_factorys_transport_and_polls_on_wi
 #[tokio::test]
 async fn the_dashboard_counts_users_online_on_the_chosen_server_only() {
     use crate::domain::keys::PublicKey;
-    use crate::server::store::test_support::{test_event, test_server};
-    use crate::server::store::{ClientUpdate, UserFields, WireguardPoll};
+    use crate::server::store::test_support::{apply_dump, test_event, test_server};
+    use crate::server::store::{ClientUpdate, UserFields};
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("panel.db").display());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
@@ -74,16 +74,7 @@ async fn the_dashboard_counts_users_online_on_the_chosen_server_only() {
         let text = format!(
             "{own}\t{own}\t51820\toff\n{peer}\t(none)\t198.18.4.1:4000\t10.6.0.{seed}/32\t{fresh}\t10\t20\toff\n"
         );
-        let dump = parse_dump(&text, DumpFlavor::WireGuard).unwrap();
-        let poll = WireguardPoll {
-            protocol: Protocol::Wireguard,
-            at: now,
-            month: &month,
-            dump: &dump,
-            import: true,
-            fence: None,
-        };
-        assert!(store.apply_wireguard_poll(id, &poll).await.unwrap().applied);
+        apply_dump(&*store, id, &text, now, true).await;
         servers.push(id);
     }
     let event = test_event("test");

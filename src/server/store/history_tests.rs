@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::test_support::{test_server, test_stores};
-use super::{HistorySince, WireguardPoll};
+use super::test_support::{apply_dump, test_server, test_stores};
+use super::HistorySince;
 use crate::domain::accounting::{day_key, hour_key, month_key, Counters};
 use crate::domain::keys::PublicKey;
-use crate::domain::wg_dump::{parse_dump, DumpFlavor};
 use crate::domain::Protocol;
 use chrono::{DateTime, TimeDelta};
 
@@ -33,16 +32,7 @@ async fn a_clients_history_has_its_bytes_once_before_and_after_the_roll_up() {
         let server = store.insert_server(&test_server("history", Protocol::Wireguard), t0).await.unwrap();
         let mut at = t0;
         for (step, (rx, tx)) in [(1_000, 2_000), (5_000, 9_000), (8_000, 20_000)].into_iter().enumerate() {
-            let parsed = parse_dump(&dump(rx, tx, at), DumpFlavor::WireGuard).unwrap();
-            let p = WireguardPoll {
-                protocol: Protocol::Wireguard,
-                at,
-                month: &month,
-                dump: &parsed,
-                import: step == 0,
-                fence: None,
-            };
-            assert!(store.apply_wireguard_poll(server, &p).await.unwrap().applied, "{b}");
+            apply_dump(&*store, server, &dump(rx, tx, at), at, step == 0).await;
             at += TimeDelta::seconds(30);
         }
         let client = store.clients(server, &month).await.unwrap().remove(0).id;

@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::test_support::{test_server, test_stores};
-use super::{ClientRecord, WireguardPoll};
+use super::test_support::{apply_dump, test_server, test_stores};
+use super::ClientRecord;
 use crate::domain::keys::PublicKey;
 use crate::domain::listing::ClientQuery;
-use crate::domain::wg_dump::{parse_dump, DumpFlavor};
 use crate::domain::Protocol;
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -49,10 +48,7 @@ async fn a_page_of_clients_holds_the_full_lists_clients_with_their_live_figures(
         let server = store.insert_server(&test_server("paged", Protocol::Wireguard), t0).await.unwrap();
         // Eight peers, then a poll in which they all moved bytes and peer 7 is gone.
         for (n, at, scale, import) in [(8, t0, 1000, true), (7, t0 + TimeDelta::seconds(30), 3000, false)] {
-            let parsed = parse_dump(&dump(0..n, scale, at), DumpFlavor::WireGuard).unwrap();
-            let p =
-                WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &parsed, import, fence: None };
-            assert!(store.apply_wireguard_poll(server, &p).await.unwrap().applied, "{b}");
+            apply_dump(&*store, server, &dump(0..n, scale, at), at, import).await;
         }
         let now = t0 + TimeDelta::seconds(40);
         let all = store.clients(server, &month).await.unwrap();

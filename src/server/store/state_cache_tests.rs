@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::state_cache::MIN_CLIENTS;
-use super::test_support::{test_server, test_stores};
-use super::{AnyStore, WireguardPoll};
+use super::test_support::{apply_dump, test_server, test_stores};
+use super::AnyStore;
 use crate::domain::keys::PublicKey;
-use crate::domain::wg_dump::{parse_dump, DumpFlavor};
 use crate::domain::Protocol;
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -31,11 +30,7 @@ fn dump(n: usize, bytes: u64, at: DateTime<Utc>) -> String {
 }
 
 async fn poll(store: &AnyStore, server: crate::domain::ServerId, bytes: u64, at: DateTime<Utc>) {
-    let parsed = parse_dump(&dump(MIN_CLIENTS, bytes, at), DumpFlavor::WireGuard).unwrap();
-    let month = crate::domain::accounting::month_key(at, &chrono_tz::UTC);
-    let p =
-        WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &parsed, import: true, fence: None };
-    assert!(store.apply_wireguard_poll(server, &p).await.unwrap().applied);
+    apply_dump(store.as_store(), server, &dump(MIN_CLIENTS, bytes, at), at, true).await;
 }
 
 fn hits(store: &AnyStore) -> u64 {

@@ -10,6 +10,17 @@ use crate::domain::{HostKeyPin, SshKeySource};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
+/// Applies the `wg show dump` text `text` to `server` as a poll at `at`
+/// (months in UTC), and checks it was applied.
+pub async fn apply_dump(store: &dyn super::Store, server: ServerId, text: &str, at: DateTime<Utc>, import: bool) {
+    use crate::domain::wg_dump::{parse_dump, DumpFlavor};
+    let dump = parse_dump(text, DumpFlavor::WireGuard).unwrap();
+    let month = crate::domain::accounting::month_key(at, &chrono_tz::UTC);
+    let poll =
+        super::WireguardPoll { protocol: Protocol::Wireguard, at, month: &month, dump: &dump, import, fence: None };
+    assert!(store.apply_wireguard_poll(server, &poll).await.unwrap().applied, "the poll at {at} was applied");
+}
+
 /// A server for tests of the store and of what uses it: no host is ever
 /// contacted (the key file does not exist, the host key is a placeholder).
 pub fn test_server(name: &str, protocol: Protocol) -> NewServer {
