@@ -8,7 +8,10 @@ use crate::api::fns::{ClientAccess, DeleteClient};
 use crate::api::ClientView;
 use crate::domain::ByteCount;
 use chrono::{DateTime, Utc};
+use super::lean::IntoLean;
+use super::post_form::PostForm;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 const BADGE: &str = "inline-flex whitespace-nowrap rounded-full px-2 py-0.5 text-xs font-medium";
 
@@ -36,7 +39,7 @@ pub fn AccessBadge(client: ClientView) -> impl IntoView {
 #[component]
 pub fn UsageBar(client: ClientView) -> impl IntoView {
     let Some(limit) = client.traffic_limit else {
-        return view! { <span class="text-sm text-slate-600 dark:text-slate-400" data-testid="usage">"No traffic limit"</span> }.into_any();
+        return view! { <span class="text-sm text-slate-600 dark:text-slate-400" data-testid="usage">"No traffic limit"</span> }.lean();
     };
     let used = client.limit_used;
     let percent = if limit == 0 { 100 } else { (u128::from(used) * 100 / u128::from(limit)).min(999) as u64 };
@@ -60,7 +63,7 @@ pub fn UsageBar(client: ClientView) -> impl IntoView {
             <p class="mt-1 text-sm tabular-nums">{text}</p>
         </div>
     }
-    .into_any()
+    .lean()
 }
 
 /// "expires 2026-12-01 00:00 UTC · 6 days left" (or "expired …").
@@ -87,27 +90,30 @@ pub fn AccessButtons(client: ClientView) -> impl IntoView {
     let note =
         move || access.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err));
     let (action, label) = if client.disabled_reason.is_some() { ("restore", "Restore") } else { ("revoke", "Revoke") };
-    let (id, server) = (client.id.to_string(), client.server_id.to_string());
+    let (client_id, server_id) = (client.id.get(), client.server_id.get());
+    let (id, server) = (client_id.to_string(), server_id.to_string());
     let delete_id = id.clone();
     let name = client.display_name();
     view! {
         <div class="flex flex-wrap items-center gap-2">
-            <ActionForm action=access attr:class="inline">
+            <PostForm url=ClientAccess::url() class="inline"
+                submit=move |_| { access.dispatch(ClientAccess { id: client_id, action: action.to_owned() }); }>
                 <input type="hidden" name="id" value=id />
                 <input type="hidden" name="action" value=action />
                 <button type="submit" data-testid=action
                     class="rounded border border-slate-300 px-2 py-0.5 text-xs hover:bg-slate-100 dark:border-slate-700 dark:hover:bg-slate-800">
                     {label}
                 </button>
-            </ActionForm>
+            </PostForm>
             <details class="inline-block text-xs">
                 <summary class="cursor-pointer text-red-700 underline dark:text-red-300" data-testid="delete">"Delete…"</summary>
-                <ActionForm action=delete attr:class="mt-1">
+                <PostForm url=DeleteClient::url() class="mt-1"
+                    submit=move |_| { delete.dispatch(DeleteClient { id: client_id, server: server_id }); }>
                     <input type="hidden" name="id" value=delete_id />
                     <input type="hidden" name="server" value=server />
                     <span>{format!("Delete {name} for good? Its usage history stays. ")}</span>
                     <button type="submit" data-testid="confirm-delete" class="rounded bg-red-700 px-2 py-0.5 text-white">"Delete"</button>
-                </ActionForm>
+                </PostForm>
             </details>
         </div>
         {move || note().map(|e| view! { <ErrorNote error=e /> })}

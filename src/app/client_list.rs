@@ -8,6 +8,7 @@ use crate::api::{ClientListing, ClientView};
 use crate::domain::listing::{ClientQuery, ClientSort, StatusFilter, PER_PAGE};
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
+use super::lean::IntoLean;
 use leptos::prelude::*;
 use leptos_router::components::Form;
 
@@ -60,7 +61,7 @@ pub fn ClientList(server: i64, listing: ClientListing, query: ClientQuery) -> im
         <p class="mb-2 text-sm text-slate-600 dark:text-slate-400" data-testid="online-count" aria-live="polite">{summary}</p>
         {if listing.clients.is_empty() {
             let text = if filtered { "No client matches." } else { "No clients yet." };
-            view! { <p class="text-slate-600 dark:text-slate-400" data-testid="no-clients">{text}</p> }.into_any()
+            view! { <p class="text-slate-600 dark:text-slate-400" data-testid="no-clients">{text}</p> }.lean()
         } else {
             let header = {
                 let (query, link) = (query.clone(), link.clone());
@@ -102,7 +103,7 @@ pub fn ClientList(server: i64, listing: ClientListing, query: ClientQuery) -> im
                     </tbody>
                 </TableFrame>
             }
-            .into_any()
+            .lean()
         }}
         {(listing.pages > 1).then(|| pager(&query, listing.page, listing.pages, link))}
     }
@@ -111,10 +112,10 @@ pub fn ClientList(server: i64, listing: ClientListing, query: ClientQuery) -> im
 fn pager(query: &ClientQuery, page: u32, pages: u32, link: impl Fn(&ClientQuery) -> String) -> impl IntoView {
     let step = |label: &'static str, to: u32, rel: &'static str, enabled: bool| {
         if enabled {
-            view! { <a href=link(&query.on_page(to)) rel=rel class="rounded-md border border-slate-300 px-3 py-1 dark:border-slate-700" data-testid=format!("page-{rel}")>{label}</a> }.into_any()
+            view! { <a href=link(&query.on_page(to)) rel=rel class="rounded-md border border-slate-300 px-3 py-1 dark:border-slate-700" data-testid=format!("page-{rel}")>{label}</a> }.lean()
         } else {
             view! { <span class="px-3 py-1 text-slate-600 dark:text-slate-400" aria-disabled="true">{label}</span> }
-                .into_any()
+                .lean()
         }
     };
     view! {
@@ -143,7 +144,7 @@ fn access_cell(c: ClientView) -> AnyView {
             <div class="mt-1"><AccessButtons client=c /></div>
         </td>
     }
-    .into_any()
+    .lean()
 }
 
 fn client_row(c: ClientView) -> AnyView {
@@ -167,5 +168,5 @@ fn client_row(c: ClientView) -> AnyView {
             {access_cell(c.clone())}
         </tr>
     }
-    .into_any()
+    .lean()
 }

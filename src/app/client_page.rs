@@ -11,7 +11,10 @@ use crate::api::{ClientDetail, ClientView, EventView, SessionView};
 use crate::domain::{ByteCount, ClientId};
 use crate::error::AppError;
 use chrono::Utc;
+use super::lean::IntoLean;
+use super::post_form::{Fields, PostForm};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_params_map;
 
 #[component]
@@ -41,8 +44,8 @@ pub fn ClientPage() -> impl IntoView {
         <Transition fallback=|| view! { <Page title="Client"><p>"Loading…"</p></Page> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Err(e) => view! { <Page title="Client"><ErrorNote error=e /></Page> }.into_any(),
-                    Ok(d) => view! { <Page title=d.client.display_name()><ClientBody detail=d /></Page> }.into_any(),
+                    Err(e) => view! { <Page title="Client"><ErrorNote error=e /></Page> }.lean(),
+                    Ok(d) => view! { <Page title=d.client.display_name()><ClientBody detail=d /></Page> }.lean(),
                 }
             })}
         </Transition>
@@ -99,7 +102,7 @@ fn ClientBody(detail: ClientDetail) -> impl IntoView {
 fn SessionHistory(sessions: Vec<SessionView>) -> impl IntoView {
     if sessions.is_empty() {
         return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid="session-history">"No sessions yet."</p> }
-            .into_any();
+            .lean();
     }
     view! {
         <TableFrame testid="session-history">
@@ -116,8 +119,8 @@ fn SessionHistory(sessions: Vec<SessionView>) -> impl IntoView {
                     <tr data-testid="history-row" data-session-id=s.id.to_string() data-open=s.disconnected_at.is_none().to_string()>
                         <td class=TD><Ago at=Some(s.connected_at) /></td>
                         <td class=TD>{match s.disconnected_at {
-                            Some(at) => view! { <Ago at=Some(at) /> }.into_any(),
-                            None => view! { <span class="text-emerald-700 dark:text-emerald-300">"connected now"</span> }.into_any(),
+                            Some(at) => view! { <Ago at=Some(at) /> }.lean(),
+                            None => view! { <span class="text-emerald-700 dark:text-emerald-300">"connected now"</span> }.lean(),
                         }}</td>
                         <td class=format!("{TD} hidden md:table-cell font-mono text-xs")>{s.endpoint.unwrap_or_default()}</td>
                         <td class=format!("{TD} hidden sm:table-cell font-mono text-xs")>{s.virtual_ip.unwrap_or_default()}</td>
@@ -128,7 +131,7 @@ fn SessionHistory(sessions: Vec<SessionView>) -> impl IntoView {
             </tbody>
         </TableFrame>
     }
-    .into_any()
+    .lean()
 }
 
 #[component]
@@ -148,10 +151,20 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
     let limit = client.traffic_limit.map(|l| l.to_string()).unwrap_or_default();
     let expiry = client.expiry_date.map(crate::domain::time::iso).unwrap_or_default();
     let monthly = client.limit_period == "monthly";
+    let id = client.id.get();
     view! {
         <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
             <summary class="cursor-pointer font-semibold">"Limit, expiry and note"</summary>
-            <ActionForm action=save attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2">
+            <PostForm url=ClientPolicy::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2"
+                submit=move |f: Fields| { save.dispatch(ClientPolicy {
+                    id,
+                    traffic_limit: f.text("traffic_limit"),
+                    traffic_warn_threshold: f.text("traffic_warn_threshold"),
+                    limit_period: f.text("limit_period"),
+                    reset_day: f.text("reset_day"),
+                    expiry_date: f.text("expiry_date"),
+                    note: f.text("note"),
+                }); }>
                 <input type="hidden" name="id" value=client.id.to_string() />
                 <label class="block text-sm font-medium">"Traffic limit (blank: none; 10GB, 500M, bytes)"
                     <input name="traffic_limit" value=limit class=INPUT autocomplete="off" /></label>
@@ -174,7 +187,7 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
                     {move || save.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e /> })}
                     <button type="submit" class=BUTTON>"Save"</button>
                 </div>
-            </ActionForm>
+            </PostForm>
         </details>
     }
 }
@@ -183,7 +196,7 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
 #[component]
 pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
     if events.is_empty() {
-        return view! { <p class="text-sm text-slate-600 dark:text-slate-400">"No events yet."</p> }.into_any();
+        return view! { <p class="text-sm text-slate-600 dark:text-slate-400">"No events yet."</p> }.lean();
     }
     view! {
         <TableFrame testid="events">
@@ -201,8 +214,8 @@ pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
                         <td class=TD>{e.actor.clone()}</td>
                         <td class=TD>{format!("{} {}", e.action, e.reason.clone().unwrap_or_default())}</td>
                         <td class=TD>{match e.client_id {
-                            Some(id) => view! { <a class="underline-offset-2 hover:underline" href=format!("/clients/{id}")>{e.label.clone()}</a> }.into_any(),
-                            None => view! { <span>{e.label.clone()}</span> }.into_any(),
+                            Some(id) => view! { <a class="underline-offset-2 hover:underline" href=format!("/clients/{id}")>{e.label.clone()}</a> }.lean(),
+                            None => view! { <span>{e.label.clone()}</span> }.lean(),
                         }}</td>
                         <td class=format!("{TD} text-xs")>{e.figures.clone().unwrap_or_default()}</td>
                     </tr>
@@ -210,7 +223,7 @@ pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
             </tbody>
         </TableFrame>
     }
-    .into_any()
+    .lean()
 }
 
 /// `text` as HTML text: `&`, `<`, `>`, and both quotes as references.

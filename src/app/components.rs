@@ -8,7 +8,10 @@ use crate::domain::time::{absolute, duration, relative};
 use crate::domain::{ByteCount, Protocol};
 use crate::error::{AppError, ErrorKind};
 use chrono::{DateTime, Utc};
+use super::lean::{IntoLean, LeanChildren};
+use super::post_form::PostForm;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 /// An instant: UTC text on the server and before hydration, relative
 /// ("3 min ago") after; the exact UTC time stays in the tooltip.
@@ -16,7 +19,7 @@ use leptos::prelude::*;
 pub fn Ago(at: Option<DateTime<Utc>>, #[prop(optional, into)] never: Option<String>) -> impl IntoView {
     let now = use_context::<Now>();
     match at {
-        None => view! { <span class="text-slate-600 dark:text-slate-400">{never.unwrap_or_else(|| "never".to_owned())}</span> }.into_any(),
+        None => view! { <span class="text-slate-600 dark:text-slate-400">{never.unwrap_or_else(|| "never".to_owned())}</span> }.lean(),
         Some(at) => {
             let exact = absolute(at);
             let shown = exact.clone();
@@ -28,7 +31,7 @@ pub fn Ago(at: Option<DateTime<Utc>>, #[prop(optional, into)] never: Option<Stri
                     }}
                 </time>
             }
-            .into_any()
+            .lean()
         }
     }
 }
@@ -86,7 +89,7 @@ pub fn HealthBadge(health: ServerHealth) -> impl IntoView {
 /// refreshes keep the old view until the new one is ready): "Loading…"
 /// first, the error note on failure, else what `render` makes of it.
 pub fn loaded<T>(
-    data: Resource<Result<T, AppError>>,
+    data: Resource<Result<T, AppError>, super::wire::Json>,
     render: impl Fn(T) -> AnyView + Clone + Send + Sync + 'static,
 ) -> impl IntoView
 where
@@ -98,7 +101,7 @@ where
                 let render = render.clone();
                 Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <ErrorNote error=e /> }.into_any(),
+                        Err(e) => view! { <ErrorNote error=e /> }.lean(),
                         Ok(value) => render(value),
                     }
                 })
@@ -139,12 +142,12 @@ pub fn Card(#[prop(into)] label: String, #[prop(into)] value: String, #[prop(int
 
 /// A bordered table that scrolls sideways inside its box on narrow screens.
 #[component]
-pub fn TableFrame(#[prop(into)] testid: String, children: Children) -> impl IntoView {
+pub fn TableFrame(#[prop(into)] testid: String, children: LeanChildren) -> impl IntoView {
     let label = testid.replace('-', " ");
     view! {
         // Focusable, so a keyboard can scroll it sideways on a narrow screen.
         <div tabindex="0" role="region" aria-label=label class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
-            <table class=TABLE data-testid=testid>{children()}</table>
+            <table class=TABLE data-testid=testid>{children.render()}</table>
         </div>
     }
 }
@@ -165,7 +168,7 @@ pub fn SessionTable(
     if sessions.is_empty() {
         let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
         return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }
-            .into_any();
+            .lean();
     }
     let disconnect = ServerAction::<DisconnectSession>::new();
     let error = move || disconnect.value().get().and_then(Result::err);
@@ -189,7 +192,7 @@ pub fn SessionTable(
             </tbody>
         </TableFrame>
     }
-    .into_any()
+    .lean()
 }
 
 fn session_row(
@@ -198,12 +201,11 @@ fn session_row(
     can_disconnect: bool,
     disconnect: ServerAction<DisconnectSession>,
 ) -> AnyView {
-    let id = s.id.to_string();
-    let row_id = id.clone();
+    let row_id = s.id.to_string();
     let ends = open && can_disconnect && s.protocol == Protocol::Openvpn;
     let when = match (open, s.disconnected_at) {
-        (true, _) => view! { <Lasting since=s.connected_at /> }.into_any(),
-        (false, at) => view! { <Ago at=at /> }.into_any(),
+        (true, _) => view! { <Lasting since=s.connected_at /> }.lean(),
+        (false, at) => view! { <Ago at=at /> }.lean(),
     };
     view! {
         <tr data-testid="session-row" data-session-id=row_id data-identity=s.identity.clone()
@@ -226,35 +228,38 @@ fn session_row(
             </td>
             {can_disconnect.then(move || view! {
                 <td class=format!("{TD} whitespace-nowrap")>
-                    {ends.then(move || end_session(id, s.client, disconnect))}
+                    {ends.then(move || end_session(s.id, s.client, disconnect))}
                 </td>
             })}
         </tr>
     }
-    .into_any()
+    .lean()
 }
 
 /// "End…", then Restart (the client reconnects) or Disconnect (it exits).
-fn end_session(id: String, client: String, disconnect: ServerAction<DisconnectSession>) -> AnyView {
+fn end_session(session: i64, client: String, disconnect: ServerAction<DisconnectSession>) -> AnyView {
+    let id = session.to_string();
     let halt_id = id.clone();
     view! {
         <details class="text-xs">
             <summary class="cursor-pointer text-red-700 underline dark:text-red-300" data-testid="end-session">"End…"</summary>
             <div class="mt-1 flex flex-wrap items-center gap-2">
                 <span>{format!("End {client}'s session?")}</span>
-                <ActionForm action=disconnect attr:class="inline">
+                <PostForm url=DisconnectSession::url() class="inline"
+                    submit=move |_| { disconnect.dispatch(DisconnectSession { id: session, halt: None }); }>
                     <input type="hidden" name="id" value=id />
                     <button type="submit" class="rounded border border-slate-300 px-2 py-0.5 dark:border-slate-700">"Restart"</button>
-                </ActionForm>
-                <ActionForm action=disconnect attr:class="inline">
+                </PostForm>
+                <PostForm url=DisconnectSession::url() class="inline"
+                    submit=move |_| { disconnect.dispatch(DisconnectSession { id: session, halt: Some("on".to_owned()) }); }>
                     <input type="hidden" name="id" value=halt_id />
                     <input type="hidden" name="halt" value="on" />
                     <button type="submit" class="rounded bg-red-700 px-2 py-0.5 text-white">"Disconnect"</button>
-                </ActionForm>
+                </PostForm>
             </div>
         </details>
     }
-    .into_any()
+    .lean()
 }
 
 pub const TABLE: &str = "min-w-full divide-y divide-slate-200 text-sm dark:divide-slate-800";

@@ -9,6 +9,7 @@ use crate::api::fns::dashboard;
 use crate::api::{DashboardView, ServerCount};
 use crate::domain::time::duration;
 use crate::domain::{ByteCount, ServerId};
+use super::lean::IntoLean;
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
@@ -21,7 +22,7 @@ pub fn DashboardPage() -> impl IntoView {
     let data = live_resource(server, dashboard, move |e| chosen().is_none_or(|c| e.server().is_none_or(|s| s == c)));
     view! {
         <Page title="Dashboard">
-            {loaded(data, |d| view! { <Dashboard d=d /> }.into_any())}
+            {loaded(data, |d| view! { <Dashboard d=d /> }.lean())}
         </Page>
     }
 }

@@ -5,6 +5,7 @@ use super::components::loaded;
 use super::{live_resource, Page};
 use crate::api::fns::recent_events;
 use crate::api::live::LiveEvent;
+use super::lean::IntoLean;
 use leptos::prelude::*;
 
 #[component]
@@ -13,7 +14,7 @@ pub fn EventsPage() -> impl IntoView {
     let events = live_resource(|| (), |_| recent_events(), |e| !matches!(e, LiveEvent::ServerPolled { .. }));
     view! {
         <Page title="Events">
-            {loaded(events, |list| view! { <EventTable events=list /> }.into_any())}
+            {loaded(events, |list| view! { <EventTable events=list /> }.lean())}
         </Page>
     }
 }

@@ -10,17 +10,23 @@ mod client_page;
 mod components;
 mod dashboard;
 mod events;
+mod lean;
 mod login;
+mod post_form;
 mod server_page;
 mod servers;
 #[cfg(feature = "hydrate")]
 mod stream;
 mod users;
+mod wire;
 
 use crate::api::fns::Logout;
 use crate::api::live::LiveEvent;
 use chrono::{DateTime, Utc};
+use lean::{IntoLean, LeanChildren};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use post_form::PostForm;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
@@ -72,7 +78,7 @@ pub fn live_resource<K, T, Fut>(
     key: impl Fn() -> K + Send + Sync + 'static,
     fetch: impl Fn(K) -> Fut + Send + Sync + 'static,
     concerns: impl Fn(&LiveEvent) -> bool + Send + Sync + 'static,
-) -> Resource<Result<T, crate::error::AppError>>
+) -> Resource<Result<T, crate::error::AppError>, wire::Json>
 where
     K: PartialEq + Clone + Send + Sync + 'static,
     T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -102,7 +108,7 @@ where
             count
         });
     }
-    Resource::new(move || (key(), tick.get()), move |(k, _)| fetch(k))
+    Resource::new_with_options(move || (key(), tick.get()), move |(k, _)| fetch(k), false)
 }
 
 /// Every event concerns it (fleet-wide pages).
@@ -137,13 +143,13 @@ pub fn App() -> impl IntoView {
         <Title formatter=|text: String| if text.is_empty() { "Tollgate".to_owned() } else { format!("{text} · Tollgate") } />
         <Router>
             <Routes fallback=|| view! { <Page title="Not found"><p>"No such page."</p></Page> }>
-                <Route path=path!("/login") view=login::LoginPage ssr=SsrMode::Async />
-                <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async />
-                <Route path=path!("/servers") view=servers::ServersPage ssr=SsrMode::Async />
-                <Route path=path!("/servers/:id") view=server_page::ServerPage ssr=SsrMode::Async />
-                <Route path=path!("/clients/:id") view=client_page::ClientPage ssr=SsrMode::Async />
-                <Route path=path!("/events") view=events::EventsPage ssr=SsrMode::Async />
-                <Route path=path!("/users") view=users::UsersPage ssr=SsrMode::Async />
+                <Route path=path!("/login") view=|| login::LoginPage().lean() ssr=SsrMode::Async />
+                <Route path=path!("/") view=|| dashboard::DashboardPage().lean() ssr=SsrMode::Async />
+                <Route path=path!("/servers") view=|| servers::ServersPage().lean() ssr=SsrMode::Async />
+                <Route path=path!("/servers/:id") view=|| server_page::ServerPage().lean() ssr=SsrMode::Async />
+                <Route path=path!("/clients/:id") view=|| client_page::ClientPage().lean() ssr=SsrMode::Async />
+                <Route path=path!("/events") view=|| events::EventsPage().lean() ssr=SsrMode::Async />
+                <Route path=path!("/users") view=|| users::UsersPage().lean() ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
@@ -151,7 +157,7 @@ pub fn App() -> impl IntoView {
 
 /// The frame of every logged-in page: navigation, logout, and the content.
 #[component]
-pub fn Page(#[prop(into)] title: String, children: Children) -> impl IntoView {
+pub fn Page(#[prop(into)] title: String, children: LeanChildren) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     view! {
         <Title text=title.clone() />
@@ -162,16 +168,16 @@ pub fn Page(#[prop(into)] title: String, children: Children) -> impl IntoView {
                 <A href="/servers" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Servers"</A>
                 <A href="/users" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Users"</A>
                 <A href="/events" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Events"</A>
-                <ActionForm action=logout attr:class="ml-auto">
+                <PostForm url=Logout::url() class="ml-auto" submit=move |_| { logout.dispatch(Logout {}); }>
                     <button type="submit" class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">
                         "Log out"
                     </button>
-                </ActionForm>
+                </PostForm>
             </nav>
         </header>
         <main class="mx-auto max-w-6xl px-4 py-6">
             <h1 class="mb-4 text-2xl font-semibold tracking-tight">{title}</h1>
-            {children()}
+            {children.render()}
         </main>
     }
 }

@@ -9,7 +9,10 @@ use crate::api::ServerView;
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
 use crate::error::AppError;
+use super::lean::IntoLean;
+use super::post_form::{Fields, PostForm};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
@@ -35,7 +38,7 @@ pub fn ServerPage() -> impl IntoView {
         <Transition fallback=|| view! { <Page title="Server"><p>"Loading…"</p></Page> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Err(e) => view! { <Page title="Server"><ErrorNote error=e /></Page> }.into_any(),
+                    Err(e) => view! { <Page title="Server"><ErrorNote error=e /></Page> }.lean(),
                     Ok(d) => {
                         let openvpn = d.server.protocol == Protocol::Openvpn;
                         view! {
@@ -53,7 +56,7 @@ pub fn ServerPage() -> impl IntoView {
                                 <SessionTable sessions=d.recently_disconnected open=false can_disconnect=false testid="recent-sessions" />
                             </Page>
                         }
-                        .into_any()
+                        .lean()
                     }
                 }
             })}
@@ -116,19 +119,20 @@ fn SyncButton(server: i64) -> impl IntoView {
     let sync = ServerAction::<SyncServer>::new();
     let pending = sync.pending();
     view! {
-        <ActionForm action=sync attr:class="mb-4 flex flex-wrap items-center gap-3">
+        <PostForm url=SyncServer::url() class="mb-4 flex flex-wrap items-center gap-3"
+            submit=move |_| { sync.dispatch(SyncServer { id: server }); }>
             <input type="hidden" name="id" value=server.to_string() />
             <button type="submit" class=BUTTON disabled=move || pending.get() data-testid="sync">
                 {move || if pending.get() { "Syncing…" } else { "Sync stats" }}
             </button>
             <span role="status" class="text-sm" data-testid="sync-result">
                 {move || match sync.value().get() {
-                    Some(Ok(m)) => view! { <span>{m}</span> }.into_any(),
-                    Some(Err(e)) => view! { <span class="text-red-700 dark:text-red-300">{e.message}</span> }.into_any(),
-                    None => ().into_any(),
+                    Some(Ok(m)) => view! { <span>{m}</span> }.lean(),
+                    Some(Err(e)) => view! { <span class="text-red-700 dark:text-red-300">{e.message}</span> }.lean(),
+                    None => ().lean(),
                 }}
             </span>
-        </ActionForm>
+        </PostForm>
     }
 }
 
@@ -140,7 +144,8 @@ fn GeneratePeerForm(server: i64) -> impl IntoView {
     view! {
         <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
             <summary class="cursor-pointer font-semibold" data-testid="generate">"Generate a peer"</summary>
-            <ActionForm action=make attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3">
+            <PostForm url=GeneratePeer::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3"
+                submit=move |f: Fields| { make.dispatch(GeneratePeer { server, name: f.text("name"), email: f.text("email") }); }>
                 <input type="hidden" name="server" value=server.to_string() />
                 <label class="block text-sm font-medium">"Name"<input name="name" required=true class=INPUT autocomplete="off" /></label>
                 <label class="block text-sm font-medium">"Email (optional)"<input name="email" type="email" class=INPUT autocomplete="off" /></label>
@@ -148,7 +153,7 @@ fn GeneratePeerForm(server: i64) -> impl IntoView {
                     <button type="submit" class=BUTTON disabled=move || make.pending().get()>"Generate"</button>
                 </div>
                 <div class="md:col-span-3">{move || make.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e /> })}</div>
-            </ActionForm>
+            </PostForm>
         </details>
     }
 }

@@ -3,7 +3,10 @@
 use super::components::{loaded, Ago, ErrorNote, HealthBadge, TableFrame, BUTTON, INPUT, TD, TH};
 use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_servers, AddServer};
+use super::lean::IntoLean;
+use super::post_form::{Fields, PostForm};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn ServersPage() -> impl IntoView {
@@ -13,7 +16,7 @@ pub fn ServersPage() -> impl IntoView {
             {loaded(servers, |list| match list {
                         list if list.is_empty() => view! {
                             <p class="text-slate-600 dark:text-slate-400" data-testid="no-servers">"No servers yet. Add the first one below."</p>
-                        }.into_any(),
+                        }.lean(),
                         list => view! {
                             <TableFrame testid="servers">
 
@@ -44,7 +47,7 @@ pub fn ServersPage() -> impl IntoView {
                                         }).collect_view()}
                                     </tbody>
                                 </TableFrame>
-                        }.into_any(),
+                        }.lean(),
             })}
             <AddServerForm />
         </Page>
@@ -68,7 +71,26 @@ fn AddServerForm() -> impl IntoView {
     view! {
         <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900" open=true>
             <summary class="cursor-pointer text-lg font-semibold">"Add a server"</summary>
-            <ActionForm action=add attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2">
+            <PostForm url=AddServer::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2"
+                submit=move |f: Fields| { add.dispatch(AddServer {
+                    name: f.text("name"),
+                    host: f.text("host"),
+                    port: f.text("port"),
+                    user: f.text("user"),
+                    private_key_path: f.text("private_key_path"),
+                    private_key: f.text("private_key"),
+                    protocol: f.text("protocol"),
+                    interface: f.text("interface"),
+                    command_prefix: f.text("command_prefix"),
+                    status_path: f.text("status_path"),
+                    management_port: f.text("management_port"),
+                    management_password: f.text("management_password"),
+                    host_key_fingerprint: f.text("host_key_fingerprint"),
+                    config_path: f.text("config_path"),
+                    client_config_dir: f.text("client_config_dir"),
+                    endpoint: f.text("endpoint"),
+                    dns: f.text("dns"),
+                }); }>
                 {field("Name", "name", "Frankfurt 1", true)}
                 <label class="block text-sm font-medium">
                     "VPN"
@@ -114,7 +136,7 @@ fn AddServerForm() -> impl IntoView {
                         {move || if add.pending().get() { "Contacting the host…" } else { "Add server" }}
                     </button>
                 </div>
-            </ActionForm>
+            </PostForm>
         </details>
     }
 }

@@ -60,7 +60,7 @@ fn open(set: Counter, failures: u32) {
     let Ok(source) = web_sys::EventSource::new("/api/live") else { return };
     let count = move |event: LiveEvent| set.update(|(n, last)| (*n, *last) = (*n + 1, Some(event)));
     let on_event = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-        let event = e.data().as_string().and_then(|d| serde_json::from_str::<LiveEvent>(&d).ok());
+        let event = e.data().as_string().and_then(|d| serde_json::from_slice::<LiveEvent>(d.as_bytes()).ok());
         count(event.unwrap_or(LiveEvent::Resync));
     });
     for name in LiveEvent::NAMES {

@@ -6,7 +6,10 @@ use super::components::{loaded, Ago, ErrorNote, TableFrame, BUTTON, INPUT, TD, T
 use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_users, CreateUser};
 use crate::api::UserView;
+use super::lean::IntoLean;
+use super::post_form::{Fields, PostForm};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
@@ -15,7 +18,7 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <Page title="Users">
             {loaded(users, |list| match list {
-                list if list.is_empty() => view! { <p class="text-slate-600 dark:text-slate-400">"No users yet."</p> }.into_any(),
+                list if list.is_empty() => view! { <p class="text-slate-600 dark:text-slate-400">"No users yet."</p> }.lean(),
                 mut list => {
                     // Online first (most devices first), then by name.
                     list.sort_by(|a, b| b.active.cmp(&a.active).then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase())));
@@ -35,12 +38,15 @@ pub fn UsersPage() -> impl IntoView {
                                 {list.into_iter().map(user_row).collect_view()}
                             </tbody>
                         </TableFrame>
-                    }.into_any()
+                    }.lean()
                 }
             })}
             <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
                 <summary class="cursor-pointer font-semibold">"Add a user"</summary>
-                <ActionForm action=create attr:class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3">
+                <PostForm url=CreateUser::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3"
+                    submit=move |f: Fields| { create.dispatch(CreateUser {
+                        name: f.text("name"), email: f.text("email"), max_connections: f.text("max_connections"),
+                    }); }>
                     <label class="block text-sm font-medium">"Name"<input name="name" required=true class=INPUT autocomplete="off" /></label>
                     <label class="block text-sm font-medium">"Email (optional)"<input name="email" type="email" class=INPUT autocomplete="off" /></label>
                     <label class="block text-sm font-medium">"Devices at once (0: no limit)"<input name="max_connections" class=INPUT placeholder="0" /></label>
@@ -48,7 +54,7 @@ pub fn UsersPage() -> impl IntoView {
                         {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e /> })}
                         <button type="submit" class=BUTTON>"Add user"</button>
                     </div>
-                </ActionForm>
+                </PostForm>
             </details>
         </Page>
     }
@@ -82,9 +88,9 @@ fn user_row(u: UserView) -> AnyView {
             </td>
             <td class=format!("{TD} hidden sm:table-cell")>
                 {if online {
-                    view! { <span>"now"</span> }.into_any()
+                    view! { <span>"now"</span> }.lean()
                 } else {
-                    view! { <Ago at=u.last_seen never="never" /> }.into_any()
+                    view! { <Ago at=u.last_seen never="never" /> }.lean()
                 }}
             </td>
             <td class=format!("{TD} hidden md:table-cell")>{u.email.clone().unwrap_or_default()}</td>
@@ -95,5 +101,5 @@ fn user_row(u: UserView) -> AnyView {
             </td>
         </tr>
     }
-    .into_any()
+    .lean()
 }

@@ -1,0 +1,98 @@
+//! Forms that post to a server function.
+//!
+//! Without JavaScript the browser posts the form to the server function's
+//! URL and is redirected back, as with Leptos' `ActionForm`. With it,
+//! `submit` receives the form's [`Fields`] and dispatches the action.
+//! `ActionForm` instead decodes the form into the arguments by reflection
+//! (`serde_qs`), a decoder for every form in the WebAssembly; here each form
+//! names its fields.
+
+use super::lean::LeanChildren;
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+
+/// A submitted form's fields, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    /// The first value named `name`, or an empty string, as a browser
+    /// posts an empty field.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default()
+    }
+
+    /// The first value named `name`, if the form sent one (a checkbox that
+    /// is ticked, a hidden flag).
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    /// The fields of the form that `event` submits, as the browser would
+    /// post them.
+    #[cfg(feature = "hydrate")]
+    fn of(event: &SubmitEvent) -> Self {
+        use wasm_bindgen::JsCast;
+        let form = event.target().and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok());
+        let Some(data) = form.and_then(|f| web_sys::FormData::new_with_form(&f).ok()) else {
+            return Self::default();
+        };
+        let mut fields = Vec::new();
+        if let Ok(Some(entries)) = web_sys::js_sys::try_iter(&data) {
+            for entry in entries.flatten() {
+                let pair = web_sys::js_sys::Array::from(&entry);
+                if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    fields.push((name, value));
+                }
+            }
+        }
+        Self(fields)
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    fn of(_: &SubmitEvent) -> Self {
+        Self::default()
+    }
+}
+
+/// A `<form method="post">` to `url` (a server function's `url()`).
+#[component]
+pub fn PostForm(
+    url: &'static str,
+    #[prop(optional)] class: &'static str,
+    /// Dispatches the action with the arguments read from the fields.
+    #[prop(into)]
+    submit: Callback<Fields>,
+    children: LeanChildren,
+) -> impl IntoView {
+    let on_submit = move |event: SubmitEvent| {
+        if event.default_prevented() {
+            return;
+        }
+        event.prevent_default();
+        submit.run(Fields::of(&event));
+    };
+    view! {
+        <form method="post" action=url class=class on:submit=on_submit>
+            {children.render()}
+        </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_reads_as_its_first_value_and_a_missing_one_as_empty_text() {
+        let fields = Fields(vec![
+            ("id".to_owned(), "7".to_owned()),
+            ("halt".to_owned(), "on".to_owned()),
+            ("id".to_owned(), "8".to_owned()),
+        ]);
+        assert_eq!(fields.text("id"), "7");
+        assert_eq!(fields.get("halt").as_deref(), Some("on"));
+        assert_eq!(fields.get("note"), None);
+        assert_eq!(fields.text("note"), "");
+    }
+}
