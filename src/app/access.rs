@@ -4,12 +4,12 @@
 //! delete asks again inside a `<details>`).
 
 use super::components::ErrorNote;
+use super::lean::IntoLean;
+use super::post_form::PostForm;
 use crate::api::fns::{ClientAccess, DeleteClient};
 use crate::api::ClientView;
 use crate::domain::ByteCount;
 use chrono::{DateTime, Utc};
-use super::lean::IntoLean;
-use super::post_form::PostForm;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 

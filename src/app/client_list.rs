@@ -4,11 +4,11 @@
 
 use super::access::{AccessBadge, AccessButtons};
 use super::components::{Ago, ConnectionBadge, TableFrame, BUTTON, TD, TH};
+use super::lean::IntoLean;
 use crate::api::{ClientListing, ClientView};
 use crate::domain::listing::{ClientQuery, ClientSort, StatusFilter, PER_PAGE};
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
-use super::lean::IntoLean;
 use leptos::prelude::*;
 use leptos_router::components::Form;
 

@@ -5,14 +5,14 @@
 use super::access::{expiry_text, AccessBadge, AccessButtons, UsageBar};
 use super::chart::BarChart;
 use super::components::{Ago, ConnectionBadge, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
+use super::lean::IntoLean;
+use super::post_form::{Fields, PostForm};
 use super::{live_resource, Page};
 use crate::api::fns::{client_detail, ClientPolicy};
 use crate::api::{ClientDetail, ClientView, EventView, SessionView};
 use crate::domain::{ByteCount, ClientId};
 use crate::error::AppError;
 use chrono::Utc;
-use super::lean::IntoLean;
-use super::post_form::{Fields, PostForm};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_params_map;

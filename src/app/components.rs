@@ -1,5 +1,7 @@
 //! Small pieces shared by the pages.
 
+use super::lean::{IntoLean, LeanChildren};
+use super::post_form::PostForm;
 use super::Now;
 use crate::api::fns::DisconnectSession;
 use crate::api::{ServerHealth, SessionView};
@@ -8,8 +10,6 @@ use crate::domain::time::{absolute, duration, relative};
 use crate::domain::{ByteCount, Protocol};
 use crate::error::{AppError, ErrorKind};
 use chrono::{DateTime, Utc};
-use super::lean::{IntoLean, LeanChildren};
-use super::post_form::PostForm;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
@@ -167,8 +167,7 @@ pub fn SessionTable(
 ) -> impl IntoView {
     if sessions.is_empty() {
         let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
-        return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }
-            .lean();
+        return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }.lean();
     }
     let disconnect = ServerAction::<DisconnectSession>::new();
     let error = move || disconnect.value().get().and_then(Result::err);

@@ -4,12 +4,12 @@
 
 use super::chart::BarChart;
 use super::components::{loaded, Ago, Card, HealthBadge, SessionTable, TableFrame, BUTTON, TD, TH};
+use super::lean::IntoLean;
 use super::{live_resource, Page};
 use crate::api::fns::dashboard;
 use crate::api::{DashboardView, ServerCount};
 use crate::domain::time::duration;
 use crate::domain::{ByteCount, ServerId};
-use super::lean::IntoLean;
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;

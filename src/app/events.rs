@@ -2,10 +2,10 @@
 
 use super::client_page::EventTable;
 use super::components::loaded;
+use super::lean::IntoLean;
 use super::{live_resource, Page};
 use crate::api::fns::recent_events;
 use crate::api::live::LiveEvent;
-use super::lean::IntoLean;
 use leptos::prelude::*;
 
 #[component]

@@ -1,8 +1,8 @@
 //! The login page. A plain form: it works with or without JavaScript.
 
 use super::components::{ErrorNote, BUTTON, INPUT};
-use crate::api::fns::Login;
 use super::post_form::{Fields, PostForm};
+use crate::api::fns::Login;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;

@@ -26,10 +26,10 @@ use chrono::{DateTime, Utc};
 use lean::{IntoLean, LeanChildren};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-use post_form::PostForm;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
+use post_form::PostForm;
 use std::time::Duration;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {

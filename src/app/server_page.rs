@@ -3,14 +3,14 @@
 
 use super::client_list::ClientList;
 use super::components::{Ago, ErrorNote, HealthBadge, SessionTable, BUTTON, INPUT};
+use super::lean::IntoLean;
+use super::post_form::{Fields, PostForm};
 use super::{live_resource, Page};
 use crate::api::fns::{server_detail, GeneratePeer, SyncServer, SESSIONS_SHOWN};
 use crate::api::ServerView;
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
 use crate::error::AppError;
-use super::lean::IntoLean;
-use super::post_form::{Fields, PostForm};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::{use_params_map, use_query_map};

@@ -1,10 +1,10 @@
 //! The servers list and the add-server form.
 
 use super::components::{loaded, Ago, ErrorNote, HealthBadge, TableFrame, BUTTON, INPUT, TD, TH};
-use super::{any_event, live_resource, Page};
-use crate::api::fns::{list_servers, AddServer};
 use super::lean::IntoLean;
 use super::post_form::{Fields, PostForm};
+use super::{any_event, live_resource, Page};
+use crate::api::fns::{list_servers, AddServer};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 

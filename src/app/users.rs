@@ -3,11 +3,11 @@
 //! one was last seen, and each user's clients across servers.
 
 use super::components::{loaded, Ago, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
+use super::lean::IntoLean;
+use super::post_form::{Fields, PostForm};
 use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_users, CreateUser};
 use crate::api::UserView;
-use super::lean::IntoLean;
-use super::post_form::{Fields, PostForm};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 

@@ -41,7 +41,8 @@ mod tests {
     #[test]
     fn a_value_encoded_for_the_page_decodes_to_itself() {
         use crate::domain::ServerId;
-        let event = LiveEvent::ServerPolled { server: ServerId::new(7), ok: true, sessions_opened: 2, sessions_closed: 0 };
+        let event =
+            LiveEvent::ServerPolled { server: ServerId::new(7), ok: true, sessions_opened: 2, sessions_closed: 0 };
         let text = <Json as Encoder<LiveEvent>>::encode(&event).expect("encodes");
         let back: LiveEvent = <Json as Decoder<LiveEvent>>::decode(&text).expect("decodes");
         assert_eq!(back, event);
