@@ -11,7 +11,6 @@ use crate::api::ClientView;
 use crate::domain::ByteCount;
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 
 const BADGE: &str = "inline-flex whitespace-nowrap rounded-full px-2 py-0.5 text-xs font-medium";
 
@@ -96,8 +95,8 @@ pub fn AccessButtons(client: ClientView) -> impl IntoView {
     let name = client.display_name();
     view! {
         <div class="flex flex-wrap items-center gap-2">
-            <PostForm url=ClientAccess::url() class="inline"
-                submit=move |_| { access.dispatch(ClientAccess { id: client_id, action: action.to_owned() }); }>
+            <PostForm action=access class="inline"
+                args=move |_| { ClientAccess { id: client_id, action: action.to_owned() } }>
                 <input type="hidden" name="id" value=id />
                 <input type="hidden" name="action" value=action />
                 <button type="submit" data-testid=action
@@ -107,8 +106,8 @@ pub fn AccessButtons(client: ClientView) -> impl IntoView {
             </PostForm>
             <details class="inline-block text-xs">
                 <summary class="cursor-pointer text-red-700 underline dark:text-red-300" data-testid="delete">"Delete…"</summary>
-                <PostForm url=DeleteClient::url() class="mt-1"
-                    submit=move |_| { delete.dispatch(DeleteClient { id: client_id, server: server_id }); }>
+                <PostForm action=delete class="mt-1"
+                    args=move |_| { DeleteClient { id: client_id, server: server_id } }>
                     <input type="hidden" name="id" value=delete_id />
                     <input type="hidden" name="server" value=server />
                     <span>{format!("Delete {name} for good? Its usage history stays. ")}</span>

@@ -14,7 +14,6 @@ use crate::domain::{ByteCount, ClientId};
 use crate::error::AppError;
 use chrono::Utc;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_params_map;
 
 #[component]
@@ -155,8 +154,8 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
     view! {
         <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
             <summary class="cursor-pointer font-semibold">"Limit, expiry and note"</summary>
-            <PostForm url=ClientPolicy::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2"
-                submit=move |f: Fields| { save.dispatch(ClientPolicy {
+            <PostForm action=save class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2"
+                args=move |f: Fields| { ClientPolicy {
                     id,
                     traffic_limit: f.text("traffic_limit"),
                     traffic_warn_threshold: f.text("traffic_warn_threshold"),
@@ -164,7 +163,7 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
                     reset_day: f.text("reset_day"),
                     expiry_date: f.text("expiry_date"),
                     note: f.text("note"),
-                }); }>
+                } }>
                 <input type="hidden" name="id" value=client.id.to_string() />
                 <label class="block text-sm font-medium">"Traffic limit (blank: none; 10GB, 500M, bytes)"
                     <input name="traffic_limit" value=limit class=INPUT autocomplete="off" /></label>

@@ -11,7 +11,6 @@ use crate::domain::{ByteCount, Protocol};
 use crate::error::{AppError, ErrorKind};
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 
 /// An instant: UTC text on the server and before hydration, relative
 /// ("3 min ago") after; the exact UTC time stays in the tooltip.
@@ -244,13 +243,13 @@ fn end_session(session: i64, client: String, disconnect: ServerAction<Disconnect
             <summary class="cursor-pointer text-red-700 underline dark:text-red-300" data-testid="end-session">"End…"</summary>
             <div class="mt-1 flex flex-wrap items-center gap-2">
                 <span>{format!("End {client}'s session?")}</span>
-                <PostForm url=DisconnectSession::url() class="inline"
-                    submit=move |_| { disconnect.dispatch(DisconnectSession { id: session, halt: None }); }>
+                <PostForm action=disconnect class="inline"
+                    args=move |_| { DisconnectSession { id: session, halt: None } }>
                     <input type="hidden" name="id" value=id />
                     <button type="submit" class="rounded border border-slate-300 px-2 py-0.5 dark:border-slate-700">"Restart"</button>
                 </PostForm>
-                <PostForm url=DisconnectSession::url() class="inline"
-                    submit=move |_| { disconnect.dispatch(DisconnectSession { id: session, halt: Some("on".to_owned()) }); }>
+                <PostForm action=disconnect class="inline"
+                    args=move |_| { DisconnectSession { id: session, halt: Some("on".to_owned()) } }>
                     <input type="hidden" name="id" value=halt_id />
                     <input type="hidden" name="halt" value="on" />
                     <button type="submit" class="rounded bg-red-700 px-2 py-0.5 text-white">"Disconnect"</button>

@@ -4,7 +4,6 @@ use super::components::{ErrorNote, BUTTON, INPUT};
 use super::post_form::{Fields, PostForm};
 use crate::api::fns::Login;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 #[component]
@@ -16,8 +15,8 @@ pub fn LoginPage() -> impl IntoView {
         <main class="flex min-h-screen items-center justify-center px-4">
             <div class="w-full max-w-sm rounded-lg border border-slate-200 bg-white p-6 shadow-sm dark:border-slate-800 dark:bg-slate-900">
                 <h1 class="mb-6 text-2xl font-semibold tracking-tight">"Tollgate"</h1>
-                <PostForm url=Login::url() class="space-y-4"
-                    submit=move |f: Fields| { login.dispatch(Login { username: f.text("username"), password: f.text("password") }); }>
+                <PostForm action=login class="space-y-4"
+                    args=move |f: Fields| { Login { username: f.text("username"), password: f.text("password") } }>
                     <label class="block text-sm font-medium">
                         "Username"
                         <input name="username" required autocomplete="username" autofocus class=INPUT />

@@ -25,7 +25,6 @@ use crate::api::live::LiveEvent;
 use chrono::{DateTime, Utc};
 use lean::{IntoLean, LeanChildren};
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
@@ -168,7 +167,8 @@ pub fn Page(#[prop(into)] title: String, children: LeanChildren) -> impl IntoVie
                 <A href="/servers" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Servers"</A>
                 <A href="/users" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Users"</A>
                 <A href="/events" attr:class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">"Events"</A>
-                <PostForm url=Logout::url() class="ml-auto" submit=move |_| { logout.dispatch(Logout {}); }>
+                <PostForm action=logout class="ml-auto"
+                    args=move |_| { Logout {} }>
                     <button type="submit" class="text-sm text-slate-600 hover:text-slate-900 dark:text-slate-300 dark:hover:text-white">
                         "Log out"
                     </button>

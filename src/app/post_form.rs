@@ -2,7 +2,8 @@
 //!
 //! Without JavaScript the browser posts the form to the server function's
 //! URL and is redirected back, as with Leptos' `ActionForm`. With it,
-//! `submit` receives the form's [`Fields`] and dispatches the action.
+//! `args` makes the server function's arguments from the form's [`Fields`]
+//! and the action is dispatched with them.
 //! `ActionForm` instead decodes the form into the arguments by reflection
 //! (`serde_qs`), a decoder for every form in the WebAssembly; here each form
 //! names its fields.
@@ -10,6 +11,7 @@
 use super::lean::LeanChildren;
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 /// A submitted form's fields, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,16 +57,30 @@ impl Fields {
     }
 }
 
-/// A `<form method="post">` to `url` (a server function's `url()`).
+/// A `<form method="post">` to the server function `S`: `args` makes its
+/// arguments from the fields (or from values the form was rendered with)
+/// and `action` is dispatched with them.
 #[component]
-pub fn PostForm(
-    url: &'static str,
+pub fn PostForm<S, A>(
+    action: ServerAction<S>,
+    args: A,
     #[prop(optional)] class: &'static str,
-    /// Dispatches the action with the arguments read from the fields.
-    #[prop(into)]
-    submit: Callback<Fields>,
     children: LeanChildren,
-) -> impl IntoView {
+) -> impl IntoView
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+    A: Fn(Fields) -> S + Send + Sync + 'static,
+{
+    let submit = Callback::new(move |fields: Fields| {
+        action.dispatch(args(fields));
+    });
+    form(S::url(), class, submit, children)
+}
+
+/// The form itself, the same code for every server function.
+fn form(url: &'static str, class: &'static str, submit: Callback<Fields>, children: LeanChildren) -> impl IntoView {
     let on_submit = move |event: SubmitEvent| {
         if event.default_prevented() {
             return;

@@ -12,7 +12,6 @@ use crate::domain::ByteCount;
 use crate::domain::Protocol;
 use crate::error::AppError;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
@@ -119,8 +118,8 @@ fn SyncButton(server: i64) -> impl IntoView {
     let sync = ServerAction::<SyncServer>::new();
     let pending = sync.pending();
     view! {
-        <PostForm url=SyncServer::url() class="mb-4 flex flex-wrap items-center gap-3"
-            submit=move |_| { sync.dispatch(SyncServer { id: server }); }>
+        <PostForm action=sync class="mb-4 flex flex-wrap items-center gap-3"
+            args=move |_| { SyncServer { id: server } }>
             <input type="hidden" name="id" value=server.to_string() />
             <button type="submit" class=BUTTON disabled=move || pending.get() data-testid="sync">
                 {move || if pending.get() { "Syncing…" } else { "Sync stats" }}
@@ -144,8 +143,8 @@ fn GeneratePeerForm(server: i64) -> impl IntoView {
     view! {
         <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
             <summary class="cursor-pointer font-semibold" data-testid="generate">"Generate a peer"</summary>
-            <PostForm url=GeneratePeer::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3"
-                submit=move |f: Fields| { make.dispatch(GeneratePeer { server, name: f.text("name"), email: f.text("email") }); }>
+            <PostForm action=make class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3"
+                args=move |f: Fields| { GeneratePeer { server, name: f.text("name"), email: f.text("email") } }>
                 <input type="hidden" name="server" value=server.to_string() />
                 <label class="block text-sm font-medium">"Name"<input name="name" required=true class=INPUT autocomplete="off" /></label>
                 <label class="block text-sm font-medium">"Email (optional)"<input name="email" type="email" class=INPUT autocomplete="off" /></label>

@@ -6,7 +6,6 @@ use super::post_form::{Fields, PostForm};
 use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_servers, AddServer};
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn ServersPage() -> impl IntoView {
@@ -71,8 +70,8 @@ fn AddServerForm() -> impl IntoView {
     view! {
         <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900" open=true>
             <summary class="cursor-pointer text-lg font-semibold">"Add a server"</summary>
-            <PostForm url=AddServer::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2"
-                submit=move |f: Fields| { add.dispatch(AddServer {
+            <PostForm action=add class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-2"
+                args=move |f: Fields| { AddServer {
                     name: f.text("name"),
                     host: f.text("host"),
                     port: f.text("port"),
@@ -90,7 +89,7 @@ fn AddServerForm() -> impl IntoView {
                     client_config_dir: f.text("client_config_dir"),
                     endpoint: f.text("endpoint"),
                     dns: f.text("dns"),
-                }); }>
+                } }>
                 {field("Name", "name", "Frankfurt 1", true)}
                 <label class="block text-sm font-medium">
                     "VPN"

@@ -9,7 +9,6 @@ use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_users, CreateUser};
 use crate::api::UserView;
 use leptos::prelude::*;
-use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
@@ -43,10 +42,10 @@ pub fn UsersPage() -> impl IntoView {
             })}
             <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
                 <summary class="cursor-pointer font-semibold">"Add a user"</summary>
-                <PostForm url=CreateUser::url() class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3"
-                    submit=move |f: Fields| { create.dispatch(CreateUser {
+                <PostForm action=create class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3"
+                    args=move |f: Fields| { CreateUser {
                         name: f.text("name"), email: f.text("email"), max_connections: f.text("max_connections"),
-                    }); }>
+                    } }>
                     <label class="block text-sm font-medium">"Name"<input name="name" required=true class=INPUT autocomplete="off" /></label>
                     <label class="block text-sm font-medium">"Email (optional)"<input name="email" type="email" class=INPUT autocomplete="off" /></label>
                     <label class="block text-sm font-medium">"Devices at once (0: no limit)"<input name="max_connections" class=INPUT placeholder="0" /></label>
