@@ -42,7 +42,7 @@ pub async fn whoami() -> Result<String, AppError> {
 }
 
 /// The dashboard, for the fleet or the server `server` names (blank: all).
-#[server(prefix = "/rpc", endpoint = "dashboard")]
+#[server(prefix = "/rpc", endpoint = "dashboard", output = super::wire::Binary)]
 pub async fn dashboard(server: String) -> Result<DashboardView, AppError> {
     let (state, _) = crate::server::rpc::require_admin().await?;
     let server = match server.trim() {
@@ -52,7 +52,7 @@ pub async fn dashboard(server: String) -> Result<DashboardView, AppError> {
     state.panel.dashboard(server).await
 }
 
-#[server(prefix = "/rpc", endpoint = "servers")]
+#[server(prefix = "/rpc", endpoint = "servers", output = super::wire::Binary)]
 pub async fn list_servers() -> Result<Vec<ServerView>, AppError> {
     let (state, _) = crate::server::rpc::require_admin().await?;
     state.panel.servers().await
@@ -60,7 +60,7 @@ pub async fn list_servers() -> Result<Vec<ServerView>, AppError> {
 
 /// A server and a page of its clients, for the server page: the listing's
 /// query fields as in its URL (blank: the default).
-#[server(prefix = "/rpc", endpoint = "server_detail")]
+#[server(prefix = "/rpc", endpoint = "server_detail", output = super::wire::Binary)]
 pub async fn server_detail(
     id: i64,
     q: String,
@@ -217,7 +217,7 @@ pub async fn delete_client(id: i64, server: i64) -> Result<(), AppError> {
 }
 
 /// A client, for its page.
-#[server(prefix = "/rpc", endpoint = "client_detail")]
+#[server(prefix = "/rpc", endpoint = "client_detail", output = super::wire::Binary)]
 pub async fn client_detail(id: i64) -> Result<super::ClientDetail, AppError> {
     use crate::server::store::EventFilter;
     let (state, _) = crate::server::rpc::require_admin().await?;
@@ -287,7 +287,7 @@ pub async fn generate_peer(server: i64, name: String, email: String) -> Result<(
 }
 
 /// The latest events, for the events page.
-#[server(prefix = "/rpc", endpoint = "events")]
+#[server(prefix = "/rpc", endpoint = "events", output = super::wire::Binary)]
 pub async fn recent_events() -> Result<Vec<super::EventView>, AppError> {
     use crate::server::store::EventFilter;
     let (state, _) = crate::server::rpc::require_admin().await?;
@@ -295,7 +295,7 @@ pub async fn recent_events() -> Result<Vec<super::EventView>, AppError> {
 }
 
 /// Every user, for the users page.
-#[server(prefix = "/rpc", endpoint = "users")]
+#[server(prefix = "/rpc", endpoint = "users", output = super::wire::Binary)]
 pub async fn list_users() -> Result<Vec<super::UserView>, AppError> {
     let (state, _) = crate::server::rpc::require_admin().await?;
     state.panel.users().await

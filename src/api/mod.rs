@@ -4,6 +4,7 @@
 
 pub mod fns;
 pub mod live;
+pub mod wire;
 
 use crate::domain::status::ConnectionStatus;
 use crate::domain::time::relative;

@@ -88,7 +88,7 @@ pub fn HealthBadge(health: ServerHealth) -> impl IntoView {
 /// refreshes keep the old view until the new one is ready): "Loading…"
 /// first, the error note on failure, else what `render` makes of it.
 pub fn loaded<T>(
-    data: Resource<Result<T, AppError>, super::wire::Json>,
+    data: Resource<Result<T, AppError>, crate::api::wire::Wire>,
     render: impl Fn(T) -> AnyView + Clone + Send + Sync + 'static,
 ) -> impl IntoView
 where

@@ -18,7 +18,6 @@ mod servers;
 #[cfg(feature = "hydrate")]
 mod stream;
 mod users;
-mod wire;
 
 use crate::api::fns::Logout;
 use crate::api::live::LiveEvent;
@@ -77,7 +76,7 @@ pub fn live_resource<K, T, Fut>(
     key: impl Fn() -> K + Send + Sync + 'static,
     fetch: impl Fn(K) -> Fut + Send + Sync + 'static,
     concerns: impl Fn(&LiveEvent) -> bool + Send + Sync + 'static,
-) -> Resource<Result<T, crate::error::AppError>, wire::Json>
+) -> Resource<Result<T, crate::error::AppError>, crate::api::wire::Wire>
 where
     K: PartialEq + Clone + Send + Sync + 'static,
     T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
