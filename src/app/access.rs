@@ -5,7 +5,7 @@
 
 use super::components::ErrorNote;
 use super::lean::IntoLean;
-use super::post_form::PostForm;
+use super::post_form::{page_action, PostForm};
 use crate::api::fns::{ClientAccess, DeleteClient};
 use crate::api::ClientView;
 use crate::domain::ByteCount;
@@ -84,8 +84,10 @@ pub fn expiry_text(expiry: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String 
 /// Revoke or Restore, and Delete (asks again).
 #[component]
 pub fn AccessButtons(client: ClientView) -> impl IntoView {
-    let access = ServerAction::<ClientAccess>::new();
-    let delete = ServerAction::<DeleteClient>::new();
+    // The client page shares them across its refreshes; a list's rows
+    // each have their own.
+    let access = page_action::<ClientAccess>();
+    let delete = page_action::<DeleteClient>();
     let note =
         move || access.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err));
     let (action, label) = if client.disabled_reason.is_some() { ("restore", "Restore") } else { ("revoke", "Revoke") };

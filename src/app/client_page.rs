@@ -6,9 +6,9 @@ use super::access::{expiry_text, AccessBadge, AccessButtons, UsageBar};
 use super::chart::BarChart;
 use super::components::{Ago, ConnectionBadge, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
 use super::lean::IntoLean;
-use super::post_form::{Fields, PostForm};
+use super::post_form::{page_action, provide_page_action, Fields, PostForm};
 use super::{live_resource, Page};
-use crate::api::fns::{client_detail, ClientPolicy};
+use crate::api::fns::{client_detail, ClientAccess, ClientPolicy, DeleteClient};
 use crate::api::{ClientDetail, ClientView, EventView, SessionView};
 use crate::domain::{ByteCount, ClientId};
 use crate::error::AppError;
@@ -19,6 +19,10 @@ use leptos_router::hooks::use_params_map;
 #[component]
 pub fn ClientPage() -> impl IntoView {
     let params = use_params_map();
+    provide_page_action::<ClientPolicy>();
+    // One client's buttons: their answer outlives the refresh they cause.
+    provide_page_action::<ClientAccess>();
+    provide_page_action::<DeleteClient>();
     let id = move || params.read().get("id").and_then(|v| v.parse::<i64>().ok());
     // The client's server, once known: only its events (and the fleet's) concern the page.
     let server = StoredValue::new(None::<crate::domain::ServerId>);
@@ -146,7 +150,7 @@ fn ConfigBox(id: ClientId) -> impl IntoView {
 
 #[component]
 fn PolicyForm(client: ClientView) -> impl IntoView {
-    let save = ServerAction::<ClientPolicy>::new();
+    let save = page_action::<ClientPolicy>();
     let limit = client.traffic_limit.map(|l| l.to_string()).unwrap_or_default();
     let expiry = client.expiry_date.map(crate::domain::time::iso).unwrap_or_default();
     let monthly = client.limit_period == "monthly";

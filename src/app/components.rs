@@ -1,7 +1,7 @@
 //! Small pieces shared by the pages.
 
 use super::lean::{IntoLean, LeanChildren};
-use super::post_form::PostForm;
+use super::post_form::{page_action, PostForm};
 use super::Now;
 use crate::api::fns::DisconnectSession;
 use crate::api::{ServerHealth, SessionView};
@@ -168,9 +168,11 @@ pub fn SessionTable(
         let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
         return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }.lean();
     }
-    let disconnect = ServerAction::<DisconnectSession>::new();
-    let error = move || disconnect.value().get().and_then(Result::err);
-    let done = move || disconnect.value().get().and_then(Result::ok);
+    // Shared by the page's tables; only the one that can end sessions says
+    // how that went.
+    let disconnect = page_action::<DisconnectSession>();
+    let error = move || disconnect.value().get().and_then(Result::err).filter(|_| can_disconnect);
+    let done = move || disconnect.value().get().and_then(Result::ok).filter(|_| can_disconnect);
     view! {
         {move || error().map(|e| view! { <ErrorNote error=e /> })}
         {move || done().map(|m| view! { <p class="mb-2 text-sm text-slate-600 dark:text-slate-400" role="status" data-testid="disconnect-note">{m}</p> })}

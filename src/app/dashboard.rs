@@ -5,8 +5,9 @@
 use super::chart::BarChart;
 use super::components::{loaded, Ago, Card, HealthBadge, SessionTable, TableFrame, BUTTON, TD, TH};
 use super::lean::IntoLean;
+use super::post_form::provide_page_action;
 use super::{live_resource, Page};
-use crate::api::fns::dashboard;
+use crate::api::fns::{dashboard, DisconnectSession};
 use crate::api::{DashboardView, ServerCount};
 use crate::domain::time::duration;
 use crate::domain::{ByteCount, ServerId};
@@ -17,6 +18,7 @@ use leptos_router::hooks::use_query_map;
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let query = use_query_map();
+    provide_page_action::<DisconnectSession>();
     let server = move || query.read().get("server").unwrap_or_default();
     let chosen = move || query.with_untracked(|q| q.get("server").and_then(|s| ServerId::parse(&s)));
     let data = live_resource(server, dashboard, move |e| chosen().is_none_or(|c| e.server().is_none_or(|s| s == c)));

@@ -79,6 +79,34 @@ where
     form(S::url(), class, submit, children)
 }
 
+/// Makes the page's action of `S`, for the forms inside its refreshed part
+/// to find with [`page_action`]. Call it in the page component, before the
+/// `Transition` its data is refreshed in.
+///
+/// A form inside that part which made its own action would lose its
+/// result, or its dispatch still under way, whenever the page's data is
+/// refetched, and its own action causes that: Sync polls the host, the
+/// poll is announced, the page refetches, and "Synced 3 peers" vanished.
+pub fn provide_page_action<S>()
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    provide_context(ServerAction::<S>::new());
+}
+
+/// The page's action of `S` ([`provide_page_action`]), or a new one where
+/// the page made none.
+pub fn page_action<S>() -> ServerAction<S>
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    use_context::<ServerAction<S>>().unwrap_or_default()
+}
+
 /// The form itself, the same code for every server function.
 fn form(url: &'static str, class: &'static str, submit: Callback<Fields>, children: LeanChildren) -> impl IntoView {
     let on_submit = move |event: SubmitEvent| {

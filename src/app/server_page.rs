@@ -4,9 +4,9 @@
 use super::client_list::ClientList;
 use super::components::{Ago, ErrorNote, HealthBadge, SessionTable, BUTTON, INPUT};
 use super::lean::IntoLean;
-use super::post_form::{Fields, PostForm};
+use super::post_form::{page_action, provide_page_action, Fields, PostForm};
 use super::{live_resource, Page};
-use crate::api::fns::{server_detail, GeneratePeer, SyncServer, SESSIONS_SHOWN};
+use crate::api::fns::{server_detail, DisconnectSession, GeneratePeer, SyncServer, SESSIONS_SHOWN};
 use crate::api::ServerView;
 use crate::domain::ByteCount;
 use crate::domain::Protocol;
@@ -18,6 +18,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 pub fn ServerPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
+    provide_page_action::<SyncServer>();
+    provide_page_action::<GeneratePeer>();
+    provide_page_action::<DisconnectSession>();
     let id = move || params.read().get("id").and_then(|v| crate::domain::ServerId::parse(&v));
     let listing = move || {
         let q = query.read();
@@ -115,7 +118,7 @@ fn ServerFacts(server: ServerView) -> impl IntoView {
 /// runs (a poll can take seconds on a slow host).
 #[component]
 fn SyncButton(server: i64) -> impl IntoView {
-    let sync = ServerAction::<SyncServer>::new();
+    let sync = page_action::<SyncServer>();
     let pending = sync.pending();
     view! {
         <PostForm action=sync class="mb-4 flex flex-wrap items-center gap-3"
@@ -139,7 +142,7 @@ fn SyncButton(server: i64) -> impl IntoView {
 /// with the config and QR code.
 #[component]
 fn GeneratePeerForm(server: i64) -> impl IntoView {
-    let make = ServerAction::<GeneratePeer>::new();
+    let make = page_action::<GeneratePeer>();
     view! {
         <details class="mb-6 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
             <summary class="cursor-pointer font-semibold" data-testid="generate">"Generate a peer"</summary>
