@@ -35,8 +35,10 @@ pub enum ErrorKind {
 pub struct AppError {
     pub kind: ErrorKind,
     pub message: String,
-    /// Seconds until a throttled request may be retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds until a throttled request may be retried. Always written,
+    /// even when absent: page data is postcard, which reads every field in
+    /// order and cannot tell a skipped one.
+    #[serde(default)]
     pub retry_after: Option<u64>,
 }
 

@@ -158,6 +158,13 @@ mod tests {
     }
 
     #[test]
+    fn a_page_whose_data_is_an_error_arrives_with_that_error() {
+        let error: Result<Vec<SessionView>, crate::error::AppError> = Err(crate::error::AppError::not_found("Server"));
+        round_trip(&error);
+        round_trip(&Err::<(), _>(crate::error::AppError::too_many_requests(30)));
+    }
+
+    #[test]
     fn damaged_page_data_is_an_error_not_a_value() {
         let text = <Wire as Encoder<Vec<SessionView>>>::encode(&vec![session(1, true)]).expect("encodes");
         let cut = &text[..text.len() / 2];
