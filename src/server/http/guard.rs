@@ -30,7 +30,7 @@ pub async fn require_session(State(state): State<AppState>, request: Request, ne
     }
     match state.panel.authenticate(request.headers()).await {
         Ok(_) => next.run(request).await,
-        Err(e) if request.uri().path().starts_with("/rpc/") => e.into_response(),
+        Err(e) if request.uri().path().starts_with("/rpc/") => refuse(request.uri().path(), e),
         Err(_) => Redirect::to("/login").into_response(),
     }
 }
@@ -49,7 +49,7 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
     }
     if let Err(refused) = check_origin(request.headers()) {
         tracing::warn!(path = %request.uri().path(), reason = refused, "refused a cross-site request");
-        return AppError::new(ErrorKind::Forbidden, "Cross-site requests are refused.").into_response();
+        return refuse(request.uri().path(), AppError::new(ErrorKind::Forbidden, "Cross-site requests are refused."));
     }
     // Pushed events carry a status file or dump, with a bearer token (not a cookie).
     let pushed = request.uri().path().starts_with("/api/vpn-servers/");
@@ -57,6 +57,19 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
         return AppError::new(ErrorKind::UnsupportedMediaType, "This endpoint takes application/json.").into_response();
     }
     next.run(request).await
+}
+
+/// A refusal in the form its caller reads. A server function (`/rpc/…`)
+/// gets the error in the server functions' own encoding, which the page
+/// decodes into the same [`AppError`] and shows ("Please log in." with its
+/// "Log in again" link); the JSON API gets its `{"success": false, …}`.
+fn refuse(path: &str, error: AppError) -> Response {
+    use leptos::server_fn::error::FromServerFnError;
+    if !path.starts_with("/rpc/") {
+        return error.into_response();
+    }
+    let status = error.kind.status();
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], error.ser()).into_response()
 }
 
 /// `Err(reason)` when the browser's headers say the request is cross-site.
@@ -132,6 +145,21 @@ mod tests {
         assert!(is_json_or_absent(&headers(&[("content-type", "application/json; charset=utf-8")])));
         assert!(!is_json_or_absent(&headers(&[("content-type", "application/x-www-form-urlencoded")])));
         assert!(!is_json_or_absent(&headers(&[("content-type", "text/plain")])));
+    }
+
+    #[tokio::test]
+    async fn a_refused_server_function_call_is_an_error_the_page_can_read() {
+        use leptos::server_fn::error::FromServerFnError;
+        let refused = refuse("/rpc/list_servers", AppError::unauthorized());
+        assert_eq!(refused.status(), axum::http::StatusCode::UNAUTHORIZED);
+        let body = axum::body::to_bytes(refused.into_body(), 1 << 16).await.expect("a body");
+        assert_eq!(AppError::de(body), AppError::unauthorized());
+
+        let api = refuse("/api/servers", AppError::unauthorized());
+        let body = axum::body::to_bytes(api.into_body(), 1 << 16).await.expect("a body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(json["success"], false);
+        assert_eq!(json["kind"], "unauthorized");
     }
 
     #[test]
