@@ -156,3 +156,27 @@ test('the client list is searched, filtered, sorted and paged by the server, wit
   expect(seen.size).toBe(all);
   await expect(page).toHaveURL(new RegExp(`page=${all}&per_page=1`));
 });
+
+test('a page for a server or client that does not exist says so, and still runs its scripts', async ({ page }, info) => {
+  const js = info.project.use.javaScriptEnabled !== false;
+  await logIn(page);
+  for (const path of ['/servers/999999', '/clients/999999']) {
+    // The page starts its live stream only once it has hydrated.
+    const streaming = js ? page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200) : null;
+    await page.goto(path);
+    await expect(page.getByTestId('error')).toContainText('not found');
+    if (streaming) await streaming;
+  }
+});
+
+test('an action after the session ended says so and offers to log in again', async ({ page }, info) => {
+  test.skip(info.project.use.javaScriptEnabled === false, 'without JavaScript the browser posts the form itself');
+  await logIn(page);
+  await page.goto('/users');
+  await page.context().clearCookies();
+  await page.getByText('Add a user').click();
+  await page.getByLabel('Name').fill(`Expired ${info.project.name}`);
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await expect(page.getByTestId('error')).toContainText('Please log in.');
+  await expect(page.getByRole('link', { name: 'Log in again' })).toBeVisible();
+});

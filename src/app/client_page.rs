@@ -19,11 +19,11 @@ use leptos_router::hooks::use_params_map;
 #[component]
 pub fn ClientPage() -> impl IntoView {
     let params = use_params_map();
-    provide_page_action::<ClientPolicy>();
-    // One client's buttons: their answer outlives the refresh they cause.
-    provide_page_action::<ClientAccess>();
-    provide_page_action::<DeleteClient>();
     let id = move || params.read().get("id").and_then(|v| v.parse::<i64>().ok());
+    provide_page_action::<ClientPolicy, _>(id);
+    // One client's buttons: their answer outlives the refresh they cause.
+    provide_page_action::<ClientAccess, _>(id);
+    provide_page_action::<DeleteClient, _>(id);
     // The client's server, once known: only its events (and the fleet's) concern the page.
     let server = StoredValue::new(None::<crate::domain::ServerId>);
     let detail = live_resource(

@@ -164,18 +164,22 @@ pub fn SessionTable(
     can_disconnect: bool,
     #[prop(into)] testid: String,
 ) -> impl IntoView {
-    if sessions.is_empty() {
-        let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
-        return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }.lean();
-    }
     // Shared by the page's tables; only the one that can end sessions says
-    // how that went.
+    // how that went, also once it ended the last one.
     let disconnect = page_action::<DisconnectSession>();
     let error = move || disconnect.value().get().and_then(Result::err).filter(|_| can_disconnect);
     let done = move || disconnect.value().get().and_then(Result::ok).filter(|_| can_disconnect);
-    view! {
+    let notes = view! {
         {move || error().map(|e| view! { <ErrorNote error=e /> })}
         {move || done().map(|m| view! { <p class="mb-2 text-sm text-slate-600 dark:text-slate-400" role="status" data-testid="disconnect-note">{m}</p> })}
+    };
+    if sessions.is_empty() {
+        let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
+        return view! { {notes} <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }
+            .lean();
+    }
+    view! {
+        {notes}
         <TableFrame testid=testid>
             <thead><tr>
                 <th class=TH>"Device"</th>

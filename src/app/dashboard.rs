@@ -18,8 +18,8 @@ use leptos_router::hooks::use_query_map;
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let query = use_query_map();
-    provide_page_action::<DisconnectSession>();
     let server = move || query.read().get("server").unwrap_or_default();
+    provide_page_action::<DisconnectSession, _>(server);
     let chosen = move || query.with_untracked(|q| q.get("server").and_then(|s| ServerId::parse(&s)));
     let data = live_resource(server, dashboard, move |e| chosen().is_none_or(|c| e.server().is_none_or(|s| s == c)));
     view! {

@@ -81,19 +81,30 @@ where
 
 /// Makes the page's action of `S`, for the forms inside its refreshed part
 /// to find with [`page_action`]. Call it in the page component, before the
-/// `Transition` its data is refreshed in.
+/// `Transition` its data is refreshed in. `page` names what the page shows
+/// (a server's id): the router keeps the page when only that changes, and
+/// the answer about another server is then forgotten.
 ///
 /// A form inside that part which made its own action would lose its
 /// result, or its dispatch still under way, whenever the page's data is
 /// refetched, and its own action causes that: Sync polls the host, the
 /// poll is announced, the page refetches, and "Synced 3 peers" vanished.
-pub fn provide_page_action<S>()
+pub fn provide_page_action<S, K>(page: impl Fn() -> K + 'static)
 where
     S: ServerFn + Clone + Send + Sync + 'static,
     S::Output: Send + Sync + 'static,
     S::Error: Send + Sync + 'static,
+    K: PartialEq + 'static,
 {
-    provide_context(ServerAction::<S>::new());
+    let action = ServerAction::<S>::new();
+    provide_context(action);
+    Effect::new(move |shown: Option<K>| {
+        let now = page();
+        if shown.is_some_and(|shown| shown != now) {
+            action.value().set(None);
+        }
+        now
+    });
 }
 
 /// The page's action of `S` ([`provide_page_action`]), or a new one where

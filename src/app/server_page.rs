@@ -18,10 +18,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 pub fn ServerPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    provide_page_action::<SyncServer>();
-    provide_page_action::<GeneratePeer>();
-    provide_page_action::<DisconnectSession>();
     let id = move || params.read().get("id").and_then(|v| crate::domain::ServerId::parse(&v));
+    provide_page_action::<SyncServer, _>(id);
+    provide_page_action::<GeneratePeer, _>(id);
+    provide_page_action::<DisconnectSession, _>(id);
     let listing = move || {
         let q = query.read();
         ["q", "status", "sort", "dir", "page", "per_page"].map(|k| q.get(k).unwrap_or_default())
