@@ -6,6 +6,14 @@
 //! - `server` (feature `ssr`): configuration, storage, host transports, the
 //!   poller, authentication, HTTP.
 
+// The server's pages carry hydration markers that depend on this setting,
+// and the WebAssembly reads them: both must be built with it.
+#[cfg(not(erase_components))]
+compile_error!(
+    "build inside the project, whose .cargo/config.toml sets `--cfg erase_components` for the server and the \
+     WebAssembly alike; RUSTFLAGS or CARGO_ENCODED_RUSTFLAGS in the environment replace that setting"
+);
+
 pub mod api;
 pub mod app;
 pub mod domain;
