@@ -4,7 +4,6 @@
 //! delete asks again inside a `<details>`).
 
 use super::components::ErrorNote;
-use super::lean::IntoLean;
 use super::post_form::{page_action, PostForm};
 use crate::api::fns::{ClientAccess, DeleteClient};
 use crate::api::ClientView;
@@ -38,7 +37,7 @@ pub fn AccessBadge(client: ClientView) -> impl IntoView {
 #[component]
 pub fn UsageBar(client: ClientView) -> impl IntoView {
     let Some(limit) = client.traffic_limit else {
-        return view! { <span class="text-sm text-slate-600 dark:text-slate-400" data-testid="usage">"No traffic limit"</span> }.lean();
+        return view! { <span class="text-sm text-slate-600 dark:text-slate-400" data-testid="usage">"No traffic limit"</span> }.into_any();
     };
     let used = client.limit_used;
     let percent = if limit == 0 { 100 } else { (u128::from(used) * 100 / u128::from(limit)).min(999) as u64 };
@@ -62,7 +61,7 @@ pub fn UsageBar(client: ClientView) -> impl IntoView {
             <p class="mt-1 text-sm tabular-nums">{text}</p>
         </div>
     }
-    .lean()
+    .into_any()
 }
 
 /// "expires 2026-12-01 00:00 UTC · 6 days left" (or "expired …").

@@ -4,7 +4,6 @@
 
 use super::access::{AccessBadge, AccessButtons};
 use super::components::{Ago, ConnectionBadge, TableFrame, BUTTON, TD, TH};
-use super::lean::IntoLean;
 use crate::api::{ClientListing, ClientView};
 use crate::domain::listing::{ClientQuery, ClientSort, StatusFilter, PER_PAGE};
 use crate::domain::ByteCount;
@@ -61,7 +60,7 @@ pub fn ClientList(server: i64, listing: ClientListing, query: ClientQuery) -> im
         <p class="mb-2 text-sm text-slate-600 dark:text-slate-400" data-testid="online-count" aria-live="polite">{summary}</p>
         {if listing.clients.is_empty() {
             let text = if filtered { "No client matches." } else { "No clients yet." };
-            view! { <p class="text-slate-600 dark:text-slate-400" data-testid="no-clients">{text}</p> }.lean()
+            view! { <p class="text-slate-600 dark:text-slate-400" data-testid="no-clients">{text}</p> }.into_any()
         } else {
             let header = {
                 let (query, link) = (query.clone(), link.clone());
@@ -103,7 +102,7 @@ pub fn ClientList(server: i64, listing: ClientListing, query: ClientQuery) -> im
                     </tbody>
                 </TableFrame>
             }
-            .lean()
+            .into_any()
         }}
         {(listing.pages > 1).then(|| pager(&query, listing.page, listing.pages, link))}
     }
@@ -112,10 +111,10 @@ pub fn ClientList(server: i64, listing: ClientListing, query: ClientQuery) -> im
 fn pager(query: &ClientQuery, page: u32, pages: u32, link: impl Fn(&ClientQuery) -> String) -> impl IntoView {
     let step = |label: &'static str, to: u32, rel: &'static str, enabled: bool| {
         if enabled {
-            view! { <a href=link(&query.on_page(to)) rel=rel class="rounded-md border border-slate-300 px-3 py-1 dark:border-slate-700" data-testid=format!("page-{rel}")>{label}</a> }.lean()
+            view! { <a href=link(&query.on_page(to)) rel=rel class="rounded-md border border-slate-300 px-3 py-1 dark:border-slate-700" data-testid=format!("page-{rel}")>{label}</a> }.into_any()
         } else {
             view! { <span class="px-3 py-1 text-slate-600 dark:text-slate-400" aria-disabled="true">{label}</span> }
-                .lean()
+                .into_any()
         }
     };
     view! {
@@ -144,7 +143,7 @@ fn access_cell(c: ClientView) -> AnyView {
             <div class="mt-1"><AccessButtons client=c /></div>
         </td>
     }
-    .lean()
+    .into_any()
 }
 
 fn client_row(c: ClientView) -> AnyView {
@@ -168,5 +167,5 @@ fn client_row(c: ClientView) -> AnyView {
             {access_cell(c.clone())}
         </tr>
     }
-    .lean()
+    .into_any()
 }

@@ -5,7 +5,6 @@
 use super::access::{expiry_text, AccessBadge, AccessButtons, UsageBar};
 use super::chart::BarChart;
 use super::components::{Ago, ConnectionBadge, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
-use super::lean::IntoLean;
 use super::post_form::{page_action, provide_page_action, Fields, PostForm};
 use super::{live_resource, Page};
 use crate::api::fns::{client_detail, ClientAccess, ClientPolicy, DeleteClient};
@@ -47,8 +46,8 @@ pub fn ClientPage() -> impl IntoView {
         <Transition fallback=|| view! { <Page title="Client"><p>"Loading…"</p></Page> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Err(e) => view! { <Page title="Client"><ErrorNote error=e /></Page> }.lean(),
-                    Ok(d) => view! { <Page title=d.client.display_name()><ClientBody detail=d /></Page> }.lean(),
+                    Err(e) => view! { <Page title="Client"><ErrorNote error=e /></Page> }.into_any(),
+                    Ok(d) => view! { <Page title=d.client.display_name()><ClientBody detail=d /></Page> }.into_any(),
                 }
             })}
         </Transition>
@@ -105,7 +104,7 @@ fn ClientBody(detail: ClientDetail) -> impl IntoView {
 fn SessionHistory(sessions: Vec<SessionView>) -> impl IntoView {
     if sessions.is_empty() {
         return view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid="session-history">"No sessions yet."</p> }
-            .lean();
+            .into_any();
     }
     view! {
         <TableFrame testid="session-history">
@@ -122,8 +121,8 @@ fn SessionHistory(sessions: Vec<SessionView>) -> impl IntoView {
                     <tr data-testid="history-row" data-session-id=s.id.to_string() data-open=s.disconnected_at.is_none().to_string()>
                         <td class=TD><Ago at=Some(s.connected_at) /></td>
                         <td class=TD>{match s.disconnected_at {
-                            Some(at) => view! { <Ago at=Some(at) /> }.lean(),
-                            None => view! { <span class="text-emerald-700 dark:text-emerald-300">"connected now"</span> }.lean(),
+                            Some(at) => view! { <Ago at=Some(at) /> }.into_any(),
+                            None => view! { <span class="text-emerald-700 dark:text-emerald-300">"connected now"</span> }.into_any(),
                         }}</td>
                         <td class=format!("{TD} hidden md:table-cell font-mono text-xs")>{s.endpoint.unwrap_or_default()}</td>
                         <td class=format!("{TD} hidden sm:table-cell font-mono text-xs")>{s.virtual_ip.unwrap_or_default()}</td>
@@ -134,7 +133,7 @@ fn SessionHistory(sessions: Vec<SessionView>) -> impl IntoView {
             </tbody>
         </TableFrame>
     }
-    .lean()
+    .into_any()
 }
 
 #[component]
@@ -199,7 +198,7 @@ fn PolicyForm(client: ClientView) -> impl IntoView {
 #[component]
 pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
     if events.is_empty() {
-        return view! { <p class="text-sm text-slate-600 dark:text-slate-400">"No events yet."</p> }.lean();
+        return view! { <p class="text-sm text-slate-600 dark:text-slate-400">"No events yet."</p> }.into_any();
     }
     view! {
         <TableFrame testid="events">
@@ -217,8 +216,8 @@ pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
                         <td class=TD>{e.actor.clone()}</td>
                         <td class=TD>{format!("{} {}", e.action, e.reason.clone().unwrap_or_default())}</td>
                         <td class=TD>{match e.client_id {
-                            Some(id) => view! { <a class="underline-offset-2 hover:underline" href=format!("/clients/{id}")>{e.label.clone()}</a> }.lean(),
-                            None => view! { <span>{e.label.clone()}</span> }.lean(),
+                            Some(id) => view! { <a class="underline-offset-2 hover:underline" href=format!("/clients/{id}")>{e.label.clone()}</a> }.into_any(),
+                            None => view! { <span>{e.label.clone()}</span> }.into_any(),
                         }}</td>
                         <td class=format!("{TD} text-xs")>{e.figures.clone().unwrap_or_default()}</td>
                     </tr>
@@ -226,7 +225,7 @@ pub fn EventTable(events: Vec<EventView>) -> impl IntoView {
             </tbody>
         </TableFrame>
     }
-    .lean()
+    .into_any()
 }
 
 /// `text` as HTML text: `&`, `<`, `>`, and both quotes as references.

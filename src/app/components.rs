@@ -1,6 +1,5 @@
 //! Small pieces shared by the pages.
 
-use super::lean::{IntoLean, LeanChildren};
 use super::post_form::{page_action, PostForm};
 use super::Now;
 use crate::api::fns::DisconnectSession;
@@ -18,7 +17,7 @@ use leptos::prelude::*;
 pub fn Ago(at: Option<DateTime<Utc>>, #[prop(optional, into)] never: Option<String>) -> impl IntoView {
     let now = use_context::<Now>();
     match at {
-        None => view! { <span class="text-slate-600 dark:text-slate-400">{never.unwrap_or_else(|| "never".to_owned())}</span> }.lean(),
+        None => view! { <span class="text-slate-600 dark:text-slate-400">{never.unwrap_or_else(|| "never".to_owned())}</span> }.into_any(),
         Some(at) => {
             let exact = absolute(at);
             let shown = exact.clone();
@@ -30,7 +29,7 @@ pub fn Ago(at: Option<DateTime<Utc>>, #[prop(optional, into)] never: Option<Stri
                     }}
                 </time>
             }
-            .lean()
+            .into_any()
         }
     }
 }
@@ -100,7 +99,7 @@ where
                 let render = render.clone();
                 Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <ErrorNote error=e /> }.lean(),
+                        Err(e) => view! { <ErrorNote error=e /> }.into_any(),
                         Ok(value) => render(value),
                     }
                 })
@@ -141,12 +140,12 @@ pub fn Card(#[prop(into)] label: String, #[prop(into)] value: String, #[prop(int
 
 /// A bordered table that scrolls sideways inside its box on narrow screens.
 #[component]
-pub fn TableFrame(#[prop(into)] testid: String, children: LeanChildren) -> impl IntoView {
+pub fn TableFrame(#[prop(into)] testid: String, children: Children) -> impl IntoView {
     let label = testid.replace('-', " ");
     view! {
         // Focusable, so a keyboard can scroll it sideways on a narrow screen.
         <div tabindex="0" role="region" aria-label=label class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
-            <table class=TABLE data-testid=testid>{children.render()}</table>
+            <table class=TABLE data-testid=testid>{children()}</table>
         </div>
     }
 }
@@ -176,7 +175,7 @@ pub fn SessionTable(
     if sessions.is_empty() {
         let text = if open { "No open sessions." } else { "Nobody disconnected in the last 24 hours." };
         return view! { {notes} <p class="text-sm text-slate-600 dark:text-slate-400" data-testid=testid>{text}</p> }
-            .lean();
+            .into_any();
     }
     view! {
         {notes}
@@ -196,7 +195,7 @@ pub fn SessionTable(
             </tbody>
         </TableFrame>
     }
-    .lean()
+    .into_any()
 }
 
 fn session_row(
@@ -208,8 +207,8 @@ fn session_row(
     let row_id = s.id.to_string();
     let ends = open && can_disconnect && s.protocol == Protocol::Openvpn;
     let when = match (open, s.disconnected_at) {
-        (true, _) => view! { <Lasting since=s.connected_at /> }.lean(),
-        (false, at) => view! { <Ago at=at /> }.lean(),
+        (true, _) => view! { <Lasting since=s.connected_at /> }.into_any(),
+        (false, at) => view! { <Ago at=at /> }.into_any(),
     };
     view! {
         <tr data-testid="session-row" data-session-id=row_id data-identity=s.identity.clone()
@@ -237,7 +236,7 @@ fn session_row(
             })}
         </tr>
     }
-    .lean()
+    .into_any()
 }
 
 /// "End…", then Restart (the client reconnects) or Disconnect (it exits).
@@ -263,7 +262,7 @@ fn end_session(session: i64, client: String, disconnect: ServerAction<Disconnect
             </div>
         </details>
     }
-    .lean()
+    .into_any()
 }
 
 pub const TABLE: &str = "min-w-full divide-y divide-slate-200 text-sm dark:divide-slate-800";

@@ -4,7 +4,6 @@
 
 use super::chart::BarChart;
 use super::components::{loaded, Ago, Card, HealthBadge, SessionTable, TableFrame, BUTTON, TD, TH};
-use super::lean::IntoLean;
 use super::post_form::provide_page_action;
 use super::{live_resource, Page};
 use crate::api::fns::{dashboard, DisconnectSession};
@@ -24,7 +23,7 @@ pub fn DashboardPage() -> impl IntoView {
     let data = live_resource(server, dashboard, move |e| chosen().is_none_or(|c| e.server().is_none_or(|s| s == c)));
     view! {
         <Page title="Dashboard">
-            {loaded(data, |d| view! { <Dashboard d=d /> }.lean())}
+            {loaded(data, |d| view! { <Dashboard d=d /> }.into_any())}
         </Page>
     }
 }

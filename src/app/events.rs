@@ -2,7 +2,6 @@
 
 use super::client_page::EventTable;
 use super::components::loaded;
-use super::lean::IntoLean;
 use super::{live_resource, Page};
 use crate::api::fns::recent_events;
 use crate::api::live::LiveEvent;
@@ -14,7 +13,7 @@ pub fn EventsPage() -> impl IntoView {
     let events = live_resource(|| (), |_| recent_events(), |e| !matches!(e, LiveEvent::ServerPolled { .. }));
     view! {
         <Page title="Events">
-            {loaded(events, |list| view! { <EventTable events=list /> }.lean())}
+            {loaded(events, |list| view! { <EventTable events=list /> }.into_any())}
         </Page>
     }
 }

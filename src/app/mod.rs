@@ -10,7 +10,6 @@ mod client_page;
 mod components;
 mod dashboard;
 mod events;
-mod lean;
 mod login;
 mod post_form;
 mod server_page;
@@ -22,7 +21,7 @@ mod users;
 use crate::api::fns::Logout;
 use crate::api::live::LiveEvent;
 use chrono::{DateTime, Utc};
-use lean::{IntoLean, LeanChildren};
+
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
@@ -141,13 +140,13 @@ pub fn App() -> impl IntoView {
         <Title formatter=|text: String| if text.is_empty() { "Tollgate".to_owned() } else { format!("{text} · Tollgate") } />
         <Router>
             <Routes fallback=|| view! { <Page title="Not found"><p>"No such page."</p></Page> }>
-                <Route path=path!("/login") view=|| login::LoginPage().lean() ssr=SsrMode::Async />
-                <Route path=path!("/") view=|| dashboard::DashboardPage().lean() ssr=SsrMode::Async />
-                <Route path=path!("/servers") view=|| servers::ServersPage().lean() ssr=SsrMode::Async />
-                <Route path=path!("/servers/:id") view=|| server_page::ServerPage().lean() ssr=SsrMode::Async />
-                <Route path=path!("/clients/:id") view=|| client_page::ClientPage().lean() ssr=SsrMode::Async />
-                <Route path=path!("/events") view=|| events::EventsPage().lean() ssr=SsrMode::Async />
-                <Route path=path!("/users") view=|| users::UsersPage().lean() ssr=SsrMode::Async />
+                <Route path=path!("/login") view=|| login::LoginPage().into_any() ssr=SsrMode::Async />
+                <Route path=path!("/") view=|| dashboard::DashboardPage().into_any() ssr=SsrMode::Async />
+                <Route path=path!("/servers") view=|| servers::ServersPage().into_any() ssr=SsrMode::Async />
+                <Route path=path!("/servers/:id") view=|| server_page::ServerPage().into_any() ssr=SsrMode::Async />
+                <Route path=path!("/clients/:id") view=|| client_page::ClientPage().into_any() ssr=SsrMode::Async />
+                <Route path=path!("/events") view=|| events::EventsPage().into_any() ssr=SsrMode::Async />
+                <Route path=path!("/users") view=|| users::UsersPage().into_any() ssr=SsrMode::Async />
             </Routes>
         </Router>
     }
@@ -155,7 +154,7 @@ pub fn App() -> impl IntoView {
 
 /// The frame of every logged-in page: navigation, logout, and the content.
 #[component]
-pub fn Page(#[prop(into)] title: String, children: LeanChildren) -> impl IntoView {
+pub fn Page(#[prop(into)] title: String, children: Children) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     view! {
         <Title text=title.clone() />
@@ -176,7 +175,7 @@ pub fn Page(#[prop(into)] title: String, children: LeanChildren) -> impl IntoVie
         </header>
         <main class="mx-auto max-w-6xl px-4 py-6">
             <h1 class="mb-4 text-2xl font-semibold tracking-tight">{title}</h1>
-            {children.render()}
+            {children()}
         </main>
     }
 }

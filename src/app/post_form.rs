@@ -8,7 +8,6 @@
 //! (`serde_qs`), a decoder for every form in the WebAssembly; here each form
 //! names its fields.
 
-use super::lean::LeanChildren;
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -65,7 +64,7 @@ pub fn PostForm<S, A>(
     action: ServerAction<S>,
     args: A,
     #[prop(optional)] class: &'static str,
-    children: LeanChildren,
+    children: Children,
 ) -> impl IntoView
 where
     S: ServerFn + Clone + Send + Sync + 'static,
@@ -119,7 +118,7 @@ where
 }
 
 /// The form itself, the same code for every server function.
-fn form(url: &'static str, class: &'static str, submit: Callback<Fields>, children: LeanChildren) -> impl IntoView {
+fn form(url: &'static str, class: &'static str, submit: Callback<Fields>, children: Children) -> impl IntoView {
     let on_submit = move |event: SubmitEvent| {
         if event.default_prevented() {
             return;
@@ -129,7 +128,7 @@ fn form(url: &'static str, class: &'static str, submit: Callback<Fields>, childr
     };
     view! {
         <form method="post" action=url class=class on:submit=on_submit>
-            {children.render()}
+            {children()}
         </form>
     }
 }

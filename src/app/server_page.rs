@@ -3,7 +3,6 @@
 
 use super::client_list::ClientList;
 use super::components::{Ago, ErrorNote, HealthBadge, SessionTable, BUTTON, INPUT};
-use super::lean::IntoLean;
 use super::post_form::{page_action, provide_page_action, Fields, PostForm};
 use super::{live_resource, Page};
 use crate::api::fns::{server_detail, DisconnectSession, GeneratePeer, SyncServer, SESSIONS_SHOWN};
@@ -40,7 +39,7 @@ pub fn ServerPage() -> impl IntoView {
         <Transition fallback=|| view! { <Page title="Server"><p>"Loading…"</p></Page> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Err(e) => view! { <Page title="Server"><ErrorNote error=e /></Page> }.lean(),
+                    Err(e) => view! { <Page title="Server"><ErrorNote error=e /></Page> }.into_any(),
                     Ok(d) => {
                         let openvpn = d.server.protocol == Protocol::Openvpn;
                         view! {
@@ -58,7 +57,7 @@ pub fn ServerPage() -> impl IntoView {
                                 <SessionTable sessions=d.recently_disconnected open=false can_disconnect=false testid="recent-sessions" />
                             </Page>
                         }
-                        .lean()
+                        .into_any()
                     }
                 }
             })}
@@ -129,9 +128,9 @@ fn SyncButton(server: i64) -> impl IntoView {
             </button>
             <span role="status" class="text-sm" data-testid="sync-result">
                 {move || match sync.value().get() {
-                    Some(Ok(m)) => view! { <span>{m}</span> }.lean(),
-                    Some(Err(e)) => view! { <span class="text-red-700 dark:text-red-300">{e.message}</span> }.lean(),
-                    None => ().lean(),
+                    Some(Ok(m)) => view! { <span>{m}</span> }.into_any(),
+                    Some(Err(e)) => view! { <span class="text-red-700 dark:text-red-300">{e.message}</span> }.into_any(),
+                    None => ().into_any(),
                 }}
             </span>
         </PostForm>

@@ -1,7 +1,6 @@
 //! The servers list and the add-server form.
 
 use super::components::{loaded, Ago, ErrorNote, HealthBadge, TableFrame, BUTTON, INPUT, TD, TH};
-use super::lean::IntoLean;
 use super::post_form::{Fields, PostForm};
 use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_servers, AddServer};
@@ -15,7 +14,7 @@ pub fn ServersPage() -> impl IntoView {
             {loaded(servers, |list| match list {
                         list if list.is_empty() => view! {
                             <p class="text-slate-600 dark:text-slate-400" data-testid="no-servers">"No servers yet. Add the first one below."</p>
-                        }.lean(),
+                        }.into_any(),
                         list => view! {
                             <TableFrame testid="servers">
 
@@ -46,7 +45,7 @@ pub fn ServersPage() -> impl IntoView {
                                         }).collect_view()}
                                     </tbody>
                                 </TableFrame>
-                        }.lean(),
+                        }.into_any(),
             })}
             <AddServerForm />
         </Page>

@@ -3,7 +3,6 @@
 //! one was last seen, and each user's clients across servers.
 
 use super::components::{loaded, Ago, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
-use super::lean::IntoLean;
 use super::post_form::{Fields, PostForm};
 use super::{any_event, live_resource, Page};
 use crate::api::fns::{list_users, CreateUser};
@@ -17,7 +16,7 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <Page title="Users">
             {loaded(users, |list| match list {
-                list if list.is_empty() => view! { <p class="text-slate-600 dark:text-slate-400">"No users yet."</p> }.lean(),
+                list if list.is_empty() => view! { <p class="text-slate-600 dark:text-slate-400">"No users yet."</p> }.into_any(),
                 mut list => {
                     // Online first (most devices first), then by name.
                     list.sort_by(|a, b| b.active.cmp(&a.active).then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase())));
@@ -37,7 +36,7 @@ pub fn UsersPage() -> impl IntoView {
                                 {list.into_iter().map(user_row).collect_view()}
                             </tbody>
                         </TableFrame>
-                    }.lean()
+                    }.into_any()
                 }
             })}
             <details class="mt-8 rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
@@ -87,9 +86,9 @@ fn user_row(u: UserView) -> AnyView {
             </td>
             <td class=format!("{TD} hidden sm:table-cell")>
                 {if online {
-                    view! { <span>"now"</span> }.lean()
+                    view! { <span>"now"</span> }.into_any()
                 } else {
-                    view! { <Ago at=u.last_seen never="never" /> }.lean()
+                    view! { <Ago at=u.last_seen never="never" /> }.into_any()
                 }}
             </td>
             <td class=format!("{TD} hidden md:table-cell")>{u.email.clone().unwrap_or_default()}</td>
@@ -100,5 +99,5 @@ fn user_row(u: UserView) -> AnyView {
             </td>
         </tr>
     }
-    .lean()
+    .into_any()
 }
