@@ -33,7 +33,7 @@ async fn every_route_refuses_requests_without_a_session() {
             req.header("cookie", "tollgate_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
         let body: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(body["success"], false, "{method} {path}");
+        assert_refusal(path, &body, "unauthorized");
     }
     for page in ["/", "/servers", "/servers/1"] {
         let res = anonymous.get(panel.url(page)).send().await.unwrap();
@@ -266,6 +266,19 @@ fn cross_site(
     req
 }
 
+/// A refusal as its caller reads it: the JSON API's `{"success": false, …}`,
+/// or, for a server function, the error itself (what the page decodes and
+/// shows, "Please log in." with its link included).
+fn assert_refusal(path: &str, body: &serde_json::Value, kind: &str) {
+    if path.starts_with("/rpc/") {
+        assert_eq!(body["kind"], kind, "{path}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{path}: {body}");
+    } else {
+        assert_eq!(body["success"], false, "{path}: {body}");
+        assert_eq!(body["kind"], kind, "{path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn cross_origin_form_posts_are_refused_and_change_nothing() {
     let panel = TestPanel::start().await;
@@ -280,7 +293,7 @@ async fn cross_origin_form_posts_are_refused_and_change_nothing() {
             let res = cross_site(&http, panel.url(path), origin, site).send().await.unwrap();
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path} from {origin:?}/{site:?}");
             let body: serde_json::Value = res.json().await.unwrap();
-            assert_eq!(body["success"], false);
+            assert_refusal(path, &body, "forbidden");
         }
     }
     // A JSON endpoint takes JSON only, whoever sends it.
