@@ -30,6 +30,12 @@ test('an admin revokes and restores a peer and sees its limit and expiry', async
   await expect(idle.getByTestId('access')).toHaveText('Active');
   await idle.getByTestId('revoke').click();
   await expect(idle.getByTestId('access')).toHaveText('Disabled · manual');
+  if (info.project.use.javaScriptEnabled !== false) {
+    // The badge comes from the refreshed list: the answer outlived that
+    // refresh, under this row's buttons only.
+    await expect(idle.getByTestId('access-note')).toBeVisible();
+    await expect(page.getByTestId('access-note')).toHaveCount(1);
+  }
   expect(onInterface(host, host.TESTHOST_IDLE_PUBLIC_KEY)).toBe(false);
   await idle.getByTestId('restore').click();
   await expect(idle.getByTestId('access')).toHaveText('Active');

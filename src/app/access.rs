@@ -4,7 +4,7 @@
 //! delete asks again inside a `<details>`).
 
 use super::components::ErrorNote;
-use super::post_form::{page_action, PostForm};
+use super::post_form::{page_action, provide_page_action, PostForm};
 use crate::api::fns::{ClientAccess, DeleteClient};
 use crate::api::ClientView;
 use crate::domain::ByteCount;
@@ -80,24 +80,51 @@ pub fn expiry_text(expiry: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String 
     format!("Expires {when} · {left}")
 }
 
+/// The client the page's Revoke, Restore or Delete last acted on. A list
+/// shares one action among its rows (so the answer outlives the refresh it
+/// causes), and only that client's row shows it.
+#[derive(Clone, Copy)]
+pub struct ActedOn(RwSignal<Option<i64>>);
+
+/// Makes the page's access actions and [`ActedOn`], for the
+/// [`AccessButtons`] inside its refreshed part; `page` as for
+/// [`provide_page_action`].
+pub fn provide_access_actions<K: PartialEq + 'static>(page: impl Fn() -> K + Copy + 'static) {
+    provide_page_action::<ClientAccess, K>(page);
+    provide_page_action::<DeleteClient, K>(page);
+    provide_context(ActedOn(RwSignal::new(None)));
+}
+
 /// Revoke or Restore, and Delete (asks again).
 #[component]
 pub fn AccessButtons(client: ClientView) -> impl IntoView {
-    // The client page shares them across its refreshes; a list's rows
-    // each have their own.
     let access = page_action::<ClientAccess>();
     let delete = page_action::<DeleteClient>();
-    let note =
-        move || access.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err));
-    let (action, label) = if client.disabled_reason.is_some() { ("restore", "Restore") } else { ("revoke", "Revoke") };
     let (client_id, server_id) = (client.id.get(), client.server_id.get());
+    let acted = use_context::<ActedOn>();
+    let act = move || {
+        if let Some(ActedOn(on)) = acted {
+            on.set(Some(client_id));
+        }
+    };
+    let mine = move || acted.is_none_or(|ActedOn(on)| on.get() == Some(client_id));
+    let note = move || {
+        access
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| delete.value().get().and_then(Result::err))
+            .filter(|_| mine())
+    };
+    let done = move || access.value().get().and_then(Result::ok).filter(|_| mine());
+    let (action, label) = if client.disabled_reason.is_some() { ("restore", "Restore") } else { ("revoke", "Revoke") };
     let (id, server) = (client_id.to_string(), server_id.to_string());
     let delete_id = id.clone();
     let name = client.display_name();
     view! {
         <div class="flex flex-wrap items-center gap-2">
             <PostForm action=access class="inline"
-                args=move |_| { ClientAccess { id: client_id, action: action.to_owned() } }>
+                args=move |_| { act(); ClientAccess { id: client_id, action: action.to_owned() } }>
                 <input type="hidden" name="id" value=id />
                 <input type="hidden" name="action" value=action />
                 <button type="submit" data-testid=action
@@ -108,7 +135,7 @@ pub fn AccessButtons(client: ClientView) -> impl IntoView {
             <details class="inline-block text-xs">
                 <summary class="cursor-pointer text-red-700 underline dark:text-red-300" data-testid="delete">"Delete…"</summary>
                 <PostForm action=delete class="mt-1"
-                    args=move |_| { DeleteClient { id: client_id, server: server_id } }>
+                    args=move |_| { act(); DeleteClient { id: client_id, server: server_id } }>
                     <input type="hidden" name="id" value=delete_id />
                     <input type="hidden" name="server" value=server />
                     <span>{format!("Delete {name} for good? Its usage history stays. ")}</span>
@@ -117,7 +144,7 @@ pub fn AccessButtons(client: ClientView) -> impl IntoView {
             </details>
         </div>
         {move || note().map(|e| view! { <ErrorNote error=e /> })}
-        {move || access.value().get().and_then(Result::ok).map(|m| view! {
+        {move || done().map(|m| view! {
             <p class="text-xs text-slate-600 dark:text-slate-400" data-testid="access-note">{m}</p>
         })}
     }

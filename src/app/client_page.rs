@@ -2,12 +2,12 @@
 //! countdown, last handshake and online state, Revoke / Restore, the policy
 //! form, a generated peer's config and QR code, and its latest events.
 
-use super::access::{expiry_text, AccessBadge, AccessButtons, UsageBar};
+use super::access::{expiry_text, provide_access_actions, AccessBadge, AccessButtons, UsageBar};
 use super::chart::BarChart;
 use super::components::{Ago, ConnectionBadge, ErrorNote, TableFrame, BUTTON, INPUT, TD, TH};
 use super::post_form::{page_action, provide_page_action, Fields, PostForm};
 use super::{live_resource, Page};
-use crate::api::fns::{client_detail, ClientAccess, ClientPolicy, DeleteClient};
+use crate::api::fns::{client_detail, ClientPolicy};
 use crate::api::{ClientDetail, ClientView, EventView, SessionView};
 use crate::domain::{ByteCount, ClientId};
 use crate::error::AppError;
@@ -20,9 +20,7 @@ pub fn ClientPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|v| v.parse::<i64>().ok());
     provide_page_action::<ClientPolicy, _>(id);
-    // One client's buttons: their answer outlives the refresh they cause.
-    provide_page_action::<ClientAccess, _>(id);
-    provide_page_action::<DeleteClient, _>(id);
+    provide_access_actions(id);
     // The client's server, once known: only its events (and the fleet's) concern the page.
     let server = StoredValue::new(None::<crate::domain::ServerId>);
     let detail = live_resource(

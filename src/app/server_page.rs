@@ -1,6 +1,7 @@
 //! One server: its clients (refreshed on its live events), its open sessions and who
 //! just disconnected.
 
+use super::access::provide_access_actions;
 use super::client_list::ClientList;
 use super::components::{Ago, ErrorNote, HealthBadge, SessionTable, BUTTON, INPUT};
 use super::post_form::{page_action, provide_page_action, Fields, PostForm};
@@ -21,6 +22,7 @@ pub fn ServerPage() -> impl IntoView {
     provide_page_action::<SyncServer, _>(id);
     provide_page_action::<GeneratePeer, _>(id);
     provide_page_action::<DisconnectSession, _>(id);
+    provide_access_actions(id);
     let listing = move || {
         let q = query.read();
         ["q", "status", "sort", "dir", "page", "per_page"].map(|k| q.get(k).unwrap_or_default())
