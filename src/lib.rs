@@ -11,7 +11,8 @@
 #[cfg(not(erase_components))]
 compile_error!(
     "build inside the project, whose .cargo/config.toml sets `--cfg erase_components` for the server and the \
-     WebAssembly alike; RUSTFLAGS or CARGO_ENCODED_RUSTFLAGS in the environment replace that setting"
+     WebAssembly alike; RUSTFLAGS or CARGO_ENCODED_RUSTFLAGS in the environment, or a target's `rustflags` in a \
+     cargo config, replace that setting"
 );
 
 pub mod api;

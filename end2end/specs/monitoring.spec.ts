@@ -162,7 +162,9 @@ test('a page for a server or client that does not exist says so, and still runs 
   await logIn(page);
   for (const path of ['/servers/999999', '/clients/999999']) {
     // The page starts its live stream only once it has hydrated.
-    const streaming = js ? page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200) : null;
+    const streaming = js
+      ? page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200 && r.frame().url().endsWith(path))
+      : null;
     await page.goto(path);
     await expect(page.getByTestId('error')).toContainText('not found');
     if (streaming) await streaming;
@@ -172,7 +174,10 @@ test('a page for a server or client that does not exist says so, and still runs 
 test('an action after the session ended says so and offers to log in again', async ({ page }, info) => {
   test.skip(info.project.use.javaScriptEnabled === false, 'without JavaScript the browser posts the form itself');
   await logIn(page);
+  // Scripts must be running for the form to be the page's own.
+  const hydrated = page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
   await page.goto('/users');
+  await hydrated;
   await page.context().clearCookies();
   await page.getByText('Add a user').click();
   await page.getByLabel('Name').fill(`Expired ${info.project.name}`);

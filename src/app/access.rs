@@ -102,12 +102,18 @@ pub fn AccessButtons(client: ClientView) -> impl IntoView {
     let delete = page_action::<DeleteClient>();
     let (client_id, server_id) = (client.id.get(), client.server_id.get());
     let acted = use_context::<ActedOn>();
+    // A new click forgets the last answer, so none moves to this row
+    // while its own is on the way.
     let act = move || {
+        access.value().set(None);
+        delete.value().set(None);
         if let Some(ActedOn(on)) = acted {
             on.set(Some(client_id));
         }
     };
-    let mine = move || acted.is_none_or(|ActedOn(on)| on.get() == Some(client_id));
+    // Nobody clicked: an answer came with the page itself (a form posted
+    // without JavaScript and sent back with its error).
+    let mine = move || acted.is_none_or(|ActedOn(on)| on.get().is_none_or(|c| c == client_id));
     let note = move || {
         access
             .value()
