@@ -42,6 +42,17 @@ export async function logIn(page: Page) {
   await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
 }
 
+/**
+ * The page's live stream answering (`/api/live`, 200). A page opens it only
+ * once it has hydrated, so this also says its scripts run. With `path`, only
+ * the stream of the document at that path counts.
+ */
+export function liveStream(page: Page, path?: string) {
+  return page.waitForResponse(
+    (r) => r.url().endsWith('/api/live') && r.status() === 200 && (path === undefined || r.frame().url().endsWith(path)),
+  );
+}
+
 /** Fills the fields every server needs in the add form. */
 /** Adds the WireGuard test host as `name` through the servers page's form; on its page after. */
 export async function addWireguardHost(page: Page, name: string, host: Record<string, string>) {

@@ -2,12 +2,12 @@
 // (here through the JSON API, as another admin or replica would) within
 // two seconds, without a reload. Without JavaScript pages are plain
 // server-rendered HTML and refresh when reloaded.
-import { expect, logIn, test } from './fixtures';
+import { expect, liveStream, logIn, test } from './fixtures';
 
 test('an open page shows a change made elsewhere within two seconds, without a reload', async ({ page }, info) => {
   test.skip(info.project.use.javaScriptEnabled === false, 'live updates need JavaScript');
   await logIn(page);
-  const streaming = page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+  const streaming = liveStream(page);
   await page.goto('/users');
   await streaming;
   await page.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
@@ -24,7 +24,7 @@ test('after logging in without a reload, pages still get live updates', async ({
   test.skip(info.project.use.javaScriptEnabled === false, 'live updates need JavaScript');
   // The login page's stream is refused (no session yet); logging in moves
   // to the dashboard inside the same document, so the stream must reopen.
-  const streaming = page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+  const streaming = liveStream(page);
   await logIn(page);
   await streaming;
   await page.evaluate(() => ((window as unknown as { marker: number }).marker = 9));
@@ -51,14 +51,14 @@ test('tabs in the background give their connection back, and catch up when shown
   const background = [];
   for (let i = 0; i < 6; i++) {
     const tab = i === 0 ? page : await context.newPage();
-    const streaming = tab.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+    const streaming = liveStream(tab);
     await tab.goto('/users');
     await streaming;
     await setHidden(tab, true);
     background.push(tab);
   }
   const front = await context.newPage();
-  const streaming = front.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+  const streaming = liveStream(front);
   await front.goto('/users');
   await streaming;
 

@@ -3,7 +3,7 @@
 // with JavaScript (live refresh, relative times) and without (plain forms,
 // server-rendered tables).
 import { type Page } from '@playwright/test';
-import { addWireguardHost, expect, logIn, test } from './fixtures';
+import { addWireguardHost, expect, liveStream, logIn, test } from './fixtures';
 import { hostEnv, panelState, ping } from '../state';
 
 function uploadOf(page: Page, publicKey: string) {
@@ -162,9 +162,7 @@ test('a page for a server or client that does not exist says so, and still runs 
   await logIn(page);
   for (const path of ['/servers/999999', '/clients/999999']) {
     // The page starts its live stream only once it has hydrated.
-    const streaming = js
-      ? page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200 && r.frame().url().endsWith(path))
-      : null;
+    const streaming = js ? liveStream(page, path) : null;
     await page.goto(path);
     await expect(page.getByTestId('error')).toContainText('not found');
     if (streaming) await streaming;
@@ -175,7 +173,7 @@ test('an action after the session ended says so and offers to log in again', asy
   test.skip(info.project.use.javaScriptEnabled === false, 'without JavaScript the browser posts the form itself');
   await logIn(page);
   // Scripts must be running for the form to be the page's own.
-  const hydrated = page.waitForResponse((r) => r.url().endsWith('/api/live') && r.status() === 200);
+  const hydrated = liveStream(page);
   await page.goto('/users');
   await hydrated;
   await page.context().clearCookies();

@@ -270,12 +270,11 @@ fn cross_site(
 /// or, for a server function, the error itself (what the page decodes and
 /// shows, "Please log in." with its link included).
 fn assert_refusal(path: &str, body: &serde_json::Value, kind: &str) {
+    assert_eq!(body["kind"], kind, "{path}: {body}");
     if path.starts_with("/rpc/") {
-        assert_eq!(body["kind"], kind, "{path}: {body}");
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{path}: {body}");
     } else {
         assert_eq!(body["success"], false, "{path}: {body}");
-        assert_eq!(body["kind"], kind, "{path}: {body}");
     }
 }
 

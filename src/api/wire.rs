@@ -10,14 +10,16 @@
 //!   WebAssembly. Postcard reads a struct as a sequence only, so the map
 //!   and field-name code is never linked.
 //! - **In the page** the bytes travel as base64 text ([`Wire`]); from a
-//!   server function as a binary body ([`Postcard`],
-//!   `application/x-postcard`).
+//!   server function as a binary body ([`Binary`],
+//!   `application/x-postcard`). Errors keep the server functions' JSON
+//!   error encoding.
 //! - **The JSON API is unchanged**: `/api/...` still answers JSON. Only
 //!   the panel's own pages use this.
 //! - **What it cannot carry:** postcard does not name fields or variants,
-//!   so a type sent this way must not use `#[serde(tag)]`, `untagged` or
-//!   `flatten`. A test below round-trips the dashboard; Playwright loads
-//!   and refreshes every page through both paths.
+//!   so a type sent this way must not use `#[serde(tag)]`, `untagged`,
+//!   `flatten` or `skip_serializing_if`. Tests below round-trip a dashboard
+//!   and an error; Playwright loads and refreshes every page through both
+//!   paths.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
