@@ -4,7 +4,6 @@
 //! Constructors used on the server log the underlying cause and keep only a
 //! message that is safe to show: no paths, no SQL, no secrets.
 
-use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +93,9 @@ pub fn error_reference() -> String {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+    /// Postcard, like the server functions' replies ([`crate::api::wire`]):
+    /// the browser then links no JSON decoder at all.
+    type Encoder = crate::api::wire::PostcardEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {

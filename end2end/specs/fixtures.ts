@@ -43,13 +43,13 @@ export async function logIn(page: Page) {
 }
 
 /**
- * The page's live stream answering (`/api/live`, 200). A page opens it only
+ * The page's live stream answering (`/api/live?wire`, 200). A page opens it only
  * once it has hydrated, so this also says its scripts run. With `path`, only
  * the stream of the document at that path counts.
  */
 export function liveStream(page: Page, path?: string) {
   return page.waitForResponse(
-    (r) => r.url().endsWith('/api/live') && r.status() === 200 && (path === undefined || r.frame().url().endsWith(path)),
+    (r) => r.url().endsWith('/api/live?wire') && r.status() === 200 && (path === undefined || r.frame().url().endsWith(path)),
   );
 }
 

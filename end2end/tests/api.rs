@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
+use tollgate::error::{AppError, ErrorKind};
 
 #[tokio::test]
 async fn every_route_refuses_requests_without_a_session() {
@@ -32,8 +33,7 @@ async fn every_route_refuses_requests_without_a_session() {
         let res =
             req.header("cookie", "tollgate_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
-        let body: serde_json::Value = res.json().await.unwrap();
-        assert_refusal(path, &body, "unauthorized");
+        assert_refusal(path, res, ErrorKind::Unauthorized).await;
     }
     for page in ["/", "/servers", "/servers/1"] {
         let res = anonymous.get(panel.url(page)).send().await.unwrap();
@@ -51,9 +51,14 @@ async fn a_live_stream_needs_a_session_and_carries_each_change_as_it_happens() {
     let panel = TestPanel::start().await;
     let http = panel.login().await;
     let mut live = LiveStream::open(&http, &panel.url("")).await;
+    let mut page = LiveStream::open_wire(&http, &panel.url("")).await;
     let (status, user) = post_json(&http, &panel.url("/api/users"), &json!({ "name": "Ann" })).await;
     assert_eq!(status, StatusCode::CREATED, "{user}");
     let (name, data) = live.next(std::time::Duration::from_secs(2)).await.expect("an event within 2 s");
+    assert_eq!(name, "user_changed");
+    assert_eq!(data, json!({ "kind": "user_changed", "user": user["user"]["id"] }));
+    // The pages' stream carries the same event in postcard.
+    let (name, data) = page.next(std::time::Duration::from_secs(2)).await.expect("the page's event within 2 s");
     assert_eq!(name, "user_changed");
     assert_eq!(data, json!({ "kind": "user_changed", "user": user["user"]["id"] }));
 
@@ -269,11 +274,20 @@ fn cross_site(
 /// A refusal as its caller reads it: the JSON API's `{"success": false, …}`,
 /// or, for a server function, the error itself (what the page decodes and
 /// shows, "Please log in." with its link included).
-fn assert_refusal(path: &str, body: &serde_json::Value, kind: &str) {
-    assert_eq!(body["kind"], kind, "{path}: {body}");
+/// A refusal as its caller reads it: a server function's (`/rpc/…`) in
+/// postcard, decoded as the page does; the JSON API's as JSON.
+async fn assert_refusal(path: &str, res: reqwest::Response, kind: ErrorKind) {
+    use leptos::server_fn::error::FromServerFnError;
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    let body = res.bytes().await.unwrap();
     if path.starts_with("/rpc/") {
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{path}: {body}");
+        assert_eq!(content_type, "application/x-postcard", "{path}");
+        let error = AppError::de(body);
+        assert_eq!(error.kind, kind, "{path}: {error:?}");
+        assert!(!error.message.is_empty(), "{path}: {error:?}");
     } else {
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["kind"], json!(kind), "{path}: {body}");
         assert_eq!(body["success"], false, "{path}: {body}");
     }
 }
@@ -291,8 +305,7 @@ async fn cross_origin_form_posts_are_refused_and_change_nothing() {
         ] {
             let res = cross_site(&http, panel.url(path), origin, site).send().await.unwrap();
             assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path} from {origin:?}/{site:?}");
-            let body: serde_json::Value = res.json().await.unwrap();
-            assert_refusal(path, &body, "forbidden");
+            assert_refusal(path, res, ErrorKind::Forbidden).await;
         }
     }
     // A JSON endpoint takes JSON only, whoever sends it.

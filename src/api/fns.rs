@@ -11,7 +11,7 @@ use super::{DashboardView, ServerView};
 use crate::error::AppError;
 use leptos::server;
 
-#[server(prefix = "/rpc", endpoint = "login")]
+#[server(prefix = "/rpc", endpoint = "login", output = super::wire::Binary)]
 pub async fn login(username: String, password: String) -> Result<(), AppError> {
     use crate::server::rpc;
     let state = rpc::state()?;
@@ -23,7 +23,7 @@ pub async fn login(username: String, password: String) -> Result<(), AppError> {
     Ok(())
 }
 
-#[server(prefix = "/rpc", endpoint = "logout")]
+#[server(prefix = "/rpc", endpoint = "logout", output = super::wire::Binary)]
 pub async fn logout() -> Result<(), AppError> {
     use crate::server::rpc;
     let state = rpc::state()?;
@@ -35,7 +35,7 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 /// The logged-in admin's name.
-#[server(prefix = "/rpc", endpoint = "whoami")]
+#[server(prefix = "/rpc", endpoint = "whoami", output = super::wire::Binary)]
 pub async fn whoami() -> Result<String, AppError> {
     let (_, admin) = crate::server::rpc::require_admin().await?;
     Ok(admin.username.to_string())
@@ -103,7 +103,7 @@ pub const SESSIONS_SHOWN: u32 = 50;
 
 /// Polls a server now (the server page's Sync stats): what was read and
 /// what it added.
-#[server(prefix = "/rpc", endpoint = "sync_server")]
+#[server(prefix = "/rpc", endpoint = "sync_server", output = super::wire::Binary)]
 pub async fn sync_server(id: i64) -> Result<String, AppError> {
     use crate::domain::ByteCount;
     let (state, admin) = crate::server::rpc::require_admin().await?;
@@ -128,7 +128,7 @@ pub async fn sync_server(id: i64) -> Result<String, AppError> {
 }
 
 /// Ends an OpenVPN session (the dashboard's and server page's button).
-#[server(prefix = "/rpc", endpoint = "disconnect")]
+#[server(prefix = "/rpc", endpoint = "disconnect", output = super::wire::Binary)]
 pub async fn disconnect_session(id: i64, halt: Option<String>) -> Result<String, AppError> {
     let (state, admin) = crate::server::rpc::require_admin().await?;
     let reply = state.panel.disconnect(id, halt.is_some()).await?;
@@ -137,7 +137,7 @@ pub async fn disconnect_session(id: i64, halt: Option<String>) -> Result<String,
 }
 
 /// The add-server form. Blank fields mean "not given".
-#[server(prefix = "/rpc", endpoint = "add_server")]
+#[server(prefix = "/rpc", endpoint = "add_server", output = super::wire::Binary)]
 pub async fn add_server(
     name: String,
     host: String,
@@ -192,7 +192,7 @@ pub async fn add_server(
 
 /// Revokes (`action` = `revoke`) or restores a client: the server page's and
 /// client page's buttons.
-#[server(prefix = "/rpc", endpoint = "client_access")]
+#[server(prefix = "/rpc", endpoint = "client_access", output = super::wire::Binary)]
 pub async fn client_access(id: i64, action: String) -> Result<String, AppError> {
     let (state, admin) = crate::server::rpc::require_admin().await?;
     let id = crate::domain::ClientId::new(id);
@@ -208,7 +208,7 @@ pub async fn client_access(id: i64, action: String) -> Result<String, AppError> 
 }
 
 /// Deletes a client (usage history kept) and goes back to its server.
-#[server(prefix = "/rpc", endpoint = "delete_client")]
+#[server(prefix = "/rpc", endpoint = "delete_client", output = super::wire::Binary)]
 pub async fn delete_client(id: i64, server: i64) -> Result<(), AppError> {
     let (state, admin) = crate::server::rpc::require_admin().await?;
     state.panel.delete_client(&admin, crate::domain::ClientId::new(id), true).await?;
@@ -233,7 +233,7 @@ pub async fn client_detail(id: i64) -> Result<super::ClientDetail, AppError> {
 }
 
 /// The client page's policy form (and note). Blank fields clear the value.
-#[server(prefix = "/rpc", endpoint = "client_policy")]
+#[server(prefix = "/rpc", endpoint = "client_policy", output = super::wire::Binary)]
 pub async fn client_policy(
     id: i64,
     traffic_limit: String,
@@ -272,7 +272,7 @@ pub async fn client_policy(
 }
 
 /// Generates a peer and opens its page (config and QR code).
-#[server(prefix = "/rpc", endpoint = "generate_peer")]
+#[server(prefix = "/rpc", endpoint = "generate_peer", output = super::wire::Binary)]
 pub async fn generate_peer(server: i64, name: String, email: String) -> Result<(), AppError> {
     use serde_json::json;
     let (state, admin) = crate::server::rpc::require_admin().await?;
@@ -302,7 +302,7 @@ pub async fn list_users() -> Result<Vec<super::UserView>, AppError> {
 }
 
 /// The users page's form. A blank email or limit means none.
-#[server(prefix = "/rpc", endpoint = "create_user")]
+#[server(prefix = "/rpc", endpoint = "create_user", output = super::wire::Binary)]
 pub async fn create_user(name: String, email: String, max_connections: String) -> Result<(), AppError> {
     use serde_json::json;
     let (state, admin) = crate::server::rpc::require_admin().await?;

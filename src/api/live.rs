@@ -6,8 +6,13 @@
 use crate::domain::{ClientId, ServerId, UserId};
 use serde::{Deserialize, Serialize};
 
+///
+/// Two shapes: in JSON (the API's stream, PostgreSQL's notices) a tagged
+/// object, `{"kind": "client_changed", "server": 3, "client": 41}`; in
+/// postcard (the page's own stream, [`crate::api::wire`]), which cannot
+/// read a tag, the same variants by position (`Compact`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(remote = "Self", tag = "kind", rename_all = "snake_case")]
 pub enum LiveEvent {
     /// A poll of `server` ended: its figures were stored (`ok`), or it
     /// failed and the server's health changed.
@@ -27,6 +32,40 @@ pub enum LiveEvent {
     /// Events may have been missed (the page fell behind, or a replica's
     /// link to the others was down): refetch everything once.
     Resync,
+}
+
+/// [`LiveEvent`] for formats that name nothing: variant by position.
+/// serde's `remote` checks that it lists the same variants and fields.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "LiveEvent")]
+enum Compact {
+    ServerPolled { server: ServerId, ok: bool, sessions_opened: u32, sessions_closed: u32 },
+    ServerChanged { server: ServerId },
+    ClientChanged { server: ServerId, client: ClientId },
+    ClientsChanged { server: ServerId },
+    SessionEnded { server: ServerId },
+    UserChanged { user: UserId },
+    Resync,
+}
+
+impl Serialize for LiveEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            LiveEvent::serialize(self, serializer)
+        } else {
+            Compact::serialize(self, serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LiveEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            LiveEvent::deserialize(deserializer)
+        } else {
+            Compact::deserialize(deserializer)
+        }
+    }
 }
 
 impl LiveEvent {
@@ -92,5 +131,29 @@ mod tests {
         ];
         let names: Vec<&str> = every.iter().map(LiveEvent::name).collect();
         assert_eq!(names, LiveEvent::NAMES, "a page listens for every event by name");
+    }
+
+    #[test]
+    fn every_event_travels_to_the_page_in_postcard_and_back_unchanged() {
+        use crate::api::wire::Wire;
+        use leptos::server::codee::{Decoder, Encoder};
+        let (server, client) = (ServerId::new(7), ClientId::new(9));
+        for event in [
+            LiveEvent::ServerPolled { server, ok: false, sessions_opened: 2, sessions_closed: 1 },
+            LiveEvent::ServerChanged { server },
+            LiveEvent::ClientChanged { server, client },
+            LiveEvent::ClientsChanged { server },
+            LiveEvent::SessionEnded { server },
+            LiveEvent::UserChanged { user: UserId::new(5) },
+            LiveEvent::Resync,
+        ] {
+            let text = <Wire as Encoder<LiveEvent>>::encode(&event).unwrap();
+            assert!(!text.starts_with('{'), "not JSON: {text}");
+            assert_eq!(<Wire as Decoder<LiveEvent>>::decode(&text).unwrap(), event);
+            let json = serde_json::to_value(event).unwrap();
+            assert_eq!(json["kind"], event.name(), "JSON keeps its tag");
+            assert_eq!(serde_json::from_value::<LiveEvent>(json).unwrap(), event);
+        }
+        assert!(<Wire as Decoder<LiveEvent>>::decode("CQ==").is_err(), "no tenth variant");
     }
 }

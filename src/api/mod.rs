@@ -50,7 +50,9 @@ pub struct ServerView {
     pub openvpn_management_port: Option<u16>,
     pub host_key_fingerprint: Option<String>,
     pub health: ServerHealth,
+    #[serde(with = "wire::instant::option")]
     pub last_poll_at: Option<DateTime<Utc>>,
+    #[serde(with = "wire::instant::option")]
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
@@ -155,8 +157,11 @@ pub struct ClientView {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub month: Traffic,
+    #[serde(with = "wire::instant::option")]
     pub last_handshake: Option<DateTime<Utc>>,
+    #[serde(with = "wire::instant::option")]
     pub last_seen: Option<DateTime<Utc>>,
+    #[serde(with = "wire::instant::option")]
     pub last_sync_at: Option<DateTime<Utc>>,
     /// Part of the wanted configuration (see `tollgate sync`).
     pub managed: bool,
@@ -178,6 +183,7 @@ pub struct ClientView {
     /// `lifetime` or `monthly`.
     pub limit_period: String,
     pub reset_day: Option<u8>,
+    #[serde(with = "wire::instant::option")]
     pub expiry_date: Option<DateTime<Utc>>,
     /// Bytes (sent + received) the limit counts now: lifetime, or the
     /// current monthly period's.
@@ -214,12 +220,14 @@ pub struct UserView {
     pub email: Option<String>,
     /// 0: no limit.
     pub max_connections: u32,
+    #[serde(with = "wire::instant")]
     pub created_at: DateTime<Utc>,
     pub clients: Vec<i64>,
     /// Devices connected now, across every server.
     pub active: u32,
     /// The latest moment any of its devices was seen in a session.
     #[serde(default)]
+    #[serde(with = "wire::instant::option")]
     pub last_seen: Option<DateTime<Utc>>,
 }
 
@@ -227,6 +235,7 @@ pub struct UserView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventView {
     pub id: i64,
+    #[serde(with = "wire::instant")]
     pub at: DateTime<Utc>,
     /// An admin's name, or `enforcer`.
     pub actor: String,
@@ -265,8 +274,11 @@ pub struct SessionView {
     pub identity: String,
     pub session_key: String,
     pub protocol: Protocol,
+    #[serde(with = "wire::instant")]
     pub connected_at: DateTime<Utc>,
+    #[serde(with = "wire::instant::option")]
     pub disconnected_at: Option<DateTime<Utc>>,
+    #[serde(with = "wire::instant")]
     pub last_seen_at: DateTime<Utc>,
     pub endpoint: Option<String>,
     pub virtual_ip: Option<String>,
@@ -357,6 +369,7 @@ pub struct ServerCount {
     pub health: ServerHealth,
     pub online: u32,
     pub clients: u32,
+    #[serde(with = "wire::instant::option")]
     pub last_poll_at: Option<DateTime<Utc>>,
 }
 

@@ -11,8 +11,10 @@
 //!   and field-name code is never linked.
 //! - **In the page** the bytes travel as base64 text ([`Wire`]); from a
 //!   server function as a binary body ([`Binary`],
-//!   `application/x-postcard`). Errors keep the server functions' JSON
-//!   error encoding.
+//!   `application/x-postcard`): every server function answers this way,
+//!   its errors ([`crate::error::AppError`]) included, and the page's live
+//!   stream carries its events in it too (`/api/live?wire`), so the
+//!   browser links no JSON decoder.
 //! - **The JSON API is unchanged**: `/api/...` still answers JSON. Only
 //!   the panel's own pages use this.
 //! - **What it cannot carry:** postcard does not name fields or variants,
@@ -62,7 +64,7 @@ impl<T: DeserializeOwned> Decoder<T> for Wire {
 /// A server function's reply in postcard (`output = Binary`).
 pub struct PostcardEncoding;
 
-/// The `output` of the server functions that fetch page data.
+/// The `output` of every server function (`/rpc/...`).
 pub type Binary = Post<PostcardEncoding>;
 
 impl ContentType for PostcardEncoding {
@@ -86,6 +88,59 @@ impl<T: DeserializeOwned> Decodes<T> for PostcardEncoding {
 
     fn decode(bytes: Bytes) -> Result<T, Self::Error> {
         postcard::from_bytes(&bytes)
+    }
+}
+
+/// `#[serde(with = "instant")]` for a `DateTime<Utc>` in page data: in
+/// JSON chrono's own RFC 3339 text (the API is unchanged); in postcard
+/// seconds and nanoseconds, so the browser links no date parser.
+pub mod instant {
+    use chrono::{DateTime, Utc};
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    fn parts(t: &DateTime<Utc>) -> (i64, u32) {
+        (t.timestamp(), t.timestamp_subsec_nanos())
+    }
+
+    fn from_parts<E: Error>((secs, nanos): (i64, u32)) -> Result<DateTime<Utc>, E> {
+        DateTime::from_timestamp(secs, nanos).ok_or_else(|| E::custom("an instant out of range"))
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            t.serialize(s)
+        } else {
+            parts(t).serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        if d.is_human_readable() {
+            DateTime::deserialize(d)
+        } else {
+            from_parts(Deserialize::deserialize(d)?)
+        }
+    }
+
+    /// The same for an `Option<DateTime<Utc>>`.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+            if s.is_human_readable() {
+                t.serialize(s)
+            } else {
+                t.as_ref().map(parts).serialize(s)
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+            if d.is_human_readable() {
+                Option::deserialize(d)
+            } else {
+                Option::<(i64, u32)>::deserialize(d)?.map(from_parts).transpose()
+            }
+        }
     }
 }
 
@@ -157,6 +212,22 @@ mod tests {
             daily: vec![Bar { key: "2026-11-01".into(), label: "1".into(), sent: 1, received: 2 }],
         };
         round_trip(&dashboard);
+    }
+
+    #[test]
+    fn an_instant_is_text_in_json_and_exact_to_the_nanosecond_in_postcard() {
+        let mut s = session(1, false);
+        s.connected_at = Utc.timestamp_opt(1_795_000_000, 123_456_789).single().expect("a time");
+        s.disconnected_at = Some(Utc.timestamp_opt(-86_400, 1).single().expect("before 1970"));
+        round_trip(&s);
+        let json = serde_json::to_value(&s).expect("JSON");
+        assert_eq!(json["connected_at"], "2026-11-18T11:06:40.123456789Z");
+        assert_eq!(json["disconnected_at"], "1969-12-31T00:00:00.000000001Z");
+        assert_eq!(serde_json::from_value::<SessionView>(json).expect("back"), s);
+        // An instant chrono cannot hold is an error, not a panic.
+        let out_of_range = postcard::to_allocvec(&(i64::MAX, 0u32)).expect("encodes");
+        let mut decoder = postcard::Deserializer::from_bytes(&out_of_range);
+        assert!(instant::deserialize(&mut decoder).is_err());
     }
 
     #[test]

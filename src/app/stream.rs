@@ -1,4 +1,4 @@
-//! This tab's live stream (`GET /api/live`), in the browser only. Its
+//! This tab's live stream (`GET /api/live?wire`), in the browser only. Its
 //! events are counted into the [`super::Live`] signal the pages watch.
 //!
 //! - Every time the stream opens it counts one `resync`: what happened
@@ -13,8 +13,10 @@
 //!   background must not hold them.
 
 use super::LiveEvent;
+use crate::api::wire::Wire;
 use chrono::Utc;
 use leptos::prelude::*;
+use leptos::server::codee::Decoder;
 use std::cell::RefCell;
 use std::time::Duration;
 use wasm_bindgen::closure::Closure;
@@ -57,10 +59,11 @@ fn open(set: Counter, failures: u32) {
     if hidden() || OPEN.with(|o| o.borrow().is_some()) {
         return;
     }
-    let Ok(source) = web_sys::EventSource::new("/api/live") else { return };
+    // `?wire`: events in postcard, like the page's data.
+    let Ok(source) = web_sys::EventSource::new("/api/live?wire") else { return };
     let count = move |event: LiveEvent| set.update(|(n, last)| (*n, *last) = (*n + 1, Some(event)));
     let on_event = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-        let event = e.data().as_string().and_then(|d| serde_json::from_slice::<LiveEvent>(d.as_bytes()).ok());
+        let event = e.data().as_string().and_then(|d| <Wire as Decoder<LiveEvent>>::decode(&d).ok());
         count(event.unwrap_or(LiveEvent::Resync));
     });
     for name in LiveEvent::NAMES {

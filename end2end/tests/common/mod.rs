@@ -405,16 +405,39 @@ pub async fn add_openvpn(panel: &TestPanel, http: &reqwest::Client, host: &TestH
 pub struct LiveStream {
     response: reqwest::Response,
     buffer: String,
+    wire: bool,
 }
 
 impl LiveStream {
     /// Opens the stream with `client`'s session; panics unless it is one.
     pub async fn open(client: &reqwest::Client, base: &str) -> LiveStream {
-        let response = client.get(format!("{base}/api/live")).timeout(Duration::from_secs(3600)).send().await.unwrap();
+        Self::open_at(client, &format!("{base}/api/live"), false).await
+    }
+
+    /// The stream as the panel's pages open it (`?wire`: postcard data).
+    pub async fn open_wire(client: &reqwest::Client, base: &str) -> LiveStream {
+        Self::open_at(client, &format!("{base}/api/live?wire"), true).await
+    }
+
+    async fn open_at(client: &reqwest::Client, url: &str, wire: bool) -> LiveStream {
+        let response = client.get(url).timeout(Duration::from_secs(3600)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(kind.starts_with("text/event-stream"), "{kind}");
-        LiveStream { response, buffer: String::new() }
+        LiveStream { response, buffer: String::new(), wire }
+    }
+
+    /// `data:` as JSON; a `?wire` stream's postcard is decoded as the
+    /// page does and shown in the JSON stream's shape.
+    fn data(&self, data: &str) -> Value {
+        use leptos::server::codee::Decoder;
+        use tollgate::api::live::LiveEvent;
+        if !self.wire {
+            return serde_json::from_str(data).unwrap();
+        }
+        assert!(!data.starts_with('{'), "postcard, not JSON: {data}");
+        let event = <tollgate::api::wire::Wire as Decoder<LiveEvent>>::decode(data).unwrap();
+        serde_json::to_value(event).unwrap()
     }
 
     /// The next event (`event:` name, `data:` JSON), or `None` if none
@@ -428,7 +451,7 @@ impl LiveStream {
                 let field =
                     |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start().to_owned());
                 if let (Some(name), Some(data)) = (field("event:"), field("data:")) {
-                    return Some((name, serde_json::from_str(&data).unwrap()));
+                    return Some((name, self.data(&data)));
                 }
             }
             let chunk = tokio::time::timeout_at(until, self.response.chunk()).await.ok()?.ok()??;

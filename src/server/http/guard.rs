@@ -68,8 +68,10 @@ fn refuse(path: &str, error: AppError) -> Response {
     if !path.starts_with("/rpc/") {
         return error.into_response();
     }
+    use leptos::server_fn::ContentType;
     let status = error.kind.status();
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], error.ser()).into_response()
+    let kind = HeaderValue::from_static(crate::api::wire::PostcardEncoding::CONTENT_TYPE);
+    (status, [(header::CONTENT_TYPE, kind)], error.ser()).into_response()
 }
 
 /// `Err(reason)` when the browser's headers say the request is cross-site.

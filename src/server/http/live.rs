@@ -1,14 +1,16 @@
 //! `GET /api/live`: one server-sent-events stream per open page, carrying
 //! the bus's [`LiveEvent`]s as they happen (`event:` its name, `data:` its
-//! JSON). A page that fell behind gets one `resync`. The session is checked
+//! JSON; with `?wire`, as the panel's pages ask, base64 postcard, see
+//! [`crate::api::wire`]). A page that fell behind gets one `resync`. The session is checked
 //! again every minute: the stream ends once it expired or was logged out.
 //! Nothing is sent to an idle page but a keep-alive comment.
 
 use crate::api::live::LiveEvent;
+use crate::api::wire::Wire;
 use crate::error::AppError;
 use crate::server::panel::{Admin, Panel};
 use crate::server::AppState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -32,11 +34,34 @@ struct Subscription {
     panel: Arc<Panel>,
     headers: HeaderMap,
     check: Interval,
+    encoding: Encoding,
+}
+
+/// How a stream's `data:` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Wire,
+}
+
+/// `?wire` (any value, or none) asks for base64 postcard.
+#[derive(Debug, serde::Deserialize)]
+pub struct LiveQuery {
+    wire: Option<String>,
 }
 
 /// The event for the page: a `LiveEvent`, or `resync` after a lag.
-fn sse_event(event: &LiveEvent) -> Event {
-    let data = serde_json::to_string(event).unwrap_or_else(|_| r#"{"kind":"resync"}"#.to_owned());
+fn sse_event(event: &LiveEvent, encoding: Encoding) -> Event {
+    use leptos::server::codee::Encoder;
+    let data = match encoding {
+        Encoding::Json => serde_json::to_string(event).ok(),
+        Encoding::Wire => <Wire as Encoder<LiveEvent>>::encode(event).ok(),
+    };
+    // Every event encodes; if one ever did not, the page refetches all.
+    let data = data.unwrap_or_else(|| match encoding {
+        Encoding::Json => r#"{"kind":"resync"}"#.to_owned(),
+        Encoding::Wire => String::new(),
+    });
     Event::default().event(event.name()).data(data)
 }
 
@@ -47,9 +72,10 @@ fn stream(
     closing: CancellationToken,
     panel: Arc<Panel>,
     headers: HeaderMap,
+    encoding: Encoding,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let check = interval_at(Instant::now() + SESSION_CHECK, SESSION_CHECK);
-    let start = Subscription { events, closing, panel, headers, check };
+    let start = Subscription { events, closing, panel, headers, check, encoding };
     futures_util::stream::unfold(start, |mut s| async move {
         loop {
             tokio::select! {
@@ -63,7 +89,7 @@ fn stream(
                         }
                         Err(RecvError::Closed) => return None,
                     };
-                    return Some((Ok(sse_event(&event)), s));
+                    return Some((Ok(sse_event(&event, s.encoding)), s));
                 }
                 _ = s.check.tick() => {
                     if s.panel.authenticate(&s.headers).await.is_err() {
@@ -75,9 +101,15 @@ fn stream(
     })
 }
 
-pub async fn live(State(state): State<AppState>, _: Admin, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn live(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(query): Query<LiveQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let encoding = if query.wire.is_some() { Encoding::Wire } else { Encoding::Json };
     let events = state.panel.poller.bus().subscribe();
-    let sse = Sse::new(stream(events, state.closing.clone(), state.panel.clone(), headers))
+    let sse = Sse::new(stream(events, state.closing.clone(), state.panel.clone(), headers, encoding))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     let mut response = sse.into_response();
     // Buffering proxies (nginx) would hold the events back.
