@@ -30,6 +30,14 @@ TOLLGATE_TEST_BACKEND=postgres cargo test --features ssr --locked \
 step "front end (release WASM + CSS, as shipped) for the end-to-end tests"
 cargo leptos build --release --frontend-only
 
+step "release WASM within its budget (docs/BENCHMARKS.md)"
+wasm_gzip=$(gzip -9c target/site/pkg/tollgate.wasm | wc -c)
+echo "tollgate.wasm: ${wasm_gzip} B gzip -9 (budget 350000 B)"
+if ((wasm_gzip > 350000)); then
+  echo "tollgate.wasm is over its 350 KB gzip budget" >&2
+  exit 1
+fi
+
 step "Playwright (Debian Chromium; with and without JavaScript; phone)"
 TOLLGATE_BIN="$CARGO_TARGET_DIR/debug/tollgate" \
   npx playwright test -c end2end/playwright.config.ts

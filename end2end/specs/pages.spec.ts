@@ -37,6 +37,7 @@ test('every page passes axe in light and dark and is photographed', async ({ pag
   test.setTimeout(120_000);
   const project = info.project.name;
   await page.goto('/login');
+  await expect(page).toHaveTitle('Log in · Tollgate');
   await look(page, 'login', project);
 
   await logIn(page);
@@ -60,6 +61,12 @@ test('every page passes axe in light and dark and is photographed', async ({ pag
   for (const [name, path] of pages) {
     await page.goto(path);
     await expect(page.locator('main h1')).toBeVisible();
+    await expect(page).toHaveTitle(`${await page.locator('main h1').innerText()} · Tollgate`);
     await look(page, name, project);
   }
+  // The title follows a move to another page (made in the browser when
+  // scripts run).
+  await page.getByRole('navigation').getByRole('link', { name: 'Users', exact: true }).click();
+  await expect(page.locator('main h1')).toHaveText('Users');
+  await expect(page).toHaveTitle('Users · Tollgate');
 });

@@ -2,16 +2,16 @@
 
 use super::components::{ErrorNote, BUTTON, INPUT};
 use super::post_form::{Fields, PostForm};
+use super::PageTitle;
 use crate::api::fns::Login;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let error = move || login.value().get().and_then(Result::err);
     view! {
-        <Title text="Log in" />
+        <PageTitle text="Log in" />
         <main class="flex min-h-screen items-center justify-center px-4">
             <div class="w-full max-w-sm rounded-lg border border-slate-200 bg-white p-6 shadow-sm dark:border-slate-800 dark:bg-slate-900">
                 <h1 class="mb-6 text-2xl font-semibold tracking-tight">"Tollgate"</h1>

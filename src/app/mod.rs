@@ -23,12 +23,13 @@ use crate::api::live::LiveEvent;
 use chrono::{DateTime, Utc};
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
 use post_form::PostForm;
 use std::time::Duration;
 
+/// The document around [`App`], on the server only.
+#[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -36,9 +37,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link id="leptos" rel="stylesheet" href="/pkg/tollgate.css" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
-                <MetaTags />
+                <leptos_meta::MetaTags />
             </head>
             <body class="min-h-screen bg-slate-50 text-slate-900 antialiased dark:bg-slate-950 dark:text-slate-100">
                 <App />
@@ -115,7 +119,8 @@ pub fn any_event(_: &LiveEvent) -> bool {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
+    #[cfg(feature = "ssr")]
+    leptos_meta::provide_meta_context();
     let (now, set_now) = signal(None::<DateTime<Utc>>);
     Effect::new(move |_| {
         set_now.set(Some(Utc::now()));
@@ -134,10 +139,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/tollgate.css" />
-        <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
-        <Meta name="color-scheme" content="light dark" />
-        <Title formatter=|text: String| if text.is_empty() { "Tollgate".to_owned() } else { format!("{text} · Tollgate") } />
         <Router>
             <Routes fallback=|| view! { <Page title="Not found"><p>"No such page."</p></Page> }>
                 <Route path=path!("/login") view=|| login::LoginPage().into_any() ssr=SsrMode::Async />
@@ -152,12 +153,27 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The document's title, "`text` · Tollgate". The server writes it into
+/// the page's head (leptos_meta); the browser sets it on each client-side
+/// navigation, without leptos_meta's code in the WebAssembly.
+#[component]
+pub fn PageTitle(#[prop(into)] text: String) -> impl IntoView {
+    let full = format!("{text} · Tollgate");
+    // Both sides render nothing here, so hydration finds what it expects:
+    // leptos_meta takes the title when its component is made, and its
+    // view (which, unlike `()`, leaves no marker) is dropped.
+    #[cfg(feature = "ssr")]
+    drop(leptos_meta::Title(leptos_meta::TitleProps::builder().text(full).build()));
+    #[cfg(not(feature = "ssr"))]
+    Effect::new(move |_| document().set_title(&full));
+}
+
 /// The frame of every logged-in page: navigation, logout, and the content.
 #[component]
 pub fn Page(#[prop(into)] title: String, children: Children) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     view! {
-        <Title text=title.clone() />
+        <PageTitle text=title.clone() />
         <header class="border-b border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
             <nav class="mx-auto flex max-w-6xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3">
                 <A href="/" attr:class="text-lg font-semibold tracking-tight">"Tollgate"</A>
