@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo bench --features ssr --bench pages
-//! cargo bench --features ssr --bench pages -- --clients 10000 --servers 200 --runs 30
+//! cargo bench --features ssr --bench pages -- --clients 10000 --servers 200 --runs 30 --tabs 100
 //! ```
 //!
 //! The 10,000-peer `wg show dump` goes through the real ingest twice (an
@@ -15,6 +15,12 @@
 //! server's clients, the same filtered by a search, the dashboard's data,
 //! and the servers page. Reported per request: p50 / p95 over the runs
 //! (after one warm-up) and the body's size.
+//!
+//! The dashboard is computed once per live event and shared by the pages
+//! that ask until the next (`server::shared`): each of its runs follows an
+//! event (a user is added), so it measures the computation. Then 100 tabs
+//! ask for it together after one event, as open dashboards do: the time
+//! until the last has its answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -61,19 +67,33 @@ async fn main() {
     let (base, http) = (&panel.base, &panel.http);
 
     println!("pages: one server of {clients} clients among {servers} servers, {runs} runs each");
+    // A live event: the dashboard's shared answer is stale after it.
+    let users = std::sync::atomic::AtomicU32::new(0);
+    let event = || async {
+        let n = users.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let res = http.post(format!("{base}/api/users")).json(&serde_json::json!({ "name": format!("bench {n}") }));
+        assert!(res.send().await.unwrap().status().is_success());
+    };
     let requests = [
-        ("server page (HTML, first load)", format!("/servers/{big}")),
-        ("clients, JSON page of 50", format!("/api/servers/{big}/clients?page=1&per_page=50")),
-        ("clients, JSON page 100 by month ↓", format!("/api/servers/{big}/clients?page=100&sort=month_down&dir=desc")),
-        ("clients, JSON search", format!("/api/servers/{big}/clients?q=AQAAAAcH")),
-        ("dashboard data (JSON)", "/api/dashboard".to_owned()),
-        ("dashboard (HTML)", "/".to_owned()),
-        ("servers page (HTML)", "/servers".to_owned()),
+        ("server page (HTML, first load)", format!("/servers/{big}"), false),
+        ("clients, JSON page of 50", format!("/api/servers/{big}/clients?page=1&per_page=50"), false),
+        (
+            "clients, JSON page 100 by month ↓",
+            format!("/api/servers/{big}/clients?page=100&sort=month_down&dir=desc"),
+            false,
+        ),
+        ("clients, JSON search", format!("/api/servers/{big}/clients?q=AQAAAAcH"), false),
+        ("dashboard data (JSON), after an event", "/api/dashboard".to_owned(), true),
+        ("dashboard (HTML), after an event", "/".to_owned(), true),
+        ("servers page (HTML)", "/servers".to_owned(), false),
     ];
-    for (label, path) in requests {
+    for (label, path, after_event) in requests {
         let mut times = Vec::with_capacity(runs);
         let mut size = 0;
         for run in 0..=runs {
+            if after_event {
+                event().await;
+            }
             let started = Instant::now();
             let res = http.get(format!("{base}{path}")).send().await.unwrap();
             assert!(res.status().is_success(), "{path}: {}", res.status());
@@ -86,11 +106,34 @@ async fn main() {
         }
         times.sort_by(f64::total_cmp);
         println!(
-            "{label:<36} p50 {:>7.1} ms  p95 {:>7.1} ms  {:>9} B   {path}",
+            "{label:<40} p50 {:>7.1} ms  p95 {:>7.1} ms  {:>9} B   {path}",
             percentile(&times, 50.0),
             percentile(&times, 95.0),
             size
         );
     }
+
+    let tabs = arg("--tabs", 100);
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..=runs {
+        event().await;
+        let started = Instant::now();
+        let asks = (0..tabs).map(|_| async {
+            let res = http.get(format!("{base}/api/dashboard")).send().await.unwrap();
+            assert!(res.status().is_success());
+            res.bytes().await.unwrap();
+        });
+        futures_util::future::join_all(asks).await;
+        if run > 0 {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{:<40} p50 {:>7.1} ms  p95 {:>7.1} ms  (until the last answer)",
+        format!("dashboard data, {tabs} tabs at once"),
+        percentile(&times, 50.0),
+        percentile(&times, 95.0)
+    );
     panel.stop().await;
 }

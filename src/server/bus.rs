@@ -9,6 +9,7 @@
 //! pages that may have missed it, which then refetch once.
 
 use crate::api::live::LiveEvent;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::broadcast;
 
 /// Events a subscriber may fall behind by before it is told to resync.
@@ -23,27 +24,40 @@ pub trait EventBus: Send + Sync {
     /// receiver that falls more than [`BACKLOG`] behind gets `Lagged`,
     /// which a page takes as a resync.
     fn subscribe(&self) -> broadcast::Receiver<LiveEvent>;
+
+    /// How many events this replica has handed to its subscribers (its
+    /// own, the other replicas', resyncs): what was read from the store at
+    /// one generation is current until it changes ([`crate::server::shared`]).
+    fn generation(&self) -> u64;
 }
 
 /// The bus of one process: a broadcast channel.
 pub struct LocalBus {
     sender: broadcast::Sender<LiveEvent>,
+    published: AtomicU64,
 }
 
 impl Default for LocalBus {
     fn default() -> Self {
-        Self { sender: broadcast::Sender::new(BACKLOG) }
+        Self { sender: broadcast::Sender::new(BACKLOG), published: AtomicU64::new(0) }
     }
 }
 
 impl EventBus for LocalBus {
     fn publish(&self, event: LiveEvent) {
+        // Counted before it is sent: a page that refetches on it reads
+        // the new generation.
+        self.published.fetch_add(1, Ordering::SeqCst);
         // No subscriber (no page open) is not an error: the event is gone.
         let _ = self.sender.send(event);
     }
 
     fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.sender.subscribe()
+    }
+
+    fn generation(&self) -> u64 {
+        self.published.load(Ordering::SeqCst)
     }
 }
 
@@ -62,6 +76,7 @@ mod tests {
         assert_eq!(a.recv().await.unwrap(), event);
         assert_eq!(b.recv().await.unwrap(), event);
         assert!(a.try_recv().is_err(), "nothing else was published");
+        assert_eq!(bus.generation(), 2, "both events count, heard or not");
     }
 
     #[tokio::test]

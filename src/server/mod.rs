@@ -21,6 +21,7 @@ pub mod poller;
 pub mod reconcile;
 pub mod rpc;
 pub mod sealer;
+pub mod shared;
 pub mod startup;
 pub mod store;
 pub mod transport;

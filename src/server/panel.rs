@@ -14,6 +14,7 @@ use crate::server::forward::{run_here, Forwarder, HostCall, HostReply};
 use crate::server::openvpn::KillTarget;
 use crate::server::poll::{read_server, store_reading, PollError, PollTarget};
 use crate::server::poller::{FirstPoll, Supervisor, WorkerError};
+use crate::server::shared::Shared;
 use crate::server::store::{NewServer, PollOutcome, ServerRecord, SessionFilter, Store, StoreError};
 use crate::server::transport::ssh::SshTarget;
 use axum::http::HeaderMap;
@@ -43,6 +44,9 @@ pub struct Panel {
     /// Hands changes on hosts polled by another replica to it.
     pub forwarder: Option<Arc<Forwarder>>,
     throttle: Mutex<LoginThrottle>,
+    /// The dashboard by its server filter, shared by the pages that ask
+    /// at one bus generation.
+    dashboards: Shared<Option<ServerId>, crate::api::DashboardView>,
 }
 
 impl From<StoreError> for AppError {
@@ -95,7 +99,14 @@ pub(crate) fn worker_error(e: WorkerError) -> AppError {
 
 impl Panel {
     pub fn new(store: Arc<dyn Store>, config: Config, poller: Arc<Supervisor>) -> Self {
-        Self { store, config, poller, forwarder: None, throttle: Mutex::new(LoginThrottle::default()) }
+        Self {
+            store,
+            config,
+            poller,
+            forwarder: None,
+            throttle: Mutex::new(LoginThrottle::default()),
+            dashboards: Shared::default(),
+        }
     }
 
     /// The panel, forwarding changes on hosts it does not poll with `forwarder`.

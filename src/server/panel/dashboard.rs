@@ -7,10 +7,19 @@ use crate::domain::{ServerId, UserId};
 use crate::error::AppError;
 use crate::server::store::SessionFilter;
 use chrono::Utc;
+use std::time::Instant;
 
 impl Panel {
-    /// The dashboard: the fleet, or one server of it.
+    /// The dashboard: the fleet, or one server of it. Every open dashboard
+    /// refetches on each event; they share one computation per event
+    /// ([`crate::server::shared`]).
     pub async fn dashboard(&self, server: Option<ServerId>) -> Result<DashboardView, AppError> {
+        let generation = self.poller.bus().generation();
+        self.dashboards.get(server, generation, Instant::now(), || self.dashboard_now(server)).await
+    }
+
+    /// The dashboard as the store has it now.
+    async fn dashboard_now(&self, server: Option<ServerId>) -> Result<DashboardView, AppError> {
         let now = Utc::now();
         let records = self.store.servers(now, &self.month(now)).await?;
         if let Some(id) = server {

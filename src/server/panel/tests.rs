@@ -94,3 +94,28 @@ async fn the_dashboard_counts_users_online_on_the_chosen_server_only() {
     assert_eq!(online(panel.dashboard(Some(servers[0])).await.unwrap()), (1, 1, 1), "Dana's device is on a");
     assert_eq!(online(panel.dashboard(Some(servers[1])).await.unwrap()), (0, 1, 1), "b's peer has no user");
 }
+
+#[tokio::test]
+async fn open_dashboards_share_one_answer_until_the_next_live_event() {
+    use crate::server::bus::EventBus;
+    use crate::server::store::test_support::test_event;
+    use crate::server::store::UserFields;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let factory: TransportFactory = Arc::new(|_| panic!("the dashboard reaches no host"));
+    let config = Config { database_url: url, ..Config::default() };
+    let bus = Arc::new(crate::server::bus::LocalBus::default());
+    let poller = Supervisor::with_factory(store.clone(), bus.clone(), poll_settings(&config), factory);
+    let panel = Panel::new(store.clone(), config, poller);
+    assert_eq!(panel.dashboard(None).await.unwrap().users, 0);
+
+    // A change that announced nothing is not seen by the shared answer...
+    let fields = UserFields { name: "Eve".into(), email: None, max_connections: 0 };
+    let eve = store.create_user(&fields, &test_event("test")).await.unwrap();
+    assert_eq!(panel.dashboard(None).await.unwrap().users, 0, "no event since: the shared answer");
+    // ...and is once an event says something changed, as every change
+    // made through the panel does.
+    bus.publish(LiveEvent::UserChanged { user: eve });
+    assert_eq!(panel.dashboard(None).await.unwrap().users, 1);
+}

@@ -72,6 +72,10 @@ impl EventBus for PgBus {
     fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.local.subscribe()
     }
+
+    fn generation(&self) -> u64 {
+        self.local.generation()
+    }
 }
 
 impl PostgresStore {
