@@ -183,3 +183,15 @@ test('an action after the session ended says so and offers to log in again', asy
   await expect(page.getByTestId('error')).toContainText('Please log in.');
   await expect(page.getByRole('link', { name: 'Log in again' })).toBeVisible();
 });
+
+test('a form posted without JavaScript after the session ended leads to the login page', async ({ page }, info) => {
+  test.skip(info.project.use.javaScriptEnabled !== false, 'with JavaScript the page shows the answer itself');
+  await logIn(page);
+  await page.goto('/users');
+  await page.context().clearCookies();
+  await page.getByText('Add a user').click();
+  await page.getByLabel('Name').fill(`Expired ${info.project.name}`);
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+});

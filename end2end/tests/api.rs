@@ -271,9 +271,6 @@ fn cross_site(
     req
 }
 
-/// A refusal as its caller reads it: the JSON API's `{"success": false, …}`,
-/// or, for a server function, the error itself (what the page decodes and
-/// shows, "Please log in." with its link included).
 /// A refusal as its caller reads it: a server function's (`/rpc/…`) in
 /// postcard, decoded as the page does; the JSON API's as JSON.
 async fn assert_refusal(path: &str, res: reqwest::Response, kind: ErrorKind) {

@@ -1,11 +1,12 @@
 //! The live updates a page receives over its event stream (`GET
-//! /api/live`): small typed notices that something changed, after which a
+//! /api/live?wire`): small typed notices that something changed, after which a
 //! page refetches what it shows of it. Shared by the server, which
 //! publishes them, and the pages, which apply them.
 
 use crate::domain::{ClientId, ServerId, UserId};
 use serde::{Deserialize, Serialize};
 
+/// A notice that something changed, named by what it concerns.
 ///
 /// Two shapes: in JSON (the API's stream, PostgreSQL's notices) a tagged
 /// object, `{"kind": "client_changed", "server": 3, "client": 41}`; in
@@ -154,6 +155,6 @@ mod tests {
             assert_eq!(json["kind"], event.name(), "JSON keeps its tag");
             assert_eq!(serde_json::from_value::<LiveEvent>(json).unwrap(), event);
         }
-        assert!(<Wire as Decoder<LiveEvent>>::decode("CQ==").is_err(), "no tenth variant");
+        assert!(<Wire as Decoder<LiveEvent>>::decode("CQ==").is_err(), "variant 9: there are seven");
     }
 }

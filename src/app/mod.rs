@@ -57,7 +57,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct Now(pub ReadSignal<Option<DateTime<Utc>>>);
 
-/// The live events of this tab (`GET /api/live`): how many arrived so far
+/// The live events of this tab (`GET /api/live?wire`): how many arrived so far
 /// and the latest. Set only in the browser, after hydration.
 #[derive(Clone, Copy)]
 pub struct Live(pub ReadSignal<(u64, Option<LiveEvent>)>);

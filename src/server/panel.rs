@@ -46,7 +46,7 @@ pub struct Panel {
     throttle: Mutex<LoginThrottle>,
     /// The dashboard by its server filter, shared by the pages that ask
     /// at one bus generation.
-    dashboards: Shared<Option<ServerId>, crate::api::DashboardView>,
+    dashboards: Shared<Option<ServerId>, crate::api::DashboardView, AppError>,
 }
 
 impl From<StoreError> for AppError {

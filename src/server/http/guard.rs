@@ -30,7 +30,7 @@ pub async fn require_session(State(state): State<AppState>, request: Request, ne
     }
     match state.panel.authenticate(request.headers()).await {
         Ok(_) => next.run(request).await,
-        Err(e) if request.uri().path().starts_with("/rpc/") => refuse(request.uri().path(), e),
+        Err(e) if request.uri().path().starts_with("/rpc/") => refuse(request.uri().path(), request.headers(), e),
         Err(_) => Redirect::to("/login").into_response(),
     }
 }
@@ -49,7 +49,8 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
     }
     if let Err(refused) = check_origin(request.headers()) {
         tracing::warn!(path = %request.uri().path(), reason = refused, "refused a cross-site request");
-        return refuse(request.uri().path(), AppError::new(ErrorKind::Forbidden, "Cross-site requests are refused."));
+        let error = AppError::new(ErrorKind::Forbidden, "Cross-site requests are refused.");
+        return refuse(request.uri().path(), request.headers(), error);
     }
     // Pushed events carry a status file or dump, with a bearer token (not a cookie).
     let pushed = request.uri().path().starts_with("/api/vpn-servers/");
@@ -60,12 +61,20 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
 }
 
 /// A refusal in the form its caller reads. A server function (`/rpc/…`)
-/// gets the error in the server functions' own encoding, which the page
-/// decodes into the same [`AppError`] and shows ("Please log in." with its
-/// "Log in again" link); the JSON API gets its `{"success": false, …}`.
-fn refuse(path: &str, error: AppError) -> Response {
+/// called by a page gets the error in the server functions' own encoding
+/// (postcard), which the page decodes into the same [`AppError`] and shows
+/// ("Please log in." with its "Log in again" link). A form posted without
+/// JavaScript is a page load: the browser would download postcard, so an
+/// expired session goes to the login page and anything else gets the JSON
+/// API's readable `{"success": false, …}`, as the JSON API does.
+fn refuse(path: &str, headers: &HeaderMap, error: AppError) -> Response {
     use leptos::server_fn::error::FromServerFnError;
-    if !path.starts_with("/rpc/") {
+    let page_load =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
+    if page_load && path.starts_with("/rpc/") && error.kind == ErrorKind::Unauthorized {
+        return Redirect::to("/login").into_response();
+    }
+    if !path.starts_with("/rpc/") || page_load {
         return error.into_response();
     }
     use leptos::server_fn::ContentType;
@@ -150,14 +159,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_form_posted_without_javascript_is_refused_with_a_page_not_a_download() {
+        const FORM: (&str, &str) = ("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        let expired = refuse("/rpc/add_server", &headers(&[FORM]), AppError::unauthorized());
+        assert_eq!(expired.status(), axum::http::StatusCode::SEE_OTHER);
+        assert_eq!(expired.headers()["location"], "/login");
+        let forged = refuse("/rpc/add_server", &headers(&[FORM]), AppError::new(ErrorKind::Forbidden, "no"));
+        assert_eq!(forged.status(), axum::http::StatusCode::FORBIDDEN);
+        assert_eq!(forged.headers()["content-type"], "application/json");
+    }
+
+    #[tokio::test]
     async fn a_refused_server_function_call_is_an_error_the_page_can_read() {
         use leptos::server_fn::error::FromServerFnError;
-        let refused = refuse("/rpc/list_servers", AppError::unauthorized());
+        let refused = refuse("/rpc/list_servers", &headers(&[]), AppError::unauthorized());
         assert_eq!(refused.status(), axum::http::StatusCode::UNAUTHORIZED);
         let body = axum::body::to_bytes(refused.into_body(), 1 << 16).await.expect("a body");
         assert_eq!(AppError::de(body), AppError::unauthorized());
 
-        let api = refuse("/api/servers", AppError::unauthorized());
+        let api = refuse("/api/servers", &headers(&[]), AppError::unauthorized());
         let body = axum::body::to_bytes(api.into_body(), 1 << 16).await.expect("a body");
         let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(json["success"], false);

@@ -162,6 +162,8 @@ struct Listener {
 impl Listener {
     async fn run(self, cancel: CancellationToken) {
         let mut delay = Duration::from_millis(200);
+        // Whether notices may have been sent while nothing listened.
+        let mut missed = false;
         loop {
             let listened = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -170,6 +172,11 @@ impl Listener {
             match listened {
                 Ok(mut listener) => {
                     delay = Duration::from_millis(200);
+                    // What the others sent while nothing listened never
+                    // comes: now that it would, the pages refetch once more.
+                    if missed {
+                        self.bus.local.publish(LiveEvent::Resync);
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         _ = self.relay(&mut listener) => {}
@@ -179,6 +186,7 @@ impl Listener {
             }
             // Whatever was sent meanwhile is lost here: this replica's pages resync.
             self.bus.local.publish(LiveEvent::Resync);
+            missed = true;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(delay) => {}
