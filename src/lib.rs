@@ -20,6 +20,10 @@ pub mod app;
 pub mod domain;
 pub mod error;
 
+/// This build's id: a hash of the sources and lock file the server and the
+/// browser's copy are both built from (`src/build.rs`).
+pub const BUILD: &str = env!("TOLLGATE_BUILD");
+
 #[cfg(feature = "ssr")]
 pub mod server;
 

@@ -70,3 +70,59 @@ test('tabs in the background give their connection back, and catch up when shown
   await setHidden(background[1], false);
   await expect(background[1].getByRole('cell', { name, exact: true })).toBeVisible({ timeout: 3_000 });
 });
+
+test('a page open while the panel was upgraded reloads itself, once per build', async ({ page }, info) => {
+  test.skip(info.project.use.javaScriptEnabled === false, 'live updates need JavaScript');
+  await logIn(page);
+  const streaming = liveStream(page);
+  await page.goto('/users');
+  await streaming;
+  type Marked = { marker?: number };
+  const mark = () => page.evaluate(() => ((window as unknown as Marked).marker = 5));
+  const marked = () => page.evaluate(() => (window as unknown as Marked).marker);
+  // Hidden, then shown again: the page closes its stream and opens another.
+  const reopen = () =>
+    page.evaluate(() => {
+      for (const hidden of [true, false]) {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }
+    });
+  // The next stream answers as a panel of another build would.
+  const upgraded = () =>
+    page.route(
+      '**/api/live?wire',
+      (route) => route.fulfill({ status: 200, contentType: 'text/event-stream', body: 'event: hello\ndata: another-build\n\n' }),
+      { times: 1 },
+    );
+
+  // Streams the page opened so far, and a wait for the n-th.
+  let streams = 0;
+  const waiting: [number, () => void][] = [];
+  page.on('response', (r) => {
+    if (!r.url().endsWith('/api/live?wire')) return;
+    streams += 1;
+    for (const [n, done] of waiting) if (streams >= n) done();
+  });
+  const stream = (n: number) => new Promise<void>((done) => (streams >= n ? done() : waiting.push([n, done])));
+
+  await mark();
+  await upgraded();
+  let before = streams;
+  await reopen();
+  // The other build's answer, then the reloaded page's own stream.
+  await stream(before + 2);
+  expect(await marked(), 'a new document').toBeUndefined();
+  await expect(page.getByRole('heading', { name: 'Users' })).toBeVisible();
+  expect(await page.evaluate(() => sessionStorage.getItem('tollgate-reloaded-for'))).toBe('another-build');
+
+  // The same build again (a server whose files are not its own build's)
+  // does not reload the page a second time: the other build's answer, then
+  // the browser's own reconnection to the real panel, in the same document.
+  await mark();
+  await upgraded();
+  before = streams;
+  await reopen();
+  await stream(before + 2);
+  expect(await marked(), 'the same document').toBe(5);
+});

@@ -61,6 +61,9 @@ async fn a_live_stream_needs_a_session_and_carries_each_change_as_it_happens() {
     let (name, data) = page.next(std::time::Duration::from_secs(2)).await.expect("the page's event within 2 s");
     assert_eq!(name, "user_changed");
     assert_eq!(data, json!({ "kind": "user_changed", "user": user["user"]["id"] }));
+    // Both opened with the panel's build, which a page compares with its own.
+    assert_eq!(live.build.as_deref(), Some(tollgate::BUILD));
+    assert_eq!(page.build.as_deref(), Some(tollgate::BUILD));
 
     // The stream was opened with the session: a logout ends the session,
     // and a new stream with it is refused.

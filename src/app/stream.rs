@@ -8,6 +8,8 @@
 //!   the session ended or 502 while a replica restarts) is opened again
 //!   after a growing, jittered wait; the resync's refetch then shows the
 //!   page's own error, such as the login note.
+//! - The stream opens with `hello`, the panel's build: a page built from
+//!   other sources (the panel was upgraded while it was open) reloads.
 //! - A hidden tab closes its stream and opens it again when shown: over
 //!   HTTP/1.1 a browser allows six connections per site, and tabs in the
 //!   background must not hold them.
@@ -55,6 +57,23 @@ pub fn start(set: Counter) {
     on_visibility.forget();
 }
 
+/// The panel is another build (it was upgraded): this page's code may no
+/// longer read what the server sends, so it reloads. Once per build: the
+/// tab remembers it, so a server whose files are not its own build's
+/// cannot make a page reload forever.
+fn upgraded(build: &str) {
+    const KEY: &str = "tollgate-reloaded-for";
+    let Some(window) = web_sys::window() else { return };
+    let storage = window.session_storage().ok().flatten();
+    if storage.as_ref().and_then(|s| s.get_item(KEY).ok().flatten()).as_deref() == Some(build) {
+        return;
+    }
+    if let Some(storage) = storage {
+        let _ = storage.set_item(KEY, build);
+    }
+    let _ = window.location().reload();
+}
+
 fn open(set: Counter, failures: u32) {
     if hidden() || OPEN.with(|o| o.borrow().is_some()) {
         return;
@@ -69,6 +88,12 @@ fn open(set: Counter, failures: u32) {
     for name in LiveEvent::NAMES {
         let _ = source.add_event_listener_with_callback(name, on_event.as_ref().unchecked_ref());
     }
+    let on_hello = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+        if let Some(build) = e.data().as_string().filter(|b| b != crate::BUILD) {
+            upgraded(&build);
+        }
+    });
+    let _ = source.add_event_listener_with_callback("hello", on_hello.as_ref().unchecked_ref());
     let failed = std::rc::Rc::new(std::cell::Cell::new(failures));
     let opened = failed.clone();
     let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
@@ -97,6 +122,7 @@ fn open(set: Counter, failures: u32) {
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     // They live as long as their stream.
     on_event.forget();
+    on_hello.forget();
     on_open.forget();
     on_error.forget();
     OPEN.with(|o| *o.borrow_mut() = Some(source));

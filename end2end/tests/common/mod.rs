@@ -406,6 +406,8 @@ pub struct LiveStream {
     response: reqwest::Response,
     buffer: String,
     wire: bool,
+    /// The panel's build, from the stream's opening `hello`.
+    pub build: Option<String>,
 }
 
 impl LiveStream {
@@ -424,7 +426,7 @@ impl LiveStream {
         assert_eq!(response.status(), StatusCode::OK);
         let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(kind.starts_with("text/event-stream"), "{kind}");
-        LiveStream { response, buffer: String::new(), wire }
+        LiveStream { response, buffer: String::new(), wire, build: None }
     }
 
     /// `data:` as JSON; a `?wire` stream's postcard is decoded as the
@@ -440,9 +442,18 @@ impl LiveStream {
         serde_json::to_value(event).unwrap()
     }
 
+    /// `hello`'s build: plain in a `?wire` stream, `{"build": …}` in JSON.
+    fn hello(&self, data: &str) -> String {
+        if self.wire {
+            return data.to_owned();
+        }
+        let json: Value = serde_json::from_str(data).unwrap();
+        json["build"].as_str().unwrap().to_owned()
+    }
+
     /// The next event (`event:` name, `data:` JSON), or `None` if none
     /// came within `limit` or the stream ended. Keep-alive comments are
-    /// skipped.
+    /// skipped, and `hello` is kept in [`LiveStream::build`].
     pub async fn next(&mut self, limit: Duration) -> Option<(String, Value)> {
         let until = tokio::time::Instant::now() + limit;
         loop {
@@ -450,8 +461,10 @@ impl LiveStream {
                 let block: String = self.buffer.drain(..end + 2).collect();
                 let field =
                     |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start().to_owned());
-                if let (Some(name), Some(data)) = (field("event:"), field("data:")) {
-                    return Some((name, self.data(&data)));
+                match (field("event:"), field("data:")) {
+                    (Some(name), Some(data)) if name == "hello" => self.build = Some(self.hello(&data)),
+                    (Some(name), Some(data)) => return Some((name, self.data(&data))),
+                    _ => {}
                 }
             }
             let chunk = tokio::time::timeout_at(until, self.response.chunk()).await.ok()?.ok()??;

@@ -1,7 +1,8 @@
 //! `GET /api/live`: one server-sent-events stream per open page, carrying
 //! the bus's [`LiveEvent`]s as they happen (`event:` its name, `data:` its
 //! JSON; with `?wire`, as the panel's pages ask, base64 postcard, see
-//! [`crate::api::wire`]). A page that fell behind gets one `resync`. The session is checked
+//! [`crate::api::wire`]). It opens with `hello`, the panel's build. A page
+//! that fell behind gets one `resync`. The session is checked
 //! again every minute: the stream ends once it expired or was logged out.
 //! Nothing is sent to an idle page but a keep-alive comment.
 
@@ -14,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::Stream;
+use futures_util::stream::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,16 @@ enum Encoding {
 #[derive(Debug, serde::Deserialize)]
 pub struct LiveQuery {
     wire: Option<String>,
+}
+
+/// The stream's first event, `hello`: the panel's build ([`crate::BUILD`]),
+/// by which a page built from other sources knows to reload.
+fn hello(encoding: Encoding) -> Event {
+    let data = match encoding {
+        Encoding::Json => serde_json::json!({ "build": crate::BUILD }).to_string(),
+        Encoding::Wire => crate::BUILD.to_owned(),
+    };
+    Event::default().event("hello").data(data)
 }
 
 /// The event for the page: a `LiveEvent`, or `resync` after a lag.
@@ -109,7 +120,8 @@ pub async fn live(
 ) -> Result<Response, AppError> {
     let encoding = if query.wire.is_some() { Encoding::Wire } else { Encoding::Json };
     let events = state.panel.poller.bus().subscribe();
-    let sse = Sse::new(stream(events, state.closing.clone(), state.panel.clone(), headers, encoding))
+    let first = futures_util::stream::once(async move { Ok(hello(encoding)) });
+    let sse = Sse::new(first.chain(stream(events, state.closing.clone(), state.panel.clone(), headers, encoding)))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     let mut response = sse.into_response();
     // Buffering proxies (nginx) would hold the events back.
