@@ -106,6 +106,13 @@ test('a page open while the panel was upgraded reloads itself, once per build', 
   });
   const stream = (n: number) => new Promise<void>((done) => (streams >= n ? done() : waiting.push([n, done])));
 
+  // The reload must fetch the new build's code, not the old from cache,
+  // and a page of the panel's own build never reloads.
+  for (const file of ['/pkg/tollgate.js', '/pkg/tollgate.wasm']) {
+    expect((await page.request.get(file)).headers()['cache-control'], file).toBe('no-cache');
+  }
+  expect(await page.evaluate(() => sessionStorage.getItem('tollgate-reloaded-for'))).toBeNull();
+
   await mark();
   await upgraded();
   let before = streams;

@@ -58,21 +58,30 @@ pub fn start(set: Counter) {
 }
 
 /// The panel is another build (it was upgraded): this page's code may no
-/// longer read what the server sends, so it reloads. Once per build: the
-/// tab remembers it, so a server whose files are not its own build's
-/// cannot make a page reload forever.
+/// longer read what the server sends, so it reloads. The tab remembers the
+/// build and when: at most once per build, and not again within
+/// [`RELOAD_GAP`], so neither a server whose files are not its own build's
+/// nor two replicas of different builds (a rolling upgrade) can make a
+/// page reload over and over.
 fn upgraded(build: &str) {
     const KEY: &str = "tollgate-reloaded-for";
+    const AT: &str = "tollgate-reloaded-at";
     let Some(window) = web_sys::window() else { return };
-    let storage = window.session_storage().ok().flatten();
-    if storage.as_ref().and_then(|s| s.get_item(KEY).ok().flatten()).as_deref() == Some(build) {
+    let Some(storage) = window.session_storage().ok().flatten() else { return };
+    let now = Utc::now().timestamp();
+    let last = storage.get_item(AT).ok().flatten().and_then(|t| t.parse::<i64>().ok());
+    if storage.get_item(KEY).ok().flatten().as_deref() == Some(build)
+        || last.is_some_and(|t| now - t < RELOAD_GAP.as_secs() as i64)
+    {
         return;
     }
-    if let Some(storage) = storage {
-        let _ = storage.set_item(KEY, build);
+    if storage.set_item(KEY, build).is_ok() && storage.set_item(AT, &now.to_string()).is_ok() {
+        let _ = window.location().reload();
     }
-    let _ = window.location().reload();
 }
+
+/// The least time between two reloads for a new build.
+const RELOAD_GAP: Duration = Duration::from_secs(300);
 
 fn open(set: Counter, failures: u32) {
     if hidden() || OPEN.with(|o| o.borrow().is_some()) {

@@ -116,8 +116,15 @@ fn is_json_or_absent(headers: &HeaderMap) -> bool {
 
 /// Headers every response carries.
 pub async fn security_headers(request: Request, next: Next) -> Response {
+    let code = request.uri().path().starts_with("/pkg/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    // The page's code keeps its name from build to build: a browser must
+    // ask whether it changed (a cheap 304 when not), or a page reloaded
+    // after an upgrade would run the old code again.
+    if code && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));

@@ -171,22 +171,30 @@ impl Listener {
             };
             match listened {
                 Ok(mut listener) => {
-                    delay = Duration::from_millis(200);
                     // What the others sent while nothing listened never
                     // comes: now that it would, the pages refetch once more.
                     if missed {
                         self.bus.local.publish(LiveEvent::Resync);
+                        missed = false;
                     }
+                    let listening = tokio::time::Instant::now();
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         _ = self.relay(&mut listener) => {}
                     }
+                    // A link that drops at once does not count as back.
+                    if listening.elapsed() >= SILENCE {
+                        delay = Duration::from_millis(200);
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not listen for the other replicas' live events"),
             }
-            // Whatever was sent meanwhile is lost here: this replica's pages resync.
-            self.bus.local.publish(LiveEvent::Resync);
-            missed = true;
+            // Whatever is sent from now on is lost here: this replica's
+            // pages resync, once while the link is down.
+            if !missed {
+                self.bus.local.publish(LiveEvent::Resync);
+                missed = true;
+            }
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(delay) => {}
