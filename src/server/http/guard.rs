@@ -69,15 +69,18 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
 /// API's readable `{"success": false, …}`, as the JSON API does.
 fn refuse(path: &str, headers: &HeaderMap, error: AppError) -> Response {
     use leptos::server_fn::error::FromServerFnError;
-    let page_load =
-        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
-    if page_load && path.starts_with("/rpc/") && error.kind == ErrorKind::Unauthorized {
-        return Redirect::to("/login").into_response();
-    }
-    if !path.starts_with("/rpc/") || page_load {
+    use leptos::server_fn::ContentType;
+    if !path.starts_with("/rpc/") {
         return error.into_response();
     }
-    use leptos::server_fn::ContentType;
+    let page_load =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
+    if page_load {
+        return match error.kind {
+            ErrorKind::Unauthorized => Redirect::to("/login").into_response(),
+            _ => error.into_response(),
+        };
+    }
     let status = error.kind.status();
     let kind = HeaderValue::from_static(crate::api::wire::PostcardEncoding::CONTENT_TYPE);
     (status, [(header::CONTENT_TYPE, kind)], error.ser()).into_response()

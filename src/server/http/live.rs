@@ -64,15 +64,12 @@ fn hello(encoding: Encoding) -> Event {
 /// The event for the page: a `LiveEvent`, or `resync` after a lag.
 fn sse_event(event: &LiveEvent, encoding: Encoding) -> Event {
     use leptos::server::codee::Encoder;
-    let data = match encoding {
+    let encode = |event: &LiveEvent| match encoding {
         Encoding::Json => serde_json::to_string(event).ok(),
         Encoding::Wire => <Wire as Encoder<LiveEvent>>::encode(event).ok(),
     };
     // Every event encodes; if one ever did not, the page refetches all.
-    let data = data.unwrap_or_else(|| match encoding {
-        Encoding::Json => r#"{"kind":"resync"}"#.to_owned(),
-        Encoding::Wire => String::new(),
-    });
+    let data = encode(event).or_else(|| encode(&LiveEvent::Resync)).unwrap_or_default();
     Event::default().event(event.name()).data(data)
 }
 
